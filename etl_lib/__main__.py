@@ -1,0 +1,3 @@
+from etl_lib.cli import main
+
+raise SystemExit(main())

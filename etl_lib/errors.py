@@ -1,0 +1,38 @@
+"""The one exception hierarchy of the project.
+
+``EtlError`` and its subclasses are errors a user can cause or fix (bad input, wrong
+credentials, a playlist the API will not serve). The CLI prints their message as one line
+and exits non-zero; anything else is a bug and keeps its traceback.
+"""
+
+
+class EtlError(Exception):
+    """An error the user can act on; the message names the input and what to do."""
+
+    exit_code = 1
+
+
+class ConfigError(EtlError):
+    """A setting or command-line value is missing or malformed."""
+
+    exit_code = 2
+
+
+class LakeError(EtlError):
+    """The lake root cannot be read or written."""
+
+
+class SpotifyError(EtlError):
+    """The Spotify Web API (or the local server standing in for it) refused a request."""
+
+
+class PlaylistNotFound(SpotifyError):
+    """The API answered 404 for a playlist."""
+
+
+class SpotifyAuthError(SpotifyError):
+    """The token endpoint or the API rejected the credentials."""
+
+
+class CorruptPayload(EtlError):
+    """A raw file is not a playlist payload this project can transform."""

@@ -1,0 +1,199 @@
+"""Where things live in the lake, and the few I/O functions that touch it.
+
+A lake root is a URL-ish string: ``./data/lake`` or ``s3://bucket/prefix``. Keys are
+``/``-separated paths relative to the root and never depend on the OS separator, so the
+same key works on a local folder and on object storage.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from etl_lib.errors import ConfigError, LakeError
+
+RAW = "raw"
+TABLES = "tables"
+QUARANTINE = "quarantine"
+STATE = "_state"
+
+_SPOTIFY_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
+_STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+_RAW_KEY = re.compile(
+    r"^raw/playlist_id=(?P<playlist_id>[A-Za-z0-9]+)/dt=(?P<dt>\d{4}-\d{2}-\d{2})/"
+    r"(?P<stamp>\d{8}T\d{6}Z)\.json$"
+)
+
+
+def check_playlist_id(playlist_id: str) -> str:
+    if not _SPOTIFY_ID.match(playlist_id or ""):
+        raise ConfigError(
+            f"playlist id {playlist_id!r} is not a Spotify ID: use the 22-character base62 id "
+            "from the playlist's URL (open.spotify.com/playlist/<id>)"
+        )
+    return playlist_id
+
+
+def utc_stamp(moment: datetime) -> str:
+    return as_utc(moment).strftime(_STAMP_FORMAT)
+
+
+def as_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}: every time in the lake is UTC-aware")
+    return moment.astimezone(UTC)
+
+
+def partition_date(moment: datetime) -> str:
+    return as_utc(moment).strftime("%Y-%m-%d")
+
+
+def raw_key(playlist_id: str, extracted_at: datetime) -> str:
+    check_playlist_id(playlist_id)
+    return (
+        f"{RAW}/playlist_id={playlist_id}/dt={partition_date(extracted_at)}/"
+        f"{utc_stamp(extracted_at)}.json"
+    )
+
+
+def parse_raw_key(key: str) -> dict[str, str] | None:
+    """The playlist id, dt and stamp of a raw key, or None when the key is not one."""
+    match = _RAW_KEY.match(key)
+    return match.groupdict() if match else None
+
+
+def table_file_key(table: str, dt: str, playlist_id: str, stamp: str) -> str:
+    # One file per raw file per table: re-transforming a raw file overwrites, never appends.
+    return f"{TABLES}/{table}/dt={dt}/{playlist_id}_{stamp}.parquet"
+
+
+def table_file_key_for_raw(table: str, raw: str) -> str:
+    parts = parse_raw_key(raw)
+    if parts is None:
+        raise LakeError(f"{raw!r} is not a raw key (raw/playlist_id=<id>/dt=<date>/<stamp>.json)")
+    return table_file_key(table, parts["dt"], parts["playlist_id"], parts["stamp"])
+
+
+def quarantine_key(raw: str) -> str:
+    return f"{QUARANTINE}/{raw.removeprefix(RAW + '/')}"
+
+
+def quarantine_reason_key(raw: str) -> str:
+    return quarantine_key(raw).removesuffix(".json") + ".reason.txt"
+
+
+def url(root: str, key: str = "") -> str:
+    root = root.rstrip("/")
+    return f"{root}/{key}" if key else root
+
+
+def filesystem(root: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The filesystem behind a lake root and the root's path inside it."""
+    try:
+        fs, path = fsspec.core.url_to_fs(root)
+    except (ImportError, ValueError) as exc:
+        raise LakeError(f"cannot open lake root {root!r}: {exc}") from exc
+    return fs, path.rstrip("/")
+
+
+def _full_path(root: str, key: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, base = filesystem(root)
+    return fs, f"{base}/{key}"
+
+
+def ensure_root(root: str) -> None:
+    """Fail early, with the path in the message, when a local lake root is unusable."""
+    fs, base = filesystem(root)
+    if fs.protocol not in ("file", ("file", "local")) and "file" not in fs.protocol:
+        return
+    if os.path.exists(base) and not os.path.isdir(base):
+        raise LakeError(f"lake root {root!r} is a file, not a folder: pass --lake a folder path")
+    try:
+        os.makedirs(base, exist_ok=True)
+    except OSError as exc:
+        raise LakeError(
+            f"cannot create lake root {root!r} ({exc.strerror}): pass --lake a writable folder"
+        ) from exc
+    if not os.access(base, os.W_OK):
+        raise LakeError(f"lake root {root!r} is not writable: pass --lake a writable folder")
+
+
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return "file" in protocols or "local" in protocols
+
+
+def write_bytes(root: str, key: str, data: bytes) -> None:
+    """Write a whole object. Local writes go through a temporary file and a rename, so a
+    reader never sees half a file; object stores give that guarantee for a single PUT."""
+    fs, path = _full_path(root, key)
+    if _is_local(fs):
+        directory = os.path.dirname(path)
+        os.makedirs(directory, exist_ok=True)
+        temporary = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    else:
+        with fs.open(path, "wb") as handle:
+            handle.write(data)
+
+
+def write_new(root: str, key: str, data: bytes) -> bool:
+    """Write an immutable object; an existing object is kept as is. True if written."""
+    if exists(root, key):
+        return False
+    write_bytes(root, key, data)
+    return True
+
+
+def read_bytes(root: str, key: str) -> bytes:
+    fs, path = _full_path(root, key)
+    try:
+        with fs.open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError as exc:
+        raise LakeError(f"{url(root, key)} does not exist") from exc
+
+
+def exists(root: str, key: str) -> bool:
+    fs, path = _full_path(root, key)
+    return fs.exists(path)
+
+
+def list_keys(root: str, prefix: str, suffix: str = "") -> Iterator[str]:
+    """Keys under a prefix, sorted; temporary files of interrupted local writes are ignored."""
+    fs, base = filesystem(root)
+    start = f"{base}/{prefix}".rstrip("/")
+    if not fs.exists(start):
+        return iter(())
+    keys = []
+    for path in fs.find(start):
+        key = path[len(base) + 1 :] if base else path
+        name = key.rsplit("/", 1)[-1]
+        if name.startswith(".") or not key.endswith(suffix):
+            continue
+        keys.append(key)
+    return iter(sorted(keys))
+
+
+def write_parquet(root: str, key: str, table: pa.Table) -> None:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="snappy")
+    write_bytes(root, key, buffer.getvalue())
+
+
+def read_parquet(root: str, key: str) -> pa.Table:
+    return pq.read_table(io.BytesIO(read_bytes(root, key)))
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

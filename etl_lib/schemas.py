@@ -1,0 +1,99 @@
+"""Explicit Arrow schemas of the lake tables.
+
+The ``dt`` partition column is not stored in the files: it lives in the Hive-style path
+``tables/<table>/dt=YYYY-MM-DD/`` and every engine reads it from there as a string.
+Timestamps are UTC with millisecond precision (Spotify's are second precision).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+UTC_TIMESTAMP = pa.timestamp("ms", tz="UTC")
+PARTITION_COLUMN = "dt"
+
+SNAPSHOTS = pa.schema(
+    [
+        pa.field("playlist_id", pa.string(), nullable=False),
+        pa.field("snapshot_id", pa.string()),
+        pa.field("playlist_name", pa.string()),
+        pa.field("followers", pa.int64()),
+        pa.field("extracted_at", UTC_TIMESTAMP, nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("raw_key", pa.string(), nullable=False),
+        pa.field("item_count", pa.int32(), nullable=False),
+        pa.field("track_count", pa.int32(), nullable=False),
+        pa.field("skipped_episodes", pa.int32(), nullable=False),
+        pa.field("skipped_local", pa.int32(), nullable=False),
+        pa.field("skipped_null", pa.int32(), nullable=False),
+    ]
+)
+
+CHART_ENTRIES = pa.schema(
+    [
+        pa.field("playlist_id", pa.string(), nullable=False),
+        pa.field("snapshot_id", pa.string()),
+        pa.field("extracted_at", UTC_TIMESTAMP, nullable=False),
+        pa.field("position", pa.int32(), nullable=False),
+        pa.field("track_id", pa.string(), nullable=False),
+        pa.field("added_at", UTC_TIMESTAMP),
+        pa.field("popularity", pa.int32()),
+    ]
+)
+
+TRACKS = pa.schema(
+    [
+        pa.field("track_id", pa.string(), nullable=False),
+        pa.field("name", pa.string()),
+        pa.field("duration_ms", pa.int64()),
+        pa.field("explicit", pa.bool_()),
+        pa.field("album_id", pa.string()),
+        pa.field("track_number", pa.int32()),
+        pa.field("disc_number", pa.int32()),
+        pa.field("isrc", pa.string()),
+        pa.field("spotify_url", pa.string()),
+        pa.field("extracted_at", UTC_TIMESTAMP, nullable=False),
+    ]
+)
+
+ALBUMS = pa.schema(
+    [
+        pa.field("album_id", pa.string(), nullable=False),
+        pa.field("name", pa.string()),
+        pa.field("album_type", pa.string()),
+        pa.field("release_date", pa.date32()),
+        pa.field("release_date_precision", pa.string()),
+        pa.field("total_tracks", pa.int32()),
+        pa.field("spotify_url", pa.string()),
+        pa.field("extracted_at", UTC_TIMESTAMP, nullable=False),
+    ]
+)
+
+ARTISTS = pa.schema(
+    [
+        pa.field("artist_id", pa.string(), nullable=False),
+        pa.field("name", pa.string()),
+        pa.field("spotify_url", pa.string()),
+        pa.field("extracted_at", UTC_TIMESTAMP, nullable=False),
+    ]
+)
+
+TRACK_ARTISTS = pa.schema(
+    [
+        pa.field("track_id", pa.string(), nullable=False),
+        pa.field("artist_id", pa.string(), nullable=False),
+        pa.field("artist_position", pa.int32(), nullable=False),
+        pa.field("extracted_at", UTC_TIMESTAMP, nullable=False),
+    ]
+)
+
+# Write order matters: chart_entries is written last, so its file marks a raw file as done.
+TABLES: dict[str, pa.Schema] = {
+    "snapshots": SNAPSHOTS,
+    "tracks": TRACKS,
+    "albums": ALBUMS,
+    "artists": ARTISTS,
+    "track_artists": TRACK_ARTISTS,
+    "chart_entries": CHART_ENTRIES,
+}
+COMMIT_TABLE = "chart_entries"

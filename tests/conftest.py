@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from etl_lib.config import Settings
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """``../shared/data`` beside the repo; present in CI and dev, absent in a user's clone."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} not found: shared data sits beside the repo only in CI/dev")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def lake_root(tmp_path: Path) -> str:
+    return str(tmp_path / "lake")
+
+
+@pytest.fixture
+def spotify_server():
+    from etl_lib.local_spotify import ChartSimulator, LocalSpotifyServer
+
+    with LocalSpotifyServer(
+        ChartSimulator(), now=datetime(2026, 10, 1, 12, tzinfo=UTC)
+    ) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(spotify_server, lake_root) -> Settings:
+    return Settings(
+        lake=lake_root,
+        api_base_url=spotify_server.base_url,
+        token_url=spotify_server.token_url,
+        client_id=spotify_server.client_id,
+        client_secret=spotify_server.client_secret,
+        playlists=("37i9dQZEVXbNG2KDcFcKOF",),
+        request_timeout_seconds=5,
+    )

@@ -1,0 +1,155 @@
+"""Extract -> raw -> transform -> catalog -> query, over HTTP against the local Spotify server."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from etl_lib import catalog, lake, pipeline, schemas, spotify, warehouse
+from etl_lib.errors import PlaylistNotFound, SpotifyAuthError
+
+PLAYLIST = "37i9dQZEVXbNG2KDcFcKOF"
+
+
+def _extract_days(settings, server, days: int, hours=(6, 18)) -> list[pipeline.Landed]:
+    client = spotify.make_client(settings)
+    start = datetime(2026, 10, 1, tzinfo=UTC)
+    landed = []
+    for day in range(days):
+        for hour in hours:
+            moment = start + timedelta(days=day, hours=hour)
+            server.set_time(moment)
+            landed += pipeline.extract(settings, client=client, clock=lambda m=moment: m)
+    return landed
+
+
+def _table_counts(root: str) -> dict[str, int]:
+    return {
+        table: int(warehouse.query(root, f"SELECT count(*) AS n FROM {table}")["n"].iloc[0])
+        for table in schemas.TABLES
+    }
+
+
+def test_extract_lands_envelope_with_every_page(settings, spotify_server):
+    moment = datetime(2026, 10, 1, 9, 30, 5, tzinfo=UTC)
+    [landed] = pipeline.extract(settings, clock=lambda: moment)
+
+    assert landed.raw_key == f"raw/playlist_id={PLAYLIST}/dt=2026-10-01/20261001T093005Z.json"
+    payload = json.loads(lake.read_bytes(settings.lake, landed.raw_key))
+    assert payload["extracted_at"] == "2026-10-01T09:30:05Z"
+    assert payload["playlist"]["id"] == PLAYLIST
+    assert payload["playlist"]["snapshot_id"]
+    assert payload["source"]["api_base_url"] == spotify_server.base_url
+    items = [item for page in payload["pages"] for item in page["items"]]
+    assert len(items) == payload["pages"][0]["total"] == landed.items
+    assert payload["pages"][-1]["next"] is None
+
+
+def test_extract_follows_paging_until_next_is_null(settings, spotify_server):
+    client = spotify.make_client(settings)
+    pages = spotify.fetch_item_pages(client, settings, PLAYLIST)
+    assert pages[-1]["next"] is None
+    offsets = [page["offset"] for page in pages]
+    assert offsets == sorted(offsets) and offsets[0] == 0
+    assert sum(len(p["items"]) for p in pages) == pages[0]["total"]
+
+
+def test_pipeline_end_to_end_and_rerun_changes_nothing(settings, spotify_server):
+    landed = _extract_days(settings, spotify_server, days=3)
+    assert len(landed) == 6 and all(result.written for result in landed)
+
+    summary = pipeline.transform(settings.lake)
+    assert len(summary.transformed) == 6 and not summary.quarantined
+    catalog.build_catalog(settings.lake)
+    before = _table_counts(settings.lake)
+    assert before["chart_entries"] == sum(result.items for result in landed)
+    assert before["snapshots"] == 6
+
+    daily = warehouse.query(
+        settings.lake,
+        "SELECT dt, count(*) AS n, min(extracted_at) AS first_at, max(chart_rank) AS last_rank "
+        "FROM daily_chart GROUP BY dt ORDER BY dt",
+    )
+    assert list(daily["dt"]) == ["2026-10-01", "2026-10-02", "2026-10-03"]
+    assert list(daily["last_rank"]) == list(daily["n"])
+    # the day's last snapshot (18:00) is the one ranked
+    assert all(moment.hour == 18 for moment in daily["first_at"])
+
+    # A second extract at the same instants, a second transform of everything: no change.
+    again = _extract_days(settings, spotify_server, days=3)
+    assert not any(result.written for result in again)
+    assert pipeline.pending_raw_keys(settings.lake) == []
+    pipeline.retransform_all(settings.lake)
+    catalog.build_catalog(settings.lake)
+    assert _table_counts(settings.lake) == before
+
+    latest = warehouse.query(
+        settings.lake, "SELECT count(*) AS n, count(DISTINCT track_id) AS d FROM latest_tracks"
+    )
+    assert latest["n"].iloc[0] == latest["d"].iloc[0] > 0
+
+
+def test_query_binds_parameters(settings, spotify_server):
+    _extract_days(settings, spotify_server, days=1, hours=(12,))
+    pipeline.transform(settings.lake)
+    catalog.build_catalog(settings.lake)
+    frame = warehouse.query(
+        settings.lake,
+        "SELECT track_id FROM daily_chart WHERE playlist_id = ? AND chart_rank <= ?",
+        [PLAYLIST, 3],
+    )
+    assert len(frame) == 3
+    nothing = warehouse.query(
+        settings.lake, "SELECT * FROM daily_chart WHERE playlist_id = ?", ["x' OR '1'='1"]
+    )
+    assert nothing.empty
+
+
+def test_unknown_playlist_is_explained(settings):
+    with pytest.raises(PlaylistNotFound, match="404.*own or collaborate"):
+        pipeline.extract(settings, ["0000000000000000000000"])
+
+
+def test_wrong_credentials_are_named(settings):
+    from dataclasses import replace
+
+    with pytest.raises(SpotifyAuthError, match="SPOTIFY_CLIENT_ID"):
+        pipeline.extract(replace(settings, client_secret="wrong"))
+
+
+def test_corrupt_raw_file_is_quarantined_with_reason(settings, spotify_server):
+    [good] = pipeline.extract(settings)
+    bad_key = lake.raw_key(PLAYLIST, datetime(2026, 10, 2, tzinfo=UTC))
+    lake.write_bytes(settings.lake, bad_key, b"{not json")
+
+    summary = pipeline.transform(settings.lake)
+
+    assert summary.transformed == [good.raw_key]
+    assert list(summary.quarantined) == [bad_key]
+    assert lake.read_bytes(settings.lake, bad_key) == b"{not json"  # raw stays put
+    reason = lake.read_bytes(settings.lake, lake.quarantine_reason_key(bad_key)).decode()
+    assert bad_key in reason and "JSON" in reason
+    assert pipeline.pending_raw_keys(settings.lake) == []
+
+
+def test_colliding_captures_are_both_kept(lake_root):
+    moment = datetime(2026, 10, 1, tzinfo=UTC)
+
+    def capture(name):
+        return {
+            "envelope_version": 1,
+            "extracted_at": "2026-10-01T00:00:00Z",
+            "source": {"kind": "import"},
+            "playlist": {"id": PLAYLIST, "name": name},
+            "pages": [{"items": []}],
+        }
+
+    first = pipeline.land_raw(lake_root, capture("a"))
+    second = pipeline.land_raw(lake_root, capture("b"))
+    repeat = pipeline.land_raw(lake_root, capture("a"))
+
+    assert first.raw_key == lake.raw_key(PLAYLIST, moment)
+    assert second.raw_key == lake.raw_key(PLAYLIST, moment + timedelta(seconds=1))
+    assert repeat.raw_key == first.raw_key and not repeat.written
