@@ -1,0 +1,391 @@
+"""Envelope -> lake tables: the pure heart of the pipeline (no file or network I/O).
+
+One envelope (one playlist snapshot) becomes one small Arrow table per name in
+``schemas.TABLES``. Entries that are not chart tracks (episodes, local files, empty slots)
+are skipped and counted, never fatal; only an envelope whose structure is broken raises
+``CorruptPayload``.
+
+Speed matters (a backfill transforms thousands of snapshots a second), so rows are
+gathered as plain Python lists and each table is built by a single Arrow call.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import pyarrow as pa
+
+from etl_lib import schemas
+from etl_lib.envelope import parse_utc
+from etl_lib.errors import CorruptPayload
+from etl_lib.lake import parse_raw_key
+
+SKIPPED_EPISODES = "skipped_episodes"
+SKIPPED_LOCAL = "skipped_local"
+SKIPPED_NULL = "skipped_null"
+COUNT_NAMES = ("items", "tracks", SKIPPED_EPISODES, SKIPPED_LOCAL, SKIPPED_NULL)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+_INT32_LIMIT = 2**31
+_INT64_LIMIT = 2**63
+_RELEASE_DATE = re.compile(r"^(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2}))?)?$")
+_PRECISION_DEPTH = {"year": 1, "month": 2, "day": 3}
+_OPEN_SPOTIFY = "https://open.spotify.com"
+
+
+@dataclass(frozen=True)
+class TransformResult:
+    dt: str
+    tables: dict[str, pa.Table]
+    counts: dict[str, int]
+
+
+def transform_envelope(envelope: dict, raw_key: str) -> TransformResult:
+    """All lake tables of one snapshot; ``raw_key`` is recorded in ``snapshots.raw_key``."""
+    if not isinstance(envelope, dict):
+        raise CorruptPayload(f"{raw_key}: envelope is a {type(envelope).__name__}, not an object")
+    extracted_at = _extracted_at(envelope, raw_key)
+    dt = extracted_at.strftime("%Y-%m-%d")
+    extracted_ms = _epoch_ms(extracted_at)
+    playlist = envelope.get("playlist")
+    if not isinstance(playlist, dict):
+        raise CorruptPayload(f"{raw_key}: 'playlist' is missing or not an object")
+    playlist_id = _text(playlist.get("id"))
+    if not playlist_id:
+        raise CorruptPayload(f"{raw_key}: playlist id is missing")
+    source = envelope.get("source")
+    source_kind = _text(source.get("kind")) if isinstance(source, dict) else None
+    if not source_kind:
+        raise CorruptPayload(f"{raw_key}: 'source.kind' is missing")
+    pages = envelope.get("pages")
+    if not isinstance(pages, list):
+        raise CorruptPayload(f"{raw_key}: 'pages' is missing or not a list")
+    _check_key_matches(raw_key, playlist_id, dt)
+
+    rows = _Rows()
+    for page_number, page in enumerate(pages):
+        rows.add_page(page, page_number, raw_key)
+
+    snapshot_id = _text(playlist.get("snapshot_id"))
+    counts = rows.counts()
+    snapshot_columns = {
+        "playlist_id": [playlist_id],
+        "snapshot_id": [snapshot_id],
+        "playlist_name": [_text(playlist.get("name"))],
+        "followers": [_int64(playlist.get("followers"))],
+        "extracted_at": [extracted_ms],
+        "source": [source_kind],
+        "raw_key": [raw_key],
+        "item_count": [counts["items"]],
+        "track_count": [counts["tracks"]],
+        "skipped_episodes": [counts[SKIPPED_EPISODES]],
+        "skipped_local": [counts[SKIPPED_LOCAL]],
+        "skipped_null": [counts[SKIPPED_NULL]],
+    }
+    chart_rows = len(rows.chart["track_id"])
+    rows.chart["playlist_id"] = [playlist_id] * chart_rows
+    rows.chart["snapshot_id"] = [snapshot_id] * chart_rows
+    columns_by_table = {
+        "snapshots": snapshot_columns,
+        "tracks": rows.tracks,
+        "albums": rows.albums,
+        "artists": rows.artists,
+        "track_artists": rows.track_artists,
+        "chart_entries": rows.chart,
+    }
+    tables = {}
+    for name, schema in schemas.TABLES.items():
+        columns = columns_by_table[name]
+        if name != "snapshots":
+            # Every row of a snapshot shares its extraction time; set it once per table.
+            columns["extracted_at"] = [extracted_ms] * len(columns[schema.names[0]])
+        tables[name] = pa.Table.from_pydict(columns, schema=schema)
+    return TransformResult(dt=dt, tables=tables, counts=counts)
+
+
+class _Rows:
+    """Column lists of the per-entry tables, filled in playlist order."""
+
+    def __init__(self) -> None:
+        self.chart: dict[str, list] = {
+            "position": [],
+            "track_id": [],
+            "added_at": [],
+            "popularity": [],
+        }
+        self.tracks: dict[str, list] = {
+            "track_id": [],
+            "name": [],
+            "duration_ms": [],
+            "explicit": [],
+            "album_id": [],
+            "track_number": [],
+            "disc_number": [],
+            "isrc": [],
+            "spotify_url": [],
+        }
+        self.albums: dict[str, list] = {
+            "album_id": [],
+            "name": [],
+            "album_type": [],
+            "release_date": [],
+            "release_date_precision": [],
+            "total_tracks": [],
+            "spotify_url": [],
+        }
+        self.artists: dict[str, list] = {"artist_id": [], "name": [], "spotify_url": []}
+        self.track_artists: dict[str, list] = {
+            "track_id": [],
+            "artist_id": [],
+            "artist_position": [],
+        }
+        self.item_count = 0
+        self.skipped = {SKIPPED_EPISODES: 0, SKIPPED_LOCAL: 0, SKIPPED_NULL: 0}
+        self._seen_tracks: set[str] = set()
+        self._seen_albums: set[str] = set()
+        self._seen_artists: set[str] = set()
+
+    def counts(self) -> dict[str, int]:
+        return {"items": self.item_count, "tracks": len(self.chart["track_id"]), **self.skipped}
+
+    def add_page(self, page: Any, page_number: int, raw_key: str) -> None:
+        if not isinstance(page, dict) or not isinstance(page.get("items"), list):
+            raise CorruptPayload(f"{raw_key}: page {page_number} has no 'items' list")
+        entries = page["items"]
+        offset = page.get("offset")
+        if type(offset) is not int:
+            offset = self.item_count
+        elif offset < self.item_count:
+            # Positions would collide: the capture repeated or reordered a page.
+            raise CorruptPayload(
+                f"{raw_key}: page {page_number} has offset {offset} but earlier pages already "
+                f"hold {self.item_count} entries (pages overlap or are out of order)"
+            )
+        elif offset + len(entries) >= _INT32_LIMIT:
+            raise CorruptPayload(f"{raw_key}: page {page_number} has an impossible offset {offset}")
+        self.item_count += len(entries)
+        chart_positions = self.chart["position"]
+        chart_track_ids = self.chart["track_id"]
+        chart_added_at = self.chart["added_at"]
+        chart_popularity = self.chart["popularity"]
+        skipped = self.skipped
+        # Skipped entries keep their slot: positions are the playlist's own order.
+        for position, entry in enumerate(entries, start=offset + 1):
+            skip_reason, track = _classify(entry)
+            if skip_reason is not None:
+                skipped[skip_reason] += 1
+                continue
+            track_id = track["id"]
+            added_at = entry.get("added_at")
+            chart_positions.append(position)
+            chart_track_ids.append(track_id)
+            chart_added_at.append(_timestamp_ms(added_at) if type(added_at) is str else None)
+            chart_popularity.append(_int32(track.get("popularity")))
+            if track_id not in self._seen_tracks:
+                self._seen_tracks.add(track_id)
+                self._add_track(track_id, track)
+
+    def _add_track(self, track_id: str, track: dict) -> None:
+        album = track.get("album")
+        album_id = _object_id(album)
+        external_ids = track.get("external_ids")
+        columns = self.tracks
+        columns["track_id"].append(track_id)
+        columns["name"].append(_text(track.get("name")))
+        columns["duration_ms"].append(_int64(track.get("duration_ms")))
+        columns["explicit"].append(_flag(track.get("explicit")))
+        columns["album_id"].append(album_id)
+        columns["track_number"].append(_int32(track.get("track_number")))
+        columns["disc_number"].append(_int32(track.get("disc_number")))
+        columns["isrc"].append(
+            _text(external_ids.get("isrc")) if isinstance(external_ids, dict) else None
+        )
+        columns["spotify_url"].append(_spotify_url(track, "track", track_id))
+
+        credited = track.get("artists")
+        if isinstance(credited, list):
+            credited_ids: set[str] = set()
+            for artist_position, artist in enumerate(credited, start=1):
+                artist_id = _object_id(artist)
+                # A local file's artists have no id; a repeated credit would duplicate the key.
+                if artist_id is None or artist_id in credited_ids:
+                    continue
+                credited_ids.add(artist_id)
+                self.track_artists["track_id"].append(track_id)
+                self.track_artists["artist_id"].append(artist_id)
+                self.track_artists["artist_position"].append(_int32(artist_position))
+                self._add_artist(artist_id, artist)
+
+        if album_id is not None and album_id not in self._seen_albums:
+            self._seen_albums.add(album_id)
+            self._add_album(album_id, album)
+
+    def _add_album(self, album_id: str, album: dict) -> None:
+        release_date, precision = _release_date(
+            _text(album.get("release_date")), _text(album.get("release_date_precision"))
+        )
+        columns = self.albums
+        columns["album_id"].append(album_id)
+        columns["name"].append(_text(album.get("name")))
+        columns["album_type"].append(_text(album.get("album_type")))
+        columns["release_date"].append(release_date)
+        columns["release_date_precision"].append(precision)
+        columns["total_tracks"].append(_int32(album.get("total_tracks")))
+        columns["spotify_url"].append(_spotify_url(album, "album", album_id))
+        album_artists = album.get("artists")
+        if isinstance(album_artists, list):
+            for artist in album_artists:
+                artist_id = _object_id(artist)
+                if artist_id is not None:
+                    self._add_artist(artist_id, artist)
+
+    def _add_artist(self, artist_id: str, artist: dict) -> None:
+        if artist_id in self._seen_artists:
+            return
+        self._seen_artists.add(artist_id)
+        self.artists["artist_id"].append(artist_id)
+        self.artists["name"].append(_text(artist.get("name")))
+        self.artists["spotify_url"].append(_spotify_url(artist, "artist", artist_id))
+
+
+def _classify(entry: Any) -> tuple[str | None, dict | None]:
+    """``(None, track)`` for an entry that becomes a chart row, else ``(skip counter, None)``.
+
+    Every entry lands in exactly one bucket, so items == tracks + all skipped counters.
+    """
+    if not isinstance(entry, dict):
+        return SKIPPED_NULL, None
+    # 2026 API: ``item``; recordings made before it only have the deprecated ``track``.
+    item = entry.get("item")
+    if item is None:
+        item = entry.get("track")
+    if not isinstance(item, dict):
+        return SKIPPED_NULL, None
+    kind = item.get("type")
+    if kind is None:
+        # Hand-made or trimmed exports may drop ``type``: judge by shape.
+        if "album" in item or "artists" in item:
+            kind = "track"
+        elif "show" in item:
+            kind = "episode"
+        else:
+            return SKIPPED_NULL, None
+    # Anything that is not a music track (episodes, audiobook chapters, types Spotify adds
+    # later) is spoken or unknown content, not a chart entry: counted with the episodes.
+    # ``episode: true`` marks an episode served in track shape by the old endpoint.
+    if kind != "track" or item.get("episode") is True:
+        return SKIPPED_EPISODES, None
+    if entry.get("is_local") is True or item.get("is_local") is True:
+        return SKIPPED_LOCAL, None
+    if _object_id(item) is None:
+        # Only local files lack an id in practice; they cannot be joined to anything.
+        return SKIPPED_LOCAL, None
+    return None, item
+
+
+def _extracted_at(envelope: dict, raw_key: str) -> datetime:
+    text = envelope.get("extracted_at")
+    if not isinstance(text, str):
+        raise CorruptPayload(f"{raw_key}: 'extracted_at' is missing or not a string")
+    try:
+        return parse_utc(text)
+    except ValueError as exc:
+        raise CorruptPayload(
+            f"{raw_key}: 'extracted_at' {text!r} is not an ISO-8601 UTC timestamp"
+        ) from exc
+
+
+def _check_key_matches(raw_key: str, playlist_id: str, dt: str) -> None:
+    # Tables are written under the raw key's partition; a misfiled raw file would put a
+    # snapshot under another playlist or day.
+    parts = parse_raw_key(raw_key)
+    if parts is None:
+        return
+    if parts["playlist_id"] != playlist_id:
+        raise CorruptPayload(
+            f"{raw_key}: the envelope is playlist {playlist_id!r}, the key says "
+            f"{parts['playlist_id']!r}"
+        )
+    if parts["dt"] != dt:
+        raise CorruptPayload(
+            f"{raw_key}: the envelope was extracted on {dt}, the key says dt={parts['dt']}"
+        )
+
+
+@lru_cache(maxsize=4096)
+def _timestamp_ms(text: str) -> int | None:
+    # Whole playlists are often added at once, so the same string repeats: cached.
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        # Spotify documents every timestamp as UTC, even when the offset is missing.
+        moment = moment.replace(tzinfo=UTC)
+    return _epoch_ms(moment)
+
+
+def _epoch_ms(moment: datetime) -> int:
+    # Integer arithmetic: float timestamps can be off by one millisecond.
+    return (moment - _EPOCH) // _MILLISECOND
+
+
+@lru_cache(maxsize=4096)
+def _release_date(text: str | None, precision: str | None) -> tuple[date | None, str | None]:
+    """The first day of the release period and its precision ("year", "month" or "day").
+
+    A given precision is kept as Spotify sent it, even when the date is unusable ("0000").
+    """
+    shape = _RELEASE_DATE.match(text) if text is not None else None
+    if shape is None:
+        return None, precision
+    year, month, day = shape.group("year", "month", "day")
+    if precision is None:
+        precision = "day" if day else "month" if month else "year"
+    # Parts finer than the stated precision carry no information; drop them.
+    depth = _PRECISION_DEPTH.get(precision, 3)
+    month = month if month and depth >= 2 else "1"
+    day = day if day and depth >= 3 else "1"
+    try:
+        return date(int(year), int(month), int(day)), precision
+    except ValueError:
+        return None, precision
+
+
+def _spotify_url(obj: dict, kind: str, object_id: str) -> str:
+    # The open.spotify.com link people click, not the API ``href``.
+    external_urls = obj.get("external_urls")
+    if isinstance(external_urls, dict):
+        link = external_urls.get("spotify")
+        if type(link) is str and link:
+            return link
+    return f"{_OPEN_SPOTIFY}/{kind}/{object_id}"
+
+
+def _object_id(obj: Any) -> str | None:
+    if not isinstance(obj, dict):
+        return None
+    value = obj.get("id")
+    return value if type(value) is str and value else None
+
+
+# Odd field values become null rather than failing the whole snapshot in Arrow.
+def _text(value: Any) -> str | None:
+    return value if type(value) is str else None
+
+
+def _flag(value: Any) -> bool | None:
+    return value if type(value) is bool else None
+
+
+def _int32(value: Any) -> int | None:
+    return value if type(value) is int and -_INT32_LIMIT <= value < _INT32_LIMIT else None
+
+
+def _int64(value: Any) -> int | None:
+    return value if type(value) is int and -_INT64_LIMIT <= value < _INT64_LIMIT else None
