@@ -51,7 +51,7 @@ def _print_frame(frame: pd.DataFrame, output_format: str) -> None:
 
 def _report_transform(summary: pipeline.TransformSummary) -> int:
     rows = ", ".join(f"{table} {count}" for table, count in summary.rows.items())
-    skipped = ", ".join(f"{name.removeprefix('skipped_')} {n}" for name, n in summary.skipped.items())
+    skipped = ", ".join(f"{n.removeprefix('skipped_')} {c}" for n, c in summary.skipped.items())
     _say(f"transformed {len(summary.transformed)} raw files; rows written: {rows}")
     _say(f"entries skipped (not tracks): {skipped}")
     for key, reason in summary.quarantined.items():
@@ -110,6 +110,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     status = _report_transform(result.summary)
     print(f"\nLake: {lake.url(args.lake)}")
     print("Rows per table: " + ", ".join(f"{t} {n}" for t, n in result.table_rows.items()))
+    distinct = ", ".join(f"{n} {v.removeprefix('latest_')}" for v, n in result.distinct.items())
+    print(f"Distinct: {distinct}")
     print(f"\nCurrent top 10 ({result.top10['dt'].iloc[0] if len(result.top10) else 'no data'}):")
     _print_frame(result.top10.drop(columns=["dt"]), "table")
     print(f"\nRaw payloads:  {lake.url(args.lake, lake.RAW)}")

@@ -29,6 +29,7 @@ class DemoResult:
     snapshots_landed: int
     summary: pipeline.TransformSummary
     table_rows: dict[str, int]
+    distinct: dict[str, int]
     top10: pd.DataFrame
 
 
@@ -46,11 +47,11 @@ def top_tracks(lake_root: str, playlist_id: str, top_n: int = 10) -> pd.DataFram
     return warehouse.query(lake_root, sql, [playlist_id, playlist_id, top_n])
 
 
-def table_row_counts(lake_root: str) -> dict[str, int]:
+def count_rows(lake_root: str, relations) -> dict[str, int]:
     counts = {}
-    for table in TABLES:
-        frame = warehouse.query(lake_root, f"SELECT count(*) AS n FROM {table}")
-        counts[table] = int(frame["n"].iloc[0])
+    for relation in relations:
+        frame = warehouse.query(lake_root, f"SELECT count(*) AS n FROM {relation}")
+        counts[relation] = int(frame["n"].iloc[0])
     return counts
 
 
@@ -81,6 +82,7 @@ def run_demo(
         lake=lake_root,
         snapshots_landed=landed,
         summary=summary,
-        table_rows=table_row_counts(lake_root),
+        table_rows=count_rows(lake_root, TABLES),
+        distinct=count_rows(lake_root, ("latest_tracks", "latest_albums", "latest_artists")),
         top10=top_tracks(lake_root, DEMO_PLAYLIST),
     )

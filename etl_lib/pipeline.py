@@ -33,12 +33,13 @@ class Landed:
     items: int
 
 
-def land_raw(lake_root: str, payload: dict) -> Landed:
-    """Write an envelope to its immutable raw key.
+def land_raw(lake_root: str, payload: dict, *, keep_colliding: bool = False) -> Landed:
+    """Write an envelope to its immutable raw key, derived from playlist id and extracted_at.
 
-    The key is derived from the playlist id and ``extracted_at``. Writing identical bytes
-    again is a no-op; a different payload that would collide on the same second moves to the
-    next free second, so nothing is overwritten and nothing is lost.
+    An existing object at that key is never overwritten. Identical bytes are a no-op. A
+    different payload on the same key is either a re-run of the same extraction instant
+    (``keep_colliding``: the snapshot is already there, keep it) or a different capture (move
+    to the next free second, so nothing is lost).
     """
     playlist_id = lake.check_playlist_id(str(payload["playlist"].get("id") or ""))
     extracted_at = envelope.parse_utc(payload["extracted_at"])
@@ -49,7 +50,7 @@ def land_raw(lake_root: str, payload: dict) -> Landed:
         if not lake.exists(lake_root, key):
             lake.write_bytes(lake_root, key, data)
             return Landed(playlist_id, key, True, items)
-        if lake.read_bytes(lake_root, key) == data:
+        if keep_colliding or lake.read_bytes(lake_root, key) == data:
             return Landed(playlist_id, key, False, items)
         extracted_at += timedelta(seconds=1)
         payload = {**payload, "extracted_at": envelope.format_utc(extracted_at)}
@@ -70,7 +71,7 @@ def extract(
     landed = []
     for playlist_id in ids:
         payload = spotify.extract_playlist(client, settings, playlist_id, clock())
-        result = land_raw(settings.lake, payload)
+        result = land_raw(settings.lake, payload, keep_colliding=True)
         progress(f"extracted {playlist_id}: {result.items} items -> {result.raw_key}")
         landed.append(result)
     return landed

@@ -111,6 +111,11 @@ def test_demo_then_query(tmp_path):
     run_cli("catalog", "--lake", root)
     assert run_cli("query", "--lake", root, "--format", "json", _COUNTS_SQL).stdout == before
 
+    # A second demo (a new server on another port) lands nothing new.
+    rerun = run_cli("demo", "--lake", root)
+    assert rerun.returncode == 0 and "(0 new)" in rerun.stderr
+    assert run_cli("query", "--lake", root, "--format", "json", _COUNTS_SQL).stdout == before
+
 
 _COUNTS_SQL = (
     "SELECT (SELECT count(*) FROM chart_entries) AS entries, (SELECT count(*) FROM tracks) AS t, "

@@ -35,7 +35,9 @@ def test_table_and_quarantine_keys_follow_the_raw_key():
     assert lake.table_file_key_for_raw("tracks", raw) == (
         "tables/tracks/dt=2026-01-02/abc_20260102T030405Z.parquet"
     )
-    assert lake.quarantine_key(raw) == "quarantine/playlist_id=abc/dt=2026-01-02/20260102T030405Z.json"
+    assert lake.quarantine_key(raw) == (
+        "quarantine/playlist_id=abc/dt=2026-01-02/20260102T030405Z.json"
+    )
     assert lake.quarantine_reason_key(raw).endswith("20260102T030405Z.reason.txt")
 
 
