@@ -1,25 +1,35 @@
 """``spotify-etl``: a thin command line over ``etl_lib.pipeline``.
 
 Errors a user can cause (``EtlError``) print one line and exit non-zero; anything else is a
-bug and keeps its traceback.
+bug and keeps its traceback. Exit codes: 0 done; 1 something failed (named on stderr);
+2 bad settings or arguments; 75 stopped by a rate limit or an exhausted quota (try later).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import pandas as pd
+from tqdm import tqdm
 
-from etl_lib import __version__, catalog, envelope, lake, pipeline, warehouse
+from etl_lib import __version__, catalog, config, envelope, lake, pipeline, warehouse
 from etl_lib.config import Settings
-from etl_lib.errors import ConfigError, EtlError
+from etl_lib.errors import ConfigError, EtlError, QuotaExceeded, RateLimited
+
+EXIT_TEMPORARY_FAILURE = 75  # sysexits' EX_TEMPFAIL: schedulers retry later
 
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _bar(items: list, description: str) -> Iterable:
+    # Hidden when stderr is not a terminal (CI, cron, Lambda logs) and for tiny jobs.
+    return tqdm(items, desc=description, unit="file", disable=None if len(items) > 20 else True)
 
 
 def _utc_datetime(text: str) -> datetime:
@@ -32,7 +42,7 @@ def _utc_datetime(text: str) -> datetime:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(lake=args.lake)
+    return Settings.from_env(lake=args.lake, source=getattr(args, "source", None))
 
 
 def _print_frame(frame: pd.DataFrame, output_format: str) -> None:
@@ -59,28 +69,51 @@ def _report_transform(summary: pipeline.TransformSummary) -> int:
     return 1 if summary.quarantined else 0
 
 
+def _extract_status(outcomes: list[pipeline.ExtractOutcome]) -> int:
+    counts = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    if len(outcomes) > 1:
+        _say("extract: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+    errors = [o.error for o in outcomes if o.error is not None]
+    if any(isinstance(e, (RateLimited, QuotaExceeded)) for e in errors):
+        return EXIT_TEMPORARY_FAILURE
+    return 1 if errors else 0
+
+
 def cmd_extract(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    pipeline.extract(settings, args.playlist or None, progress=_say)
-    return 0
+    outcomes = pipeline.extract(
+        _settings(args), args.playlist or None, force=args.force, progress=_say
+    )
+    return _extract_status(outcomes)
 
 
 def cmd_transform(args: argparse.Namespace) -> int:
     if args.input:
-        pipeline.import_payloads(
+        landed = pipeline.import_payloads(
             args.lake,
             args.input,
             playlist_id=args.playlist_id,
             extracted_at=args.extracted_at,
-            progress=_say,
+            track=_bar,
         )
+        new = sum(result.written for result in landed)
+        _say(f"imported {len(landed)} payloads into the raw zone ({new} new)")
     elif args.playlist_id or args.extracted_at:
         raise ConfigError("--playlist-id and --extracted-at only apply with --input")
     if args.all:
-        summary = pipeline.retransform_all(args.lake, progress=_say)
+        summary = pipeline.retransform_all(args.lake, track=_bar)
     else:
-        summary = pipeline.transform(args.lake, progress=_say)
+        summary = pipeline.transform(args.lake, track=_bar)
     return _report_transform(summary)
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    landed = pipeline.backfill(args.lake, args.path, extracted_at=args.extracted_at, track=_bar)
+    _say(f"landed {len(landed)} archived snapshots ({sum(r.written for r in landed)} new)")
+    status = _report_transform(pipeline.transform(args.lake, track=_bar))
+    cmd_catalog(args)
+    return status
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
@@ -96,11 +129,45 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    pipeline.extract(settings, args.playlist or None, progress=_say)
-    status = _report_transform(pipeline.transform(args.lake, progress=_say))
+    outcomes = pipeline.extract(
+        _settings(args), args.playlist or None, force=args.force, progress=_say
+    )
+    extract_status = _extract_status(outcomes)
+    transform_status = _report_transform(pipeline.transform(args.lake, track=_bar))
     cmd_catalog(args)
-    return status
+    return extract_status or transform_status
+
+
+def cmd_auth_login(args: argparse.Namespace) -> int:
+    from etl_lib import auth
+
+    def show(url: str) -> None:
+        _say("Open this URL in a browser and approve access:\n\n  " + url + "\n")
+        if args.paste:
+            _say("Then paste the full URL your browser was redirected to:")
+
+    stored = auth.login(
+        _settings(args),
+        show_url=show,
+        paste=(lambda: input().strip()) if args.paste else None,
+        timeout_seconds=args.timeout,
+    )
+    _say(f"logged in as user {stored.user_id}; refresh token stored in {stored.origin}")
+    _say(f"scopes: {stored.scope}")
+    return 0
+
+
+def cmd_auth_status(args: argparse.Namespace) -> int:
+    from etl_lib import auth
+
+    current = auth.status(_settings(args))
+    print(f"mode:          {current.mode}")
+    print(f"identity:      {current.identity}")
+    print(f"scopes:        {current.scope or '(none: client credentials carry no scopes)'}")
+    print(f"client id:     {current.client_id}")
+    print(f"refresh token: {'stored' if current.has_refresh_token else 'none'}")
+    print(f"secrets from:  {current.origin}")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -125,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--lake",
-        default=Settings.from_env().lake,
+        default=os.environ.get("SPOTIFY_ETL_LAKE") or config.DEFAULT_LAKE,
         metavar="ROOT",
         help="lake root folder (default: $SPOTIFY_ETL_LAKE or ./data/lake)",
     )
@@ -136,18 +203,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, handler, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, parents=[common], help=help_text, description=help_text)
+    def add(name, handler, help_text, to=commands) -> argparse.ArgumentParser:
+        sub = to.add_parser(name, parents=[common], help=help_text, description=help_text)
         sub.set_defaults(handler=handler)
         return sub
 
-    playlist_help = "playlist id to extract (repeatable; default: $SPOTIFY_ETL_PLAYLISTS)"
-    extract = add("extract", cmd_extract, "Extract playlists from the Spotify API to the raw zone.")
-    extract.add_argument("--playlist", action="append", metavar="ID", help=playlist_help)
+    def add_extract_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--playlist",
+            action="append",
+            metavar="ID",
+            help="playlist id to extract (repeatable; default: $SPOTIFY_ETL_PLAYLISTS)",
+        )
+        sub.add_argument(
+            "--source",
+            choices=config.SOURCES,
+            help="the Spotify Web API, or the public playlist archive "
+            "(default: $SPOTIFY_ETL_SOURCE or api)",
+        )
+        sub.add_argument(
+            "--force",
+            action="store_true",
+            help="download the items even when the snapshot_id has not changed",
+        )
 
-    transform = add(
-        "transform", cmd_transform, "Transform pending raw files into Parquet tables."
+    add_extract_options(
+        add(
+            "extract",
+            cmd_extract,
+            "Extract playlists into the raw zone (unchanged ones are only checked).",
+        )
     )
+
+    transform = add("transform", cmd_transform, "Transform pending raw files into Parquet tables.")
     transform.add_argument(
         "--input",
         metavar="FILE_OR_DIR",
@@ -166,6 +254,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--all", action="store_true", help="re-transform every raw file, not only pending ones"
     )
 
+    backfill = add(
+        "backfill",
+        cmd_backfill,
+        "Import archived ranked snapshots (archive JSON or markdown, detected by content), "
+        "then transform and catalog.",
+    )
+    backfill.add_argument("path", help="a snapshot file, or a folder of them")
+    backfill.add_argument(
+        "--extracted-at",
+        type=_utc_datetime,
+        help="capture time for files whose name is not one (e.g. 2021-03-06T00:13:23Z.md)",
+    )
+
     add("catalog", cmd_catalog, "Create or update the DuckDB views over the lake's tables.")
 
     query = add("query", cmd_query, "Run one SQL statement (Athena/Trino dialect) and print it.")
@@ -175,12 +276,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     query.add_argument("--format", choices=("table", "csv", "json"), default="table")
 
-    run = add("run", cmd_run, "Extract, transform and catalog in one go.")
-    run.add_argument("--playlist", action="append", metavar="ID", help=playlist_help)
+    add_extract_options(add("run", cmd_run, "Extract, transform and catalog in one go."))
 
-    demo = add(
-        "demo", cmd_demo, "Run the whole pipeline offline against the local simulated API."
+    auth_parser = commands.add_parser(
+        "auth",
+        help="Log in as a Spotify user, or show the identity in use.",
+        description="User authorization (Authorization Code with PKCE) for playlist items.",
     )
+    auth_commands = auth_parser.add_subparsers(
+        dest="auth_command", required=True, metavar="COMMAND"
+    )
+    login = add(
+        "login",
+        cmd_auth_login,
+        "Authorize a Spotify user (PKCE on a 127.0.0.1 redirect) and store the refresh token.",
+        to=auth_commands,
+    )
+    login.add_argument(
+        "--paste",
+        action="store_true",
+        help="headless machines: open the printed URL elsewhere, paste the redirect URL back",
+    )
+    login.add_argument(
+        "--timeout", type=float, default=300, help="seconds to wait for the redirect"
+    )
+    add(
+        "status",
+        cmd_auth_status,
+        "Show which identity and scopes extraction would use.",
+        to=auth_commands,
+    )
+
+    demo = add("demo", cmd_demo, "Run the whole pipeline offline against the local simulated API.")
     demo.add_argument("--days", type=int, default=30, help="simulated days (default: 30)")
     return parser
 
@@ -190,6 +317,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
+    except (RateLimited, QuotaExceeded) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_TEMPORARY_FAILURE
     except EtlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -4,23 +4,61 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from etl_lib import credentials as credential_sources
+from etl_lib.credentials import Credentials
+from etl_lib.errors import ConfigError
 
 DEFAULT_LAKE = "./data/lake"
 DEFAULT_API_BASE_URL = "https://api.spotify.com/v1"
 DEFAULT_TOKEN_URL = "https://accounts.spotify.com/api/token"
+DEFAULT_AUTHORIZE_URL = "https://accounts.spotify.com/authorize"
+DEFAULT_ARCHIVE_BASE_URL = (
+    "https://raw.githubusercontent.com/mackorone/spotify-playlist-archive/main"
+)
+DEFAULT_REDIRECT_URI = "http://127.0.0.1:8888/callback"
+DEFAULT_SCOPE = "playlist-read-private playlist-read-collaborative"
 # "Top Songs - Global": the chart this product was built for.
 DEFAULT_PLAYLISTS = ("37i9dQZEVXbNG2KDcFcKOF",)
+AUTH_MODES = ("auto", "client-credentials", "user")
+SOURCES = ("api", "archive")
 
 
 @dataclass(frozen=True)
 class Settings:
     lake: str = DEFAULT_LAKE
+    playlists: tuple[str, ...] = DEFAULT_PLAYLISTS
+    source: str = "api"
     api_base_url: str = DEFAULT_API_BASE_URL
     token_url: str = DEFAULT_TOKEN_URL
-    client_id: str | None = field(default=None, repr=False)
-    client_secret: str | None = field(default=None, repr=False)
-    playlists: tuple[str, ...] = DEFAULT_PLAYLISTS
-    request_timeout_seconds: float = 10.0
+    authorize_url: str = DEFAULT_AUTHORIZE_URL
+    archive_base_url: str = DEFAULT_ARCHIVE_BASE_URL
+    # auto: a user refresh token when one is stored, else client credentials.
+    auth_mode: str = "auto"
+    credentials: Credentials = field(default_factory=Credentials)
+    credentials_file: Path = credential_sources.DEFAULT_CREDENTIALS_FILE
+    secret_id: str | None = None
+    aws_region: str | None = None
+    redirect_uri: str = DEFAULT_REDIRECT_URI
+    scope: str = DEFAULT_SCOPE
+    connect_timeout_seconds: float = 5.0
+    read_timeout_seconds: float = 20.0
+    max_retries: int = 3
+    # Waiting on Retry-After beyond this, per run, stops the run instead (a Lambda has 15 min).
+    rate_limit_budget_seconds: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.auth_mode not in AUTH_MODES:
+            raise ConfigError(f"auth mode {self.auth_mode!r} is not one of {', '.join(AUTH_MODES)}")
+        if self.source not in SOURCES:
+            raise ConfigError(f"source {self.source!r} is not one of {', '.join(SOURCES)}")
+
+    @property
+    def uses_user_token(self) -> bool:
+        if self.auth_mode == "auto":
+            return bool(self.credentials.refresh_token)
+        return self.auth_mode == "user"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
@@ -28,14 +66,42 @@ class Settings:
         playlists = tuple(
             p.strip() for p in env.get("SPOTIFY_ETL_PLAYLISTS", "").split(",") if p.strip()
         )
+        credentials_file = Path(
+            env.get("SPOTIFY_ETL_CREDENTIALS_FILE") or credential_sources.DEFAULT_CREDENTIALS_FILE
+        )
+        secret_id = env.get("SPOTIFY_ETL_SECRET_ID") or None
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
         values = {
             "lake": env.get("SPOTIFY_ETL_LAKE") or DEFAULT_LAKE,
+            "playlists": playlists or DEFAULT_PLAYLISTS,
+            "source": env.get("SPOTIFY_ETL_SOURCE") or "api",
             "api_base_url": env.get("SPOTIFY_API_BASE_URL") or DEFAULT_API_BASE_URL,
             "token_url": env.get("SPOTIFY_TOKEN_URL") or DEFAULT_TOKEN_URL,
-            # spotipy's own variable names are accepted too, for users who already set them.
-            "client_id": env.get("SPOTIFY_CLIENT_ID") or env.get("SPOTIPY_CLIENT_ID"),
-            "client_secret": env.get("SPOTIFY_CLIENT_SECRET") or env.get("SPOTIPY_CLIENT_SECRET"),
-            "playlists": playlists or DEFAULT_PLAYLISTS,
+            "authorize_url": env.get("SPOTIFY_AUTHORIZE_URL") or DEFAULT_AUTHORIZE_URL,
+            "archive_base_url": env.get("SPOTIFY_ARCHIVE_BASE_URL") or DEFAULT_ARCHIVE_BASE_URL,
+            "auth_mode": env.get("SPOTIFY_ETL_AUTH_MODE") or "auto",
+            "credentials_file": credentials_file,
+            "secret_id": secret_id,
+            "aws_region": region,
+            "redirect_uri": env.get("SPOTIFY_REDIRECT_URI") or DEFAULT_REDIRECT_URI,
+            "rate_limit_budget_seconds": _seconds(env, "SPOTIFY_ETL_RATE_LIMIT_BUDGET", 120.0),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if "credentials" not in overrides:
+            values["credentials"] = credential_sources.load(
+                env,
+                secret_id=values["secret_id"],
+                credentials_file=values["credentials_file"],
+                region=values["aws_region"],
+            )
         return cls(**values)
+
+
+def _seconds(env, name: str, default: float) -> float:
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={text!r} is not a number of seconds") from exc

@@ -36,3 +36,27 @@ class SpotifyAuthError(SpotifyError):
 
 class CorruptPayload(EtlError):
     """A raw file is not a playlist payload this project can transform."""
+
+
+class PlaylistForbidden(SpotifyError):
+    """The API answered 403: the token may not read this playlist's items."""
+
+
+class RateLimited(SpotifyError):
+    """A 429 whose Retry-After does not fit in the run's waiting budget."""
+
+    def __init__(self, message: str, until):
+        super().__init__(message)
+        self.until = until
+
+
+class QuotaExceeded(SpotifyError):
+    """A 429 saying QUOTA_EXCEEDED: the app's quota is spent; waiting does not help."""
+
+
+class SpotifyUnavailable(SpotifyError):
+    """5xx answers or connection failures outlasted the bounded retries."""
+
+
+class ArchiveError(EtlError):
+    """The public playlist archive (or the local server standing in for it) could not be read."""

@@ -24,6 +24,7 @@ RAW = "raw"
 TABLES = "tables"
 QUARANTINE = "quarantine"
 STATE = "_state"
+HEARTBEATS = "heartbeats"
 
 _SPOTIFY_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 _STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -80,6 +81,18 @@ def table_file_key_for_raw(table: str, raw: str) -> str:
     if parts is None:
         raise LakeError(f"{raw!r} is not a raw key (raw/playlist_id=<id>/dt=<date>/<stamp>.json)")
     return table_file_key(table, parts["dt"], parts["playlist_id"], parts["stamp"])
+
+
+def heartbeat_key(playlist_id: str, checked_at: datetime) -> str:
+    check_playlist_id(playlist_id)
+    return (
+        f"{HEARTBEATS}/playlist_id={playlist_id}/dt={partition_date(checked_at)}/"
+        f"{utc_stamp(checked_at)}.json"
+    )
+
+
+def last_snapshot_key(playlist_id: str) -> str:
+    return f"{STATE}/last_snapshot/playlist_id={check_playlist_id(playlist_id)}.json"
 
 
 def quarantine_key(raw: str) -> str:

@@ -6,21 +6,28 @@ the CLI, the notebooks and the Lambda handlers call.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from etl_lib import envelope, lake, schemas, spotify
+from etl_lib import archive, envelope, lake, schemas, spotify
 from etl_lib.config import Settings
-from etl_lib.errors import ConfigError, CorruptPayload
+from etl_lib.errors import ConfigError, CorruptPayload, EtlError, QuotaExceeded, RateLimited
 from etl_lib.transform import TransformResult, transform_envelope
 
 Progress = Callable[[str], None]
+# Wraps a list of work items for display (the CLI passes a progress bar); identity by default.
+Track = Callable[[list, str], Iterable]
 
 
 def _quiet(_: str) -> None:
     pass
+
+
+def _untracked(items: list, _description: str) -> Iterable:
+    return items
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,12 @@ class Landed:
     items: int
 
 
+def _entry_count(payload: dict) -> int:
+    if "archive" in payload:
+        return len(archive.archive_entries(payload["archive"]))
+    return sum(len(page.get("items") or []) for page in payload["pages"])
+
+
 def land_raw(lake_root: str, payload: dict, *, keep_colliding: bool = False) -> Landed:
     """Write an envelope to its immutable raw key, derived from playlist id and extracted_at.
 
@@ -43,7 +56,7 @@ def land_raw(lake_root: str, payload: dict, *, keep_colliding: bool = False) -> 
     """
     playlist_id = lake.check_playlist_id(str(payload["playlist"].get("id") or ""))
     extracted_at = envelope.parse_utc(payload["extracted_at"])
-    items = sum(len(page.get("items") or []) for page in payload["pages"])
+    items = _entry_count(payload)
     while True:
         data = envelope.dumps(payload)
         key = lake.raw_key(playlist_id, extracted_at)
@@ -56,25 +69,122 @@ def land_raw(lake_root: str, payload: dict, *, keep_colliding: bool = False) -> 
         payload = {**payload, "extracted_at": envelope.format_utc(extracted_at)}
 
 
+@dataclass(frozen=True)
+class ExtractOutcome:
+    """What happened to one playlist in one extract run.
+
+    ``status`` is one of: ``extracted`` (a new snapshot landed in the raw zone),
+    ``unchanged`` (same snapshot_id as the last one: heartbeat only, no items download),
+    ``failed`` (this playlist's error; the others went on), ``not attempted`` (the run
+    stopped early on a rate limit or an exhausted quota).
+    """
+
+    playlist_id: str
+    status: str
+    snapshot_id: str | None = None
+    raw_key: str | None = None
+    items: int = 0
+    error: EtlError | None = None
+
+
+def last_snapshot(lake_root: str, playlist_id: str) -> dict | None:
+    key = lake.last_snapshot_key(playlist_id)
+    if not lake.exists(lake_root, key):
+        return None
+    return json.loads(lake.read_bytes(lake_root, key))
+
+
+def _record_check(
+    lake_root: str, outcome: ExtractOutcome, checked_at: datetime, source: str
+) -> None:
+    heartbeat = {
+        "playlist_id": outcome.playlist_id,
+        "checked_at": envelope.format_utc(checked_at),
+        "status": outcome.status,
+        "snapshot_id": outcome.snapshot_id,
+        "raw_key": outcome.raw_key,
+        "source": source,
+        "error": str(outcome.error) if outcome.error else None,
+    }
+    data = json.dumps(heartbeat, ensure_ascii=False).encode("utf-8")
+    lake.write_bytes(lake_root, lake.heartbeat_key(outcome.playlist_id, checked_at), data)
+    if outcome.status in ("extracted", "already landed"):
+        state = {k: heartbeat[k] for k in ("snapshot_id", "raw_key", "checked_at")}
+        lake.write_bytes(
+            lake_root, lake.last_snapshot_key(outcome.playlist_id), json.dumps(state).encode()
+        )
+
+
+def _extract_one(settings, reader, playlist_id: str, extracted_at: datetime, force: bool):
+    previous = None if force else last_snapshot(settings.lake, playlist_id)
+    if settings.source == "archive":
+        payload = archive.fetch_archive_envelope(
+            settings.archive_base_url,
+            playlist_id,
+            extracted_at=extracted_at,
+            timeout=(settings.connect_timeout_seconds, settings.read_timeout_seconds),
+        )
+        metadata = payload["playlist"]
+    else:
+        metadata = reader.playlist(playlist_id)  # small: no items, just what the envelope keeps
+        payload = None
+    snapshot_id = metadata.get("snapshot_id")
+    if previous and snapshot_id and previous.get("snapshot_id") == snapshot_id:
+        return ExtractOutcome(playlist_id, "unchanged", snapshot_id, previous.get("raw_key"))
+    if payload is None:
+        pages = reader.item_pages(playlist_id)
+        payload = envelope.make_envelope(
+            metadata, pages, extracted_at, spotify.playlist_source(settings, playlist_id)
+        )
+    landed = land_raw(settings.lake, payload, keep_colliding=True)
+    status = "extracted" if landed.written else "already landed"
+    return ExtractOutcome(playlist_id, status, snapshot_id, landed.raw_key, landed.items)
+
+
 def extract(
     settings: Settings,
     playlist_ids: Iterable[str] | None = None,
     *,
     clock: Callable[[], datetime] = lake.now_utc,
-    client=None,
+    reader: spotify.SpotifyReader | None = None,
+    force: bool = False,
     progress: Progress = _quiet,
-) -> list[Landed]:
-    """Extract each playlist into the raw zone of ``settings.lake``."""
+) -> list[ExtractOutcome]:
+    """Extract each playlist into the raw zone of ``settings.lake``, each independently.
+
+    A playlist whose snapshot_id has not changed since its last extraction costs one small
+    metadata call and leaves a heartbeat; ``force`` downloads it anyway. One playlist's
+    failure is recorded and the others go on, except on a rate limit or an exhausted quota,
+    which apply to the whole app and so stop the run.
+    """
     lake.ensure_root(settings.lake)
     ids = [lake.check_playlist_id(p) for p in (playlist_ids or settings.playlists)]
-    client = client or spotify.make_client(settings)
-    landed = []
-    for playlist_id in ids:
-        payload = spotify.extract_playlist(client, settings, playlist_id, clock())
-        result = land_raw(settings.lake, payload, keep_colliding=True)
-        progress(f"extracted {playlist_id}: {result.items} items -> {result.raw_key}")
-        landed.append(result)
-    return landed
+    if reader is None and settings.source == "api":
+        reader = spotify.make_reader(settings)
+    outcomes: list[ExtractOutcome] = []
+    for number, playlist_id in enumerate(ids):
+        checked_at = clock()
+        try:
+            outcome = _extract_one(settings, reader, playlist_id, checked_at, force)
+        except (RateLimited, QuotaExceeded) as exc:
+            outcomes.append(ExtractOutcome(playlist_id, "failed", error=exc))
+            _record_check(settings.lake, outcomes[-1], checked_at, settings.source)
+            progress(f"error: {exc}")
+            for skipped in ids[number + 1 :]:
+                outcomes.append(ExtractOutcome(skipped, "not attempted", error=exc))
+                progress(f"{skipped}: not attempted (the run stopped)")
+            break
+        except EtlError as exc:
+            outcome = ExtractOutcome(playlist_id, "failed", error=exc)
+        _record_check(settings.lake, outcome, checked_at, settings.source)
+        outcomes.append(outcome)
+        if outcome.status in ("extracted", "already landed"):
+            progress(f"{playlist_id}: {outcome.status} {outcome.items} items -> {outcome.raw_key}")
+        elif outcome.status == "unchanged":
+            progress(f"{playlist_id}: unchanged (snapshot {outcome.snapshot_id}), heartbeat only")
+        else:
+            progress(f"error: {outcome.error}")
+    return outcomes
 
 
 def import_payloads(
@@ -83,7 +193,7 @@ def import_payloads(
     *,
     playlist_id: str | None = None,
     extracted_at: datetime | None = None,
-    progress: Progress = _quiet,
+    track: Track = _untracked,
 ) -> list[Landed]:
     """Land payloads captured elsewhere (a file, or every file in a folder) in the raw zone.
 
@@ -101,7 +211,7 @@ def import_payloads(
         lake.check_playlist_id(playlist_id)
     lake.ensure_root(lake_root)
     landed = []
-    for file in files:
+    for file in track(files, "import"):
         captured_at = extracted_at or datetime.fromtimestamp(file.stat().st_mtime, UTC)
         payload = envelope.envelope_from_capture(
             envelope.loads(file.read_bytes(), str(file)),
@@ -109,9 +219,7 @@ def import_payloads(
             source_name=file.name,
             playlist_id=playlist_id,
         )
-        result = land_raw(lake_root, payload)
-        progress(f"imported {file} -> {result.raw_key}")
-        landed.append(result)
+        landed.append(land_raw(lake_root, payload))
     return landed
 
 
@@ -173,24 +281,46 @@ def transform(
     lake_root: str,
     raw_keys: Iterable[str] | None = None,
     *,
-    progress: Progress = _quiet,
+    track: Track = _untracked,
 ) -> TransformSummary:
-    """Transform the given raw files, or every pending one; bad files go to quarantine."""
+    """Transform the given raw files, or every pending one; bad files go to quarantine.
+
+    Each raw file's outputs are written before the next is read, so an interrupted run
+    resumes where it stopped: the next run finds only the files still pending.
+    """
     lake.ensure_root(lake_root)
     keys = list(pending_raw_keys(lake_root) if raw_keys is None else raw_keys)
     summary = TransformSummary()
-    for number, key in enumerate(keys, start=1):
+    for key in track(keys, "transform"):
         try:
             summary.add(key, transform_raw_file(lake_root, key))
         except CorruptPayload as exc:
             summary.quarantined[key] = str(exc)
-            progress(f"quarantined {key}: {exc} -> {quarantine(lake_root, key, str(exc))}")
-        if number % 100 == 0 or number == len(keys):
-            progress(f"transformed {number}/{len(keys)} raw files")
+            quarantine(lake_root, key, str(exc))
     return summary
 
 
-def retransform_all(lake_root: str, *, progress: Progress = _quiet) -> TransformSummary:
+def retransform_all(lake_root: str, *, track: Track = _untracked) -> TransformSummary:
     """Transform every raw file again (after a schema change): outputs are overwritten."""
     keys = [k for k in lake.list_keys(lake_root, f"{lake.RAW}/", ".json") if lake.parse_raw_key(k)]
-    return transform(lake_root, keys, progress=progress)
+    return transform(lake_root, keys, track=track)
+
+
+def backfill(
+    lake_root: str,
+    path: str,
+    *,
+    extracted_at: datetime | None = None,
+    track: Track = _untracked,
+) -> list[Landed]:
+    """Land archived ranked snapshots (archive JSON or markdown, by content) in the raw zone.
+
+    Each file's capture time comes from its name (``2021-03-06T00:13:23Z.md``) unless
+    ``extracted_at`` is given. Re-running lands nothing twice.
+    """
+    files = archive.iter_archive_files(Path(path))
+    lake.ensure_root(lake_root)
+    return [
+        land_raw(lake_root, archive.envelope_from_archive_file(file, extracted_at=extracted_at))
+        for file in track(files, "backfill")
+    ]

@@ -5,6 +5,10 @@ One envelope (one playlist snapshot) becomes one small Arrow table per name in
 are skipped and counted, never fatal; only an envelope whose structure is broken raises
 ``CorruptPayload``.
 
+Envelopes from the public playlist archive (``source.kind == "archive"``) carry the archive's
+document instead of API pages; ``archive.archive_entries`` turns it into API-shaped entries
+first, so both sources share one code path and one set of tables.
+
 Speed matters (a backfill transforms thousands of snapshots a second), so rows are
 gathered as plain Python lists and each table is built by a single Arrow call.
 """
@@ -19,7 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from etl_lib import schemas
+from etl_lib import archive, schemas
 from etl_lib.envelope import parse_utc
 from etl_lib.errors import CorruptPayload
 from etl_lib.lake import parse_raw_key
@@ -62,9 +66,12 @@ def transform_envelope(envelope: dict, raw_key: str) -> TransformResult:
     source_kind = _text(source.get("kind")) if isinstance(source, dict) else None
     if not source_kind:
         raise CorruptPayload(f"{raw_key}: 'source.kind' is missing")
-    pages = envelope.get("pages")
-    if not isinstance(pages, list):
-        raise CorruptPayload(f"{raw_key}: 'pages' is missing or not a list")
+    if source_kind == archive.SOURCE_KIND:
+        pages = _archive_pages(envelope, raw_key)
+    else:
+        pages = envelope.get("pages")
+        if not isinstance(pages, list):
+            raise CorruptPayload(f"{raw_key}: 'pages' is missing or not a list")
     _check_key_matches(raw_key, playlist_id, dt)
 
     rows = _Rows()
@@ -286,6 +293,26 @@ def _classify(entry: Any) -> tuple[str | None, dict | None]:
         # Only local files lack an id in practice; they cannot be joined to anything.
         return SKIPPED_LOCAL, None
     return None, item
+
+
+def _archive_pages(envelope: dict, raw_key: str) -> list[dict]:
+    """An archive envelope's tracks as one API-shaped page, so they take the API's path.
+
+    Positions are archive order, 1..N. The document (JSON value or markdown text) sits under
+    ``archive``; ``pages`` stays empty, because one snapshot must not come from two places.
+    """
+    if envelope.get("pages"):
+        raise CorruptPayload(f"{raw_key}: an archive envelope with API pages too (ambiguous)")
+    if "archive" not in envelope:
+        raise CorruptPayload(f"{raw_key}: archive envelope without its 'archive' document")
+    document = envelope["archive"]
+    if not isinstance(document, dict | str):
+        raise CorruptPayload(
+            f"{raw_key}: 'archive' is a {type(document).__name__}, not a JSON object or "
+            "markdown text"
+        )
+    entries = archive.archive_entries(document, source_name=raw_key)
+    return [{"items": entries, "offset": 0}]
 
 
 def _extracted_at(envelope: dict, raw_key: str) -> datetime:

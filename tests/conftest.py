@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from etl_lib.config import Settings
+from etl_lib.credentials import Credentials
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -39,8 +40,9 @@ def settings(spotify_server, lake_root) -> Settings:
         lake=lake_root,
         api_base_url=spotify_server.base_url,
         token_url=spotify_server.token_url,
-        client_id=spotify_server.client_id,
-        client_secret=spotify_server.client_secret,
+        authorize_url=spotify_server.origin + "/authorize",
+        credentials=Credentials(spotify_server.client_id, spotify_server.client_secret),
+        credentials_file=Path(lake_root).parent / "credentials.json",
         playlists=("37i9dQZEVXbNG2KDcFcKOF",),
-        request_timeout_seconds=5,
+        read_timeout_seconds=5,
     )

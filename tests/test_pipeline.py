@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,15 +14,17 @@ from etl_lib.errors import PlaylistNotFound, SpotifyAuthError
 PLAYLIST = "37i9dQZEVXbNG2KDcFcKOF"
 
 
-def _extract_days(settings, server, days: int, hours=(6, 18)) -> list[pipeline.Landed]:
-    client = spotify.make_client(settings)
+def _extract_days(settings, server, days: int, hours=(6, 18)) -> list:
+    reader = spotify.make_reader(settings)
     start = datetime(2026, 10, 1, tzinfo=UTC)
     landed = []
     for day in range(days):
         for hour in hours:
             moment = start + timedelta(days=day, hours=hour)
             server.set_time(moment)
-            landed += pipeline.extract(settings, client=client, clock=lambda m=moment: m)
+            landed += pipeline.extract(
+                settings, reader=reader, clock=lambda m=moment: m, force=True
+            )
     return landed
 
 
@@ -35,6 +38,7 @@ def _table_counts(root: str) -> dict[str, int]:
 def test_extract_lands_envelope_with_every_page(settings, spotify_server):
     moment = datetime(2026, 10, 1, 9, 30, 5, tzinfo=UTC)
     [landed] = pipeline.extract(settings, clock=lambda: moment)
+    assert landed.status == "extracted"
 
     assert landed.raw_key == f"raw/playlist_id={PLAYLIST}/dt=2026-10-01/20261001T093005Z.json"
     payload = json.loads(lake.read_bytes(settings.lake, landed.raw_key))
@@ -48,8 +52,7 @@ def test_extract_lands_envelope_with_every_page(settings, spotify_server):
 
 
 def test_extract_follows_paging_until_next_is_null(settings, spotify_server):
-    client = spotify.make_client(settings)
-    pages = spotify.fetch_item_pages(client, settings, PLAYLIST)
+    pages = spotify.make_reader(settings).item_pages(PLAYLIST)
     assert pages[-1]["next"] is None
     offsets = [page["offset"] for page in pages]
     assert offsets == sorted(offsets) and offsets[0] == 0
@@ -58,7 +61,7 @@ def test_extract_follows_paging_until_next_is_null(settings, spotify_server):
 
 def test_pipeline_end_to_end_and_rerun_changes_nothing(settings, spotify_server):
     landed = _extract_days(settings, spotify_server, days=3)
-    assert len(landed) == 6 and all(result.written for result in landed)
+    assert [result.status for result in landed] == ["extracted"] * 6
 
     summary = pipeline.transform(settings.lake)
     assert len(summary.transformed) == 6 and not summary.quarantined
@@ -79,7 +82,7 @@ def test_pipeline_end_to_end_and_rerun_changes_nothing(settings, spotify_server)
 
     # A second extract at the same instants, a second transform of everything: no change.
     again = _extract_days(settings, spotify_server, days=3)
-    assert not any(result.written for result in again)
+    assert [result.status for result in again] == ["already landed"] * 6
     assert pipeline.pending_raw_keys(settings.lake) == []
     pipeline.retransform_all(settings.lake)
     catalog.build_catalog(settings.lake)
@@ -108,19 +111,22 @@ def test_query_binds_parameters(settings, spotify_server):
 
 
 def test_unknown_playlist_is_explained(settings):
-    with pytest.raises(PlaylistNotFound, match="404.*own or collaborate"):
-        pipeline.extract(settings, ["0000000000000000000000"])
+    [outcome] = pipeline.extract(settings, ["0000000000000000000000"])
+    assert outcome.status == "failed"
+    assert isinstance(outcome.error, PlaylistNotFound)
+    assert "own or collaborate" in str(outcome.error)
 
 
 def test_wrong_credentials_are_named(settings):
-    from dataclasses import replace
-
-    with pytest.raises(SpotifyAuthError, match="SPOTIFY_CLIENT_ID"):
-        pipeline.extract(replace(settings, client_secret="wrong"))
+    wrong = replace(settings, credentials=replace(settings.credentials, client_secret="wrong"))
+    [outcome] = pipeline.extract(wrong)
+    assert isinstance(outcome.error, SpotifyAuthError)
+    assert "SPOTIFY_CLIENT_ID" in str(outcome.error)
 
 
 def test_corrupt_raw_file_is_quarantined_with_reason(settings, spotify_server):
     [good] = pipeline.extract(settings)
+    assert good.status == "extracted"
     bad_key = lake.raw_key(PLAYLIST, datetime(2026, 10, 2, tzinfo=UTC))
     lake.write_bytes(settings.lake, bad_key, b"{not json")
 
