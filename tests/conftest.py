@@ -46,3 +46,25 @@ def settings(spotify_server, lake_root) -> Settings:
         playlists=("37i9dQZEVXbNG2KDcFcKOF",),
         read_timeout_seconds=5,
     )
+
+
+@pytest.fixture
+def moto_endpoint(monkeypatch):
+    """moto's AWS server on 127.0.0.1 (a free port); boto3 reaches it via AWS_ENDPOINT_URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    for name, value in {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    yield endpoint
+    server.stop()

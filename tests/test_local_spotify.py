@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import re
+import secrets
 import signal
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
@@ -19,6 +25,11 @@ from etl_lib.local_spotify.server import select_fields
 
 TOP_SONGS = "37i9dQZEVXbNG2KDcFcKOF"
 TOP_50 = "37i9dQZEVXbMDoHDwVN2tF"
+OWN = "3cEYpjA9oz9GiPac4AsH4n"  # owned by local-user
+COLLABORATIVE = "1ClnXq6wJ9Ekl9Gu5VdGbX"  # owned by other-user, local-user collaborates
+SOMEONE_ELSES = "5Rrf7mqN8uus2AaQQQNdc1"  # owned by other-user alone
+REDIRECT_URI = "http://127.0.0.1:8888/callback"
+SCOPE = "playlist-read-private playlist-read-collaborative"
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 TODAY = NOW.date()
 SPEC_PATH = (
@@ -121,7 +132,7 @@ def test_token_refused_for_wrong_credentials_or_grant(server):
 
     wrong_grant = requests.post(
         server.token_url,
-        data={"grant_type": "authorization_code"},
+        data={"grant_type": "password"},
         auth=(server.client_id, server.client_secret),
         timeout=10,
     )
@@ -332,6 +343,7 @@ def test_fail_next_several_times_matching_a_path(api, server):
 
 def test_fail_next_can_reach_the_token_endpoint(server):
     server.fail_next(500, path_contains="/api/token")
+
     def ask_for_a_token() -> int:
         return requests.post(
             server.token_url,
@@ -395,7 +407,11 @@ def test_module_runs_in_the_foreground_until_interrupted():
         text=True,
     ) as process:
         try:
-            banner = [process.stdout.readline() for _ in range(2)]
+            banner: list[str] = []
+            while not banner or not banner[-1].startswith("Ctrl-C"):
+                line = process.stdout.readline()
+                assert line, "the banner ended before 'Ctrl-C stops the server.'"
+                banner.append(line)
             process.send_signal(signal.SIGINT)
             _, errors = process.communicate(timeout=10)
         finally:
@@ -403,7 +419,486 @@ def test_module_runs_in_the_foreground_until_interrupted():
                 process.kill()
     assert re.match(r"base_url: +http://127\.0\.0\.1:\d+/v1$", banner[0].strip())
     assert re.match(r"token_url: +http://127\.0\.0\.1:\d+/api/token$", banner[1].strip())
+    text = "".join(banner)
+    assert re.search(r"authorize_url: +http://127\.0\.0\.1:\d+/authorize\n", text)
+    for playlist_id in (TOP_50, OWN, COLLABORATIVE, SOMEONE_ELSES):
+        assert f"playlist:      {playlist_id}" in text
+    assert "collaborators local-user" in text
+    assert re.search(r"login: +GET http://127\.0\.0\.1:\d+/authorize\?client_id=", text)
     assert process.returncode == 0, errors
+
+
+# -- Authorization Code with PKCE, refresh tokens, user tokens ------------------------------------
+
+
+def _pkce_pair() -> tuple[str, str]:
+    """(code_verifier, code_challenge), computed here as a client would, per RFC 7636."""
+    verifier = secrets.token_urlsafe(64)
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return verifier, base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def _authorize(server, challenge: str | None, **overrides: str | None) -> requests.Response:
+    params: dict[str, str | None] = {
+        "client_id": server.client_id,
+        "response_type": "code",
+        "redirect_uri": REDIRECT_URI,
+        "code_challenge_method": "S256" if challenge else None,
+        "code_challenge": challenge,
+        "scope": SCOPE,
+        "state": "state-42",
+    }
+    params.update(overrides)
+    return requests.get(server.authorize_url, params=params, allow_redirects=False, timeout=10)
+
+
+def _code_from(authorized: requests.Response, redirect_uri: str = REDIRECT_URI) -> str:
+    assert authorized.status_code == 302, authorized.text
+    location = authorized.headers["Location"]
+    assert location.startswith(f"{redirect_uri}?")
+    answer = dict(parse_qsl(urlsplit(location).query))
+    assert answer["state"] == "state-42"
+    return answer["code"]
+
+
+def _exchange(
+    server, code: str, verifier: str | None, *, redirect_uri: str = REDIRECT_URI, **extra: Any
+) -> requests.Response:
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "client_id": server.client_id,
+        "code_verifier": verifier,  # None: requests leaves it out
+    }
+    return requests.post(server.token_url, data=form, timeout=10, **extra)
+
+
+def _refresh(server, refresh_token: str, **extra: Any) -> requests.Response:
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    if "auth" not in extra:
+        form["client_id"] = server.client_id  # a PKCE client has no secret to send
+    return requests.post(server.token_url, data=form, timeout=10, **extra)
+
+
+def _get(server, path: str, token: str | None, **params: Any) -> requests.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return requests.get(f"{server.base_url}/{path}", headers=headers, params=params, timeout=10)
+
+
+def _invalid_grant(description: str) -> dict[str, str]:
+    return {"error": "invalid_grant", "error_description": description}
+
+
+def test_pkce_login_end_to_end(server):
+    verifier, challenge = _pkce_pair()
+    code = _code_from(_authorize(server, challenge))
+
+    exchanged = _exchange(server, code, verifier)
+    assert exchanged.status_code == 200, exchanged.text
+    tokens = exchanged.json()
+    assert set(tokens) == {"access_token", "token_type", "expires_in", "refresh_token", "scope"}
+    assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 3600
+    assert tokens["scope"] == SCOPE
+
+    me = _get(server, "me", tokens["access_token"])
+    assert me.status_code == 200
+    assert {key: me.json()[key] for key in ("id", "display_name", "type", "uri")} == {
+        "id": "local-user",
+        "display_name": "Local User",
+        "type": "user",
+        "uri": "spotify:user:local-user",
+    }
+    assert me.json()["href"] == f"{server.base_url}/users/local-user"
+    page = _get(server, f"playlists/{OWN}/items", tokens["access_token"], limit=50)
+    assert page.status_code == 200 and page.json()["total"] == 50
+
+    reused = _exchange(server, code, verifier)
+    assert reused.status_code == 400
+    assert reused.json() == _invalid_grant("Invalid authorization code")
+
+
+def test_pkce_wrong_verifier_is_invalid_grant_and_spends_the_code(server):
+    verifier, challenge = _pkce_pair()
+    code = _code_from(_authorize(server, challenge))
+    wrong = _exchange(server, code, _pkce_pair()[0])
+    assert wrong.status_code == 400
+    assert wrong.json() == _invalid_grant("code_verifier was incorrect")
+    assert _exchange(server, code, verifier).json() == _invalid_grant("Invalid authorization code")
+
+
+def test_code_is_bound_to_its_redirect_uri_and_client(server):
+    verifier, challenge = _pkce_pair()
+    code = _code_from(_authorize(server, challenge))
+    moved = _exchange(server, code, verifier, redirect_uri="http://127.0.0.1:9999/elsewhere")
+    assert moved.json() == _invalid_grant("Invalid redirect URI")
+
+    code = _code_from(_authorize(server, challenge))
+    stranger = requests.post(
+        server.token_url,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "client_id": "someone-else",
+            "code_verifier": verifier,
+        },
+        timeout=10,
+    )
+    assert stranger.json() == {"error": "invalid_client", "error_description": "Invalid client"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"client_id": "unknown-client"}, "INVALID_CLIENT: Invalid client"),
+        ({"client_id": None}, "INVALID_CLIENT: Invalid client"),
+        ({"redirect_uri": "https://example.com/callback"}, "INVALID_CLIENT: Invalid redirect URI"),
+        ({"redirect_uri": "http://192.168.1.5:8888/cb"}, "INVALID_CLIENT: Invalid redirect URI"),
+        ({"redirect_uri": None}, "INVALID_CLIENT: Invalid redirect URI"),
+        ({"response_type": "token"}, "response_type must be code"),
+        ({"code_challenge_method": "plain"}, "code_challenge_method must be S256"),
+        ({"code_challenge_method": None}, "go together"),
+        ({"code_challenge": "too-short"}, "Invalid code_challenge"),
+        ({"scope": "playlist-read-private rule-the-world"}, "INVALID_SCOPE"),
+    ],
+)
+def test_authorize_refuses_bad_requests_with_a_400_page(server, overrides, message):
+    refused = _authorize(server, _pkce_pair()[1], **overrides)
+    assert refused.status_code == 400
+    assert refused.headers["Content-Type"].startswith("text/plain")
+    assert message in refused.text
+
+
+@pytest.mark.parametrize(
+    "redirect_uri",
+    ["http://127.0.0.1:43210/callback", "http://localhost:8080/cb", "http://[::1]:5000/auth?x=1"],
+)
+def test_authorize_accepts_loopback_redirects_on_any_port(server, redirect_uri):
+    verifier, challenge = _pkce_pair()
+    authorized = _authorize(server, challenge, redirect_uri=redirect_uri, state=None)
+    assert authorized.status_code == 302
+    location = authorized.headers["Location"]
+    separator = "&" if "?" in redirect_uri else "?"
+    assert location.startswith(f"{redirect_uri}{separator}code=") and "state=" not in location
+
+
+def test_authorization_code_without_pkce_needs_the_client_secret(server):
+    code = _code_from(_authorize(server, None))
+    public = _exchange(server, code, None)
+    assert public.json() == {"error": "invalid_client", "error_description": "Invalid client"}
+
+    code = _code_from(_authorize(server, None))
+    confidential = _exchange(server, code, None, auth=(server.client_id, server.client_secret))
+    assert confidential.status_code == 200
+    refresh_token = confidential.json()["refresh_token"]
+    assert _refresh(server, refresh_token).json()["error"] == "invalid_client"
+    by_secret = _refresh(server, refresh_token, auth=(server.client_id, server.client_secret))
+    assert by_secret.status_code == 200
+
+
+def test_authorize_logs_in_as_the_current_user(server):
+    server.user_id = "other-user"
+    verifier, challenge = _pkce_pair()
+    tokens = _exchange(server, _code_from(_authorize(server, challenge)), verifier).json()
+    assert _get(server, "me", tokens["access_token"]).json()["display_name"] == "Other User"
+    assert _get(server, f"playlists/{SOMEONE_ELSES}/items", tokens["access_token"]).ok
+
+
+def test_refresh_without_rotation_keeps_the_refresh_token(server):
+    refresh_token = server.mint_refresh_token()
+    first, second = _refresh(server, refresh_token), _refresh(server, refresh_token)
+    for refreshed in (first, second):
+        assert refreshed.status_code == 200
+        body = refreshed.json()
+        assert "refresh_token" not in body, "Spotify sends one only when it rotates"
+        assert body["scope"] == SCOPE and body["token_type"] == "Bearer"
+    assert first.json()["access_token"] != second.json()["access_token"]
+    assert _get(server, f"playlists/{OWN}/items", first.json()["access_token"]).ok
+    by_basic_auth = _refresh(server, refresh_token, auth=(server.client_id, server.client_secret))
+    assert by_basic_auth.status_code == 200
+
+
+def test_refresh_with_rotation_retires_the_old_refresh_token(simulator):
+    with LocalSpotifyServer(simulator, now=NOW, rotate_refresh_tokens=True) as server:
+        original = server.mint_refresh_token(scope="playlist-read-private")
+        rotated = _refresh(server, original).json()
+        assert rotated["refresh_token"] != original and rotated["scope"] == "playlist-read-private"
+        assert _refresh(server, original).json() == _invalid_grant("Invalid refresh token")
+        again = _refresh(server, rotated["refresh_token"]).json()
+        assert again["refresh_token"] not in (original, rotated["refresh_token"])
+        assert _get(server, "me", again["access_token"]).json()["id"] == "local-user"
+
+
+def test_expired_access_tokens_answer_401_until_refreshed(server):
+    refresh_token = server.mint_refresh_token()
+    access_token = _refresh(server, refresh_token).json()["access_token"]
+    app_token = server.issue_token()
+    assert _get(server, f"playlists/{OWN}/items", access_token).ok
+
+    server.expire_access_tokens()
+    for token in (access_token, app_token):
+        expired = _get(server, f"playlists/{OWN}/items", token)
+        assert expired.status_code == 401
+        assert expired.json() == {"error": {"status": 401, "message": "The access token expired"}}
+        assert "invalid_token" in expired.headers["WWW-Authenticate"]
+
+    fresh = _refresh(server, refresh_token).json()["access_token"]
+    assert _get(server, f"playlists/{OWN}/items", fresh).ok
+
+
+def test_revoked_refresh_token_is_invalid_grant(server):
+    refresh_token = server.mint_refresh_token()
+    access_token = _refresh(server, refresh_token).json()["access_token"]
+    server.revoke_refresh_tokens()
+    revoked = _refresh(server, refresh_token)
+    assert revoked.status_code == 400
+    assert revoked.json() == _invalid_grant("Invalid refresh token")
+    assert _get(server, "me", access_token).ok, "access tokens live until they expire"
+    assert _refresh(server, "AQmade-up").json() == _invalid_grant("Invalid refresh token")
+
+
+def test_refresh_token_belongs_to_its_client(server):
+    refresh_token = server.mint_refresh_token()
+    stranger = requests.post(
+        server.token_url,
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": "x"},
+        timeout=10,
+    )
+    assert stranger.json()["error"] == "invalid_client"
+    wrong_secret = _refresh(server, refresh_token, auth=(server.client_id, "not-the-secret"))
+    assert wrong_secret.json()["error"] == "invalid_client"
+
+
+def test_me_needs_a_user_token(api, server):
+    app_only = api.get(f"{server.base_url}/me", timeout=10)
+    assert app_only.status_code == 401
+    assert app_only.json() == {
+        "error": {"status": 401, "message": "Valid user authentication required"}
+    }
+    user = _get(server, "me", server.issue_token(user_id="other-user"))
+    assert user.json()["id"] == "other-user"
+
+
+def test_token_endpoint_faults_reach_refreshes_too(server):
+    refresh_token = server.mint_refresh_token()
+    server.fail_next(503, times=2, path_contains="/api/token")
+    assert [_refresh(server, refresh_token).status_code for _ in range(3)] == [503, 503, 200]
+
+
+def test_spotipy_pkce_logs_in_and_refreshes(server):
+    import spotipy
+    from spotipy.cache_handler import MemoryCacheHandler
+    from spotipy.oauth2 import SpotifyPKCE
+
+    cache = MemoryCacheHandler()
+    auth = SpotifyPKCE(
+        client_id=server.client_id,
+        redirect_uri=REDIRECT_URI,
+        scope=SCOPE,
+        cache_handler=cache,
+        open_browser=False,
+    )
+    auth.OAUTH_AUTHORIZE_URL = server.authorize_url
+    auth.OAUTH_TOKEN_URL = server.token_url
+    redirected = requests.get(auth.get_authorize_url(), allow_redirects=False, timeout=10)
+    auth.get_access_token(auth.parse_response_code(redirected.headers["Location"]))
+
+    client = spotipy.Spotify(auth_manager=auth, retries=0)
+    client.prefix = f"{server.base_url}/"
+    assert client.current_user()["id"] == "local-user"
+    server.expire_access_tokens()
+    cache.token_info["expires_at"] = 0  # spotipy refreshes by its own clock
+    assert client.playlist_items(OWN, limit=50)["total"] == 50
+
+
+# -- who may read what (the 2024 and 2026 rules) -------------------------------------------------
+
+
+@pytest.fixture
+def development_mode(simulator):
+    with LocalSpotifyServer(simulator, now=NOW, extended_quota=False) as running:
+        yield running
+
+
+@pytest.mark.parametrize("path", ["{id}", "{id}/items", "{id}/tracks", "{id}?fields=id"])
+@pytest.mark.parametrize("user_id", [None, "local-user"])
+def test_spotify_owned_playlists_are_404_in_development_mode(development_mode, path, user_id):
+    token = development_mode.issue_token(user_id=user_id)
+    for playlist_id in (TOP_50, TOP_SONGS):
+        response = _get(development_mode, "playlists/" + path.format(id=playlist_id), token)
+        assert response.status_code == 404
+        assert response.json() == {"error": {"status": 404, "message": "Resource not found"}}
+
+
+def test_development_mode_still_serves_the_users_own_playlists(development_mode):
+    token = development_mode.issue_token(user_id="local-user")
+    assert _get(development_mode, f"playlists/{OWN}/items", token).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("playlist_id", "user_id", "status"),
+    [
+        (OWN, "local-user", 200),  # owner
+        (OWN, "other-user", 403),
+        (OWN, None, 403),  # an app token reads no user's items, extended quota or not
+        (COLLABORATIVE, "local-user", 200),  # collaborator
+        (COLLABORATIVE, "other-user", 200),  # owner
+        (COLLABORATIVE, None, 403),
+        (SOMEONE_ELSES, "local-user", 403),
+        (SOMEONE_ELSES, "other-user", 200),
+        (TOP_50, None, 200),  # Spotify-owned, extended quota: anyone
+        (TOP_50, "local-user", 200),
+    ],
+)
+@pytest.mark.parametrize("endpoint", ["items", "tracks"])
+def test_items_answer_only_to_the_owner_or_a_collaborator(
+    server, playlist_id, user_id, status, endpoint
+):
+    token = server.issue_token(user_id=user_id)
+    response = _get(server, f"playlists/{playlist_id}/{endpoint}", token)
+    assert response.status_code == status
+    if status == 403:
+        assert response.json() == {"error": {"status": 403, "message": "Forbidden"}}
+    else:
+        assert response.json()["total"] == 50
+
+
+def test_user_playlist_metadata_is_readable_without_its_items(server, simulator):
+    app_view = _get(server, f"playlists/{OWN}", server.issue_token())
+    assert app_view.status_code == 200
+    playlist = app_view.json()
+    assert "items" not in playlist and "tracks" not in playlist
+    assert playlist["name"] == "My Daily Top 50" and playlist["collaborative"] is False
+    assert playlist["owner"]["id"] == "local-user"
+    assert playlist["owner"]["display_name"] == "Local User"
+    assert playlist["snapshot_id"] == simulator.snapshot_id(OWN, TODAY)
+    selected = _get(server, f"playlists/{OWN}", server.issue_token(), fields="snapshot_id,items")
+    assert selected.json() == {"snapshot_id": playlist["snapshot_id"]}
+
+    owner_view = _get(server, f"playlists/{OWN}", server.issue_token(user_id="local-user")).json()
+    assert owner_view["items"]["total"] == 50 and owner_view["tracks"]["total"] == 50
+    assert list(owner_view).index("items") == list(owner_view).index("type") - 2
+
+    team = _get(server, f"playlists/{COLLABORATIVE}", server.issue_token()).json()
+    assert team["collaborative"] is True and team["public"] is False
+    assert team["owner"]["id"] == "other-user" and "items" not in team
+
+
+def test_simulator_knows_owners_and_collaborators(simulator):
+    assert simulator.owner(TOP_50) == "spotify" and simulator.collaborators(TOP_50) == ()
+    assert simulator.owner(OWN) == "local-user"
+    assert simulator.owner(COLLABORATIVE) == "other-user"
+    assert simulator.collaborators(COLLABORATIVE) == ("local-user",)
+    assert simulator.collaborators(SOMEONE_ELSES) == ()
+    assert simulator.is_spotify_owned(TOP_SONGS) and not simulator.is_spotify_owned(OWN)
+    assert simulator.is_owner_or_collaborator(COLLABORATIVE, "local-user")
+    assert not simulator.is_owner_or_collaborator(SOMEONE_ELSES, "local-user")
+    assert not simulator.is_owner_or_collaborator(OWN, None)
+    with pytest.raises(KeyError):
+        simulator.owner("0000000000000000000000")
+
+    own = simulator.chart_track_ids(OWN, TODAY)
+    assert len(own) == 50 and own != simulator.chart_track_ids(TOP_50, TODAY)
+    assert ChartSimulator().chart_track_ids(OWN, TODAY) == own
+    assert {entry["added_by"]["id"] for entry in simulator.chart(OWN, TODAY)} == {"local-user"}
+    team_editors = {entry["added_by"]["id"] for entry in simulator.chart(COLLABORATIVE, TODAY)}
+    assert team_editors == {"local-user", "other-user"}
+    assert ChartSimulator(user_playlists={}).playlists.keys() == {TOP_50, TOP_SONGS}
+    with pytest.raises(ValueError, match="both"):
+        ChartSimulator(playlists={OWN: "clash"})
+
+
+# -- slow replies and quota ------------------------------------------------------------------------
+
+
+def test_quota_exceeded_is_a_429_that_says_so(api, server):
+    url = f"{server.base_url}/playlists/{TOP_50}/items"
+    server.quota_exceeded()
+    exhausted = api.get(url, timeout=10)
+    assert exhausted.status_code == 429
+    assert exhausted.json() == {"error": {"status": 429, "message": "QUOTA_EXCEEDED"}}
+    assert exhausted.headers["Retry-After"] == "86400"
+    assert api.get(url, timeout=10).status_code == 200
+
+    server.quota_exceeded(times=2, retry_after=None)
+    twice = [api.get(url, timeout=10) for _ in range(3)]
+    assert [response.status_code for response in twice] == [429, 429, 200]
+    assert "Retry-After" not in twice[0].headers
+
+
+def test_delay_next_slows_matching_replies_only(api, server):
+    url = f"{server.base_url}/playlists/{TOP_50}?fields=id"
+    server.delay_next(0.3, path_contains="fields=id")
+    started = time.monotonic()
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(api.get, url, timeout=10)
+        time.sleep(0.05)  # let the slow request reach the server first
+        quick_started = time.monotonic()
+        quick = requests.get(
+            f"{server.base_url}/playlists/{TOP_50}?fields=name",
+            headers=api.headers,
+            timeout=10,
+        )
+        quick_took = time.monotonic() - quick_started
+        assert slow.result().status_code == 200
+    assert time.monotonic() - started >= 0.3
+    assert quick.status_code == 200 and quick_took < 0.2, "other requests are not held up"
+    started = time.monotonic()
+    assert api.get(url, timeout=10).status_code == 200
+    assert time.monotonic() - started < 0.2, "the delay was used up"
+
+
+def test_delay_next_reaches_the_token_endpoint(server):
+    server.delay_next(0.25, path_contains="/api/token")
+    started = time.monotonic()
+    refreshed = _refresh(server, server.mint_refresh_token())
+    assert refreshed.status_code == 200 and time.monotonic() - started >= 0.25
+
+
+def test_stop_does_not_wait_for_delayed_replies(simulator):
+    server = LocalSpotifyServer(simulator, now=NOW).start()
+    server.delay_next(30, times=2)
+    url = f"{server.base_url}/playlists/{TOP_50}"
+    with pytest.raises(requests.ReadTimeout):
+        requests.get(url, headers={"Authorization": f"Bearer {server.issue_token()}"}, timeout=0.2)
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 2
+
+
+# -- entry shapes ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry_fields", "keys"),
+    [("item", {"item"}), ("track", {"track"}), ("both", {"item", "track"})],
+)
+def test_entry_fields_choose_item_track_or_both(simulator, entry_fields, keys):
+    with LocalSpotifyServer(simulator, now=NOW, entry_fields=entry_fields) as server:
+        token = server.issue_token()
+        pages = [
+            _get(server, f"playlists/{TOP_50}/items", token).json(),
+            _get(server, f"playlists/{TOP_50}/tracks", token).json(),
+            _get(server, f"playlists/{TOP_50}", token).json()["items"],
+            _get(server, f"playlists/{TOP_50}", token).json()["tracks"],
+        ]
+        for page in pages:
+            for entry in page["items"]:
+                assert {"item", "track"} & set(entry) == keys
+                assert {"added_at", "added_by", "is_local"} <= set(entry)
+        ids = [next(entry[key]["id"] for key in keys) for entry in pages[2]["items"]]
+        assert ids == simulator.chart_track_ids(TOP_50, TODAY)
+
+
+def test_entry_fields_can_change_while_running_and_refuse_unknown_shapes(api, server, simulator):
+    server.entry_fields = "item"
+    page = api.get(f"{server.base_url}/playlists/{TOP_50}/items?limit=1", timeout=10).json()
+    assert "track" not in page["items"][0]
+    with pytest.raises(ValueError, match="entry_fields"):
+        server.entry_fields = "tracks"
+    with pytest.raises(ValueError, match="entry_fields"):
+        LocalSpotifyServer(simulator, entry_fields="neither")
 
 
 # -- the simulator's charts ---------------------------------------------------------------------
@@ -645,3 +1140,49 @@ def test_openapi_validation_catches_a_broken_response(openapi, api, server):
     bad_timestamp = copy.deepcopy(page)
     bad_timestamp["items"][0]["added_at"] = "yesterday"
     assert _errors(validator, bad_timestamp)
+
+
+@pytest.mark.shared_data
+def test_2026_responses_validate_against_the_official_openapi_spec(openapi, server):
+    user_token, app_token = server.issue_token(user_id="local-user"), server.issue_token()
+
+    me = _get(server, "me", user_token)
+    assert me.status_code == 200
+    assert _errors(openapi.response_validator("/me", "200"), me.json()) == []
+    unauthorized = openapi.response_validator("/me", "401")
+    for token in (app_token, None, "made-up"):
+        refused = _get(server, "me", token)
+        assert refused.status_code == 401 and _errors(unauthorized, refused.json()) == [], token
+
+    playlist_validator = openapi.response_validator("/playlists/{playlist_id}", "200")
+    for playlist_id in (OWN, COLLABORATIVE, SOMEONE_ELSES):
+        for token in (user_token, app_token):
+            playlist = _get(server, f"playlists/{playlist_id}", token).json()
+            assert _errors(playlist_validator, playlist) == [], (playlist_id, token)
+
+    for endpoint in ("items", "tracks"):
+        path = f"/playlists/{{playlist_id}}/{endpoint}"
+        forbidden = _get(server, f"playlists/{SOMEONE_ELSES}/{endpoint}", user_token)
+        validator = openapi.response_validator(path, "403")
+        assert forbidden.status_code == 403 and _errors(validator, forbidden.json()) == []
+
+        page_validator = openapi.response_validator(path, "200")
+        for entry_fields in ("item", "track", "both"):
+            server.entry_fields = entry_fields
+            page = _get(server, f"playlists/{COLLABORATIVE}/{endpoint}", user_token, limit=50)
+            assert _errors(page_validator, page.json()) == [], (endpoint, entry_fields)
+
+        server.quota_exceeded()
+        exhausted = _get(server, f"playlists/{OWN}/{endpoint}", user_token)
+        validator = openapi.response_validator(path, "429")
+        assert exhausted.status_code == 429 and _errors(validator, exhausted.json()) == []
+
+    server.extended_quota = False
+    hidden = _get(server, f"playlists/{TOP_50}", app_token)
+    validator = openapi.response_validator("/playlists/{playlist_id}", "404", fallback="NotFound")
+    assert hidden.status_code == 404 and _errors(validator, hidden.json()) == []
+
+    server.expire_access_tokens()
+    expired = _get(server, f"playlists/{OWN}/items", user_token)
+    validator = openapi.response_validator("/playlists/{playlist_id}/items", "401")
+    assert expired.status_code == 401 and _errors(validator, expired.json()) == []

@@ -15,6 +15,12 @@ replaying history:
 Artists, albums and tracks depend on the seed only, so playlists share one catalogue;
 each playlist mixes its id into the per-track affinity and the daily noise, so every
 playlist charts differently. Nothing reads the wall clock or the global random state.
+
+Playlists have owners, as the 2026 Web API rules need: the editorial charts
+(``DEFAULT_PLAYLISTS``) belong to the user "spotify"; ``DEFAULT_USER_PLAYLISTS`` adds one
+owned by "local-user", a collaborative one owned by "other-user" with "local-user" as a
+collaborator, and one owned by "other-user" alone. ``owner()``, ``collaborators()`` and
+``is_owner_or_collaborator()`` answer who may read a playlist's items; the server applies it.
 """
 
 from __future__ import annotations
@@ -37,6 +43,14 @@ DEFAULT_PLAYLISTS: dict[str, str] = {
     "37i9dQZEVXbNG2KDcFcKOF": "Top Songs - Global",
     "37i9dQZEVXbMDoHDwVN2tF": "Top 50 - Global",
 }
+SPOTIFY_USER_ID = "spotify"  # the owner of the editorial playlists
+LOCAL_USER_ID = "local-user"  # the user the local server logs in as by default
+OTHER_USER_ID = "other-user"
+DEFAULT_USERS: dict[str, str] = {  # user id -> display name
+    SPOTIFY_USER_ID: "Spotify",
+    LOCAL_USER_ID: "Local User",
+    OTHER_USER_ID: "Other User",
+}
 CHART_SIZE = 50
 # A track older than this is no longer a chart candidate; it also bounds how far back the
 # start of a chart run is searched.
@@ -55,6 +69,22 @@ _WANDER_DAYS = 6
 # _normal() is Box-Muller on 64-bit uniforms, so |value| <= sqrt(2 * 64 * ln 2) < 9.5.
 _MAX_NOISE_FACTOR = math.exp(9.5 * (_SCORE_WANDER + _SCORE_JITTER))
 _PLAYLIST_AFFINITY = 0.30  # standard deviation of a playlist's log-preference for a track
+
+
+@dataclass(frozen=True)
+class UserPlaylist:
+    """A playlist a (non-Spotify) user owns; collaborators may read and edit it too."""
+
+    name: str
+    owner_id: str
+    collaborators: tuple[str, ...] = ()
+
+
+DEFAULT_USER_PLAYLISTS: dict[str, UserPlaylist] = {
+    "3cEYpjA9oz9GiPac4AsH4n": UserPlaylist("My Daily Top 50", LOCAL_USER_ID),
+    "1ClnXq6wJ9Ekl9Gu5VdGbX": UserPlaylist("Team Chart", OTHER_USER_ID, (LOCAL_USER_ID,)),
+    "5Rrf7mqN8uus2AaQQQNdc1": UserPlaylist("Someone Else's Chart", OTHER_USER_ID),
+}
 
 
 # -- deterministic numbers ---------------------------------------------------------------
@@ -310,9 +340,25 @@ class ChartSimulator:
         playlists: dict[str, str] | None = None,
         *,
         chart_size: int = CHART_SIZE,
+        user_playlists: dict[str, UserPlaylist] | None = None,
+        users: dict[str, str] | None = None,
     ) -> None:
+        """``playlists`` are Spotify-owned (id -> name); ``user_playlists`` are users' own.
+
+        ``playlists`` ends up holding every playlist's name, both kinds. ``users`` adds or
+        renames display names (id -> name) on top of ``DEFAULT_USERS``.
+        """
         self.seed = seed
-        self.playlists = dict(DEFAULT_PLAYLISTS if playlists is None else playlists)
+        editorial = dict(DEFAULT_PLAYLISTS if playlists is None else playlists)
+        self.user_playlists = dict(
+            DEFAULT_USER_PLAYLISTS if user_playlists is None else user_playlists
+        )
+        if clash := editorial.keys() & self.user_playlists.keys():
+            raise ValueError(f"playlists both Spotify's and a user's: {sorted(clash)}")
+        self.playlists = editorial | {
+            playlist_id: playlist.name for playlist_id, playlist in self.user_playlists.items()
+        }
+        self.users = DEFAULT_USERS | dict(users or {})
         self.chart_size = chart_size
         self._artists = self._make_artists()
         cumulative = list(accumulate(1.0 / (rank + 1) ** 0.6 for rank in range(_ARTIST_COUNT)))
@@ -334,6 +380,38 @@ class ChartSimulator:
     def has_playlist(self, playlist_id: str) -> bool:
         return playlist_id in self.playlists
 
+    def owner(self, playlist_id: str) -> str:
+        """The owner's user id: "spotify" for the editorial playlists."""
+        self._playlist_name(playlist_id)
+        user_playlist = self.user_playlists.get(playlist_id)
+        return SPOTIFY_USER_ID if user_playlist is None else user_playlist.owner_id
+
+    def collaborators(self, playlist_id: str) -> tuple[str, ...]:
+        """The user ids besides the owner who may edit (and so read) the playlist."""
+        self._playlist_name(playlist_id)
+        user_playlist = self.user_playlists.get(playlist_id)
+        return () if user_playlist is None else user_playlist.collaborators
+
+    def is_spotify_owned(self, playlist_id: str) -> bool:
+        return self.owner(playlist_id) == SPOTIFY_USER_ID
+
+    def is_owner_or_collaborator(self, playlist_id: str, user_id: str | None) -> bool:
+        """Whether ``user_id`` (``None``: no user, an app token) owns or co-edits it."""
+        if user_id is None:
+            return False
+        return user_id == self.owner(playlist_id) or user_id in self.collaborators(playlist_id)
+
+    def display_name(self, user_id: str) -> str:
+        return self.users.get(user_id, user_id)
+
+    def account_id(self, user_id: str) -> str:
+        """The user's immutable, pseudonymous ``account_id`` (unlike ``id``, never renamed)."""
+        return spotify_id(self.seed, "account", user_id)
+
+    def user_object(self, user_id: str, api_base_url: str = SPOTIFY_API_BASE_URL) -> dict[str, Any]:
+        """The PlaylistUserObject of ``user_id`` (the ``added_by`` of an entry)."""
+        return _user_object(user_id, api_base_url)
+
     def chart_track_ids(self, playlist_id: str, day: date) -> list[str]:
         """The Spotify track ids of the day's chart, best first."""
         return [self.track(key).id for key in self._ranking(playlist_id, utc_day(day))]
@@ -345,11 +423,10 @@ class ChartSimulator:
         day = utc_day(day)
         ranking = self._ranking(playlist_id, day)
         run_starts = self._current_run_starts(playlist_id, day_number(day))
-        added_by = _spotify_user(api_base_url)
         return [
             {
                 "added_at": f"{_iso_day(run_starts[key])}T00:00:00Z",
-                "added_by": dict(added_by),
+                "added_by": _user_object(self._added_by(playlist_id, key), api_base_url),
                 "is_local": False,
                 "item": self._track_object(self.track(key), api_base_url),
                 # Deprecated since 2026 but still served next to "item".
@@ -375,28 +452,49 @@ class ChartSimulator:
         name = self._playlist_name(playlist_id)
         day = utc_day(day)
         image_hex = _digest("playlist-image", self.seed, playlist_id, size=12).hex()
+        owner_id = self.owner(playlist_id)
+        collaborative = bool(self.collaborators(playlist_id))
+        if owner_id == SPOTIFY_USER_ID:
+            description = f"Your daily update of the most played tracks right now - {name}."
+            # Editorial playlist covers come without dimensions.
+            images = [
+                {"height": None, "url": f"{_IMAGE_URL}/ab67706f00000002{image_hex}", "width": None}
+            ]
+        else:
+            description = f"Updated daily by {self.display_name(owner_id)}."
+            # A user's playlist without an uploaded cover gets a mosaic of its album covers.
+            images = [
+                {"height": size, "url": f"https://mosaic.scdn.co/{size}/{image_hex}", "width": size}
+                for size in (640, 300, 60)
+            ]
         return {
-            "collaborative": False,
-            "description": f"Your daily update of the most played tracks right now - {name}.",
+            "collaborative": collaborative,
+            "description": description,
             "external_urls": {"spotify": f"{OPEN_SPOTIFY_URL}/playlist/{playlist_id}"},
             "followers": {"href": None, "total": self.followers(playlist_id, day)},
             "href": f"{api_base_url}/playlists/{playlist_id}",
             "id": playlist_id,
-            # Editorial playlist covers come without dimensions.
-            "images": [{"height": None, "url": f"{_IMAGE_URL}/ab67706f00000002{image_hex}",
-                        "width": None}],
+            "images": images,
             "name": name,
-            "owner": {"display_name": "Spotify", **_spotify_user(api_base_url)},
+            "owner": {
+                "display_name": self.display_name(owner_id),
+                **_user_object(owner_id, api_base_url),
+            },
             "primary_color": None,
-            "public": True,
+            # Spotify makes every collaborative playlist private.
+            "public": not collaborative,
             "snapshot_id": self.snapshot_id(playlist_id, day),
             "type": "playlist",
             "uri": f"spotify:playlist:{playlist_id}",
         }
 
     def followers(self, playlist_id: str, day: date) -> int:
-        """Grows slowly and never shrinks, like a big editorial playlist's."""
-        self._playlist_name(playlist_id)
+        """Grows slowly and never shrinks, like a big editorial playlist's.
+
+        A user's playlist has a handful of followers, and keeps them.
+        """
+        if not self.is_spotify_owned(playlist_id):
+            return _digest("followers", self.seed, playlist_id)[0] % 40
         size_at_reference = 15_000_000 + 150_000 * _digest("followers", self.seed, playlist_id)[0]
         days_since_reference = day_number(utc_day(day)) - day_number(_FOLLOWERS_REFERENCE_DAY)
         return int(size_at_reference * math.exp(_FOLLOWER_GROWTH_PER_DAY * days_since_reference))
@@ -409,6 +507,13 @@ class ChartSimulator:
         return cached
 
     # chart mechanics ----------------------------------------------------------------------
+
+    def _added_by(self, playlist_id: str, key: str) -> str:
+        """Who added a track: the owner, or on a collaborative playlist any of its editors."""
+        editors = (self.owner(playlist_id), *self.collaborators(playlist_id))
+        if len(editors) == 1:
+            return editors[0]
+        return editors[_digest(self.seed, "added-by", playlist_id, key)[0] % len(editors)]
 
     def _playlist_name(self, playlist_id: str) -> str:
         try:
@@ -725,11 +830,11 @@ def _artist_object(artist: Artist, api_base_url: str) -> dict[str, Any]:
     }
 
 
-def _spotify_user(api_base_url: str) -> dict[str, Any]:
+def _user_object(user_id: str, api_base_url: str) -> dict[str, Any]:
     return {
-        "external_urls": {"spotify": f"{OPEN_SPOTIFY_URL}/user/spotify"},
-        "href": f"{api_base_url}/users/spotify",
-        "id": "spotify",
+        "external_urls": {"spotify": f"{OPEN_SPOTIFY_URL}/user/{user_id}"},
+        "href": f"{api_base_url}/users/{user_id}",
+        "id": user_id,
         "type": "user",
-        "uri": "spotify:user:spotify",
+        "uri": f"spotify:user:{user_id}",
     }

@@ -1,0 +1,396 @@
+"""Extraction against the 2026 rules, over HTTP through spotipy, against the local server.
+
+Each case ends within its time budget with its documented outcome. Sleeping is recorded
+instead of done where the test is about the decision, not the clock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from etl_lib import auth, cli, credentials, lake, pipeline, spotify, transform
+from etl_lib.credentials import Credentials
+from etl_lib.errors import (
+    ConfigError,
+    PlaylistForbidden,
+    PlaylistNotFound,
+    QuotaExceeded,
+    RateLimited,
+    SpotifyAuthError,
+    SpotifyUnavailable,
+)
+from etl_lib.local_spotify import ChartSimulator, LocalSpotifyServer
+
+GLOBAL = "37i9dQZEVXbNG2KDcFcKOF"
+OWN = "3cEYpjA9oz9GiPac4AsH4n"
+COLLABORATIVE = "1ClnXq6wJ9Ekl9Gu5VdGbX"
+SOMEONE_ELSES = "5Rrf7mqN8uus2AaQQQNdc1"
+NOON = datetime(2026, 10, 1, 12, tzinfo=UTC)
+
+
+class RecordedSleep:
+    def __init__(self):
+        self.calls: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+def _items_requests(server, playlist_id):
+    return [r for r in server.requests if f"/playlists/{playlist_id}/items" in r.path]
+
+
+@pytest.fixture
+def strict_server():
+    """An app in development mode: Spotify-owned playlists answer 404."""
+    with LocalSpotifyServer(ChartSimulator(), now=NOON, extended_quota=False) as server:
+        yield server
+
+
+def _settings_for(server, tmp_path: Path, **changes):
+    from etl_lib.config import Settings
+
+    base = Settings(
+        lake=str(tmp_path / "lake"),
+        api_base_url=server.base_url,
+        token_url=server.token_url,
+        authorize_url=server.origin + "/authorize",
+        credentials=Credentials(server.client_id, server.client_secret),
+        credentials_file=tmp_path / "credentials.json",
+        playlists=(GLOBAL,),
+        read_timeout_seconds=2,
+    )
+    return replace(base, **changes)
+
+
+def _user_settings(server, tmp_path: Path, **changes):
+    token = server.mint_refresh_token()
+    creds = Credentials(server.client_id, None, token, origin="environment")
+    return _settings_for(server, tmp_path, credentials=creds, playlists=(OWN,), **changes)
+
+
+# --- rate limits, quota, server errors, slow replies ---------------------------------------
+
+
+def test_429_within_budget_waits_retry_after_then_succeeds(settings, spotify_server):
+    sleep = RecordedSleep()
+    reader = spotify.make_reader(settings, sleep=sleep)
+    spotify_server.fail_next(429, headers={"Retry-After": "3"})
+    [outcome] = pipeline.extract(settings, reader=reader)
+    assert outcome.status == "extracted"
+    assert sleep.calls == [3.0]
+    assert reader.budget.remaining_seconds == settings.rate_limit_budget_seconds - 3
+
+
+def test_429_beyond_budget_stops_the_run_with_the_time(settings, spotify_server):
+    sleep = RecordedSleep()
+    now = datetime(2026, 11, 25, 8, tzinfo=UTC)
+    reader = spotify.make_reader(settings, sleep=sleep, now=lambda: now)
+    spotify_server.fail_next(429, headers={"Retry-After": "7200"})
+    started = time.monotonic()
+    outcomes = pipeline.extract(settings, [GLOBAL, OWN], reader=reader)
+    assert time.monotonic() - started < 5
+    assert [o.status for o in outcomes] == ["failed", "not attempted"]
+    assert isinstance(outcomes[0].error, RateLimited)
+    assert outcomes[0].error.until == now + timedelta(hours=2)
+    assert "rate limited until 2026-11-25T10:00:00Z" in str(outcomes[0].error)
+    assert sleep.calls == []
+
+
+def test_quota_exceeded_stops_at_once(settings, spotify_server):
+    sleep = RecordedSleep()
+    spotify_server.quota_exceeded()
+    [outcome] = pipeline.extract(settings, reader=spotify.make_reader(settings, sleep=sleep))
+    assert isinstance(outcome.error, QuotaExceeded)
+    assert "QUOTA_EXCEEDED" in str(outcome.error)
+    assert sleep.calls == []
+
+
+def test_5xx_burst_is_retried_with_backoff(settings, spotify_server):
+    sleep = RecordedSleep()
+    spotify_server.fail_next(503, times=2)
+    [outcome] = pipeline.extract(settings, reader=spotify.make_reader(settings, sleep=sleep))
+    assert outcome.status == "extracted"
+    assert len(sleep.calls) == 2 and all(0 <= s <= 8 for s in sleep.calls)
+
+
+def test_persistent_5xx_gives_up_after_bounded_retries(settings, spotify_server):
+    sleep = RecordedSleep()
+    spotify_server.fail_next(502, times=50)
+    [outcome] = pipeline.extract(settings, reader=spotify.make_reader(settings, sleep=sleep))
+    assert isinstance(outcome.error, SpotifyUnavailable)
+    api_calls = [r for r in spotify_server.requests if r.path.startswith("/v1/")]
+    assert len(api_calls) == settings.max_retries + 1
+    assert len(sleep.calls) == settings.max_retries
+
+
+def test_slow_replies_time_out_and_are_bounded(settings, spotify_server):
+    quick = replace(settings, read_timeout_seconds=0.3, max_retries=1)
+    spotify_server.delay_next(2, times=2)
+    started = time.monotonic()
+    [outcome] = pipeline.extract(quick, reader=spotify.make_reader(quick, sleep=RecordedSleep()))
+    assert isinstance(outcome.error, SpotifyUnavailable)
+    assert "ReadTimeout" in str(outcome.error)
+    assert time.monotonic() - started < 2
+
+
+def test_one_slow_reply_is_retried(settings, spotify_server):
+    quick = replace(settings, read_timeout_seconds=0.3)
+    spotify_server.delay_next(1, times=1)
+    [outcome] = pipeline.extract(quick, reader=spotify.make_reader(quick, sleep=RecordedSleep()))
+    assert outcome.status == "extracted"
+
+
+def test_cli_exit_code_75_on_rate_limit(settings, spotify_server, monkeypatch, capsys):
+    for name, value in {
+        "SPOTIFY_API_BASE_URL": settings.api_base_url,
+        "SPOTIFY_TOKEN_URL": settings.token_url,
+        "SPOTIFY_CLIENT_ID": settings.credentials.client_id,
+        "SPOTIFY_CLIENT_SECRET": settings.credentials.client_secret,
+        "SPOTIFY_ETL_CREDENTIALS_FILE": str(settings.credentials_file),
+    }.items():
+        monkeypatch.setenv(name, value)
+    spotify_server.fail_next(429, headers={"Retry-After": "86400"})
+    assert cli.main(["extract", "--lake", settings.lake]) == cli.EXIT_TEMPORARY_FAILURE
+    assert "rate limited until" in capsys.readouterr().err
+
+
+# --- the 2026 access rules ---------------------------------------------------------------
+
+
+def test_spotify_owned_playlist_404_explains_the_policy(strict_server, tmp_path):
+    [outcome] = pipeline.extract(_settings_for(strict_server, tmp_path))
+    assert isinstance(outcome.error, PlaylistNotFound)
+    message = str(outcome.error)
+    assert "2024-11-27" in message and "auth login" in message and "archive" in message
+
+
+def test_items_of_a_user_playlist_need_the_owner(strict_server, tmp_path):
+    settings = _settings_for(strict_server, tmp_path, playlists=(OWN,))
+    [outcome] = pipeline.extract(settings)
+    assert isinstance(outcome.error, PlaylistForbidden)
+    assert "owner or a collaborator" in str(outcome.error)
+    assert "auth login" in str(outcome.error)
+
+
+def test_user_token_reads_own_and_collaborative_playlists(strict_server, tmp_path):
+    settings = _user_settings(strict_server, tmp_path)
+    outcomes = pipeline.extract(settings, [OWN, COLLABORATIVE, SOMEONE_ELSES])
+    assert [o.status for o in outcomes] == ["extracted", "extracted", "failed"]
+    assert isinstance(outcomes[2].error, PlaylistForbidden)
+
+
+def test_run_over_three_playlists_with_one_failing(settings, spotify_server):
+    ids = [GLOBAL, "0000000000000000000000", "37i9dQZEVXbMDoHDwVN2tF"]
+    outcomes = pipeline.extract(settings, ids)
+    assert [o.status for o in outcomes] == ["extracted", "failed", "extracted"]
+    assert {
+        lake.parse_raw_key(k)["playlist_id"] for k in lake.list_keys(settings.lake, "raw/")
+    } == {ids[0], ids[2]}
+
+
+# --- user tokens -------------------------------------------------------------------------
+
+
+def test_expired_access_token_is_refreshed(strict_server, tmp_path):
+    settings = _user_settings(strict_server, tmp_path)
+    reader = spotify.make_reader(settings)
+    first = pipeline.extract(settings, reader=reader, force=True, clock=lambda: NOON)
+    strict_server.expire_access_tokens()
+    refreshes_before = _token_posts(strict_server)
+    later = NOON + timedelta(hours=1)
+    second = pipeline.extract(settings, reader=reader, force=True, clock=lambda: later)
+    assert [o.status for o in first + second] == ["extracted", "extracted"]
+    assert _token_posts(strict_server) == refreshes_before + 1
+
+
+def _token_posts(server) -> int:
+    return sum(1 for r in server.requests if r.method == "POST" and r.path.startswith("/api/token"))
+
+
+def test_revoked_refresh_token_says_log_in_again(strict_server, tmp_path):
+    settings = _user_settings(strict_server, tmp_path)
+    strict_server.revoke_refresh_tokens()
+    [outcome] = pipeline.extract(settings)
+    assert isinstance(outcome.error, SpotifyAuthError)
+    assert "auth login" in str(outcome.error)
+
+
+def test_rotated_refresh_token_is_stored_back_owner_only(tmp_path):
+    with LocalSpotifyServer(
+        ChartSimulator(), now=NOON, extended_quota=False, rotate_refresh_tokens=True
+    ) as server:
+        original = server.mint_refresh_token()
+        path = credentials.write_file(
+            tmp_path / "credentials.json", Credentials(server.client_id, refresh_token=original)
+        )
+        stored = credentials.read_file(path)
+        settings = _settings_for(server, tmp_path, credentials=stored, playlists=(OWN,))
+        [outcome] = pipeline.extract(settings)
+        assert outcome.status == "extracted"
+        rotated = credentials.read_file(path)
+        assert rotated.refresh_token and rotated.refresh_token != original
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        # the rotated token works for the next run; the old one no longer does
+        [again] = pipeline.extract(
+            replace(settings, credentials=rotated),
+            force=True,
+            clock=lambda: NOON + timedelta(hours=1),
+        )
+        assert again.status == "extracted"
+
+
+def test_secrets_never_reach_the_lake(strict_server, tmp_path):
+    settings = _user_settings(strict_server, tmp_path)
+    pipeline.extract(settings)
+    pipeline.transform(settings.lake)
+    secret_values = [settings.credentials.refresh_token, strict_server.client_secret]
+    for path in Path(settings.lake).rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            assert not any(value.encode() in content for value in secret_values), path
+    assert settings.credentials.refresh_token not in repr(settings)
+
+
+def test_login_with_pkce_on_a_loopback_redirect_then_status(strict_server, tmp_path):
+    port = _free_port()
+    settings = _settings_for(
+        strict_server,
+        tmp_path,
+        credentials=Credentials(strict_server.client_id),
+        redirect_uri=f"http://127.0.0.1:{port}/callback",
+    )
+
+    def browser(url: str) -> None:  # approves and follows the redirect, as a browser would
+        threading.Thread(target=requests.get, args=(url,), kwargs={"timeout": 5}).start()
+
+    stored = auth.login(settings, show_url=browser, timeout_seconds=10)
+    assert stored.user_id == "local-user" and stored.refresh_token
+    on_disk = json.loads((tmp_path / "credentials.json").read_text())
+    assert on_disk["refresh_token"] == stored.refresh_token
+    assert stat.S_IMODE(os.stat(tmp_path / "credentials.json").st_mode) == 0o600
+
+    logged_in = replace(settings, credentials=credentials.read_file(tmp_path / "credentials.json"))
+    current = auth.status(logged_in)
+    assert current.mode == "user" and "local-user" in current.identity
+    assert "playlist-read-private" in current.scope
+    [outcome] = pipeline.extract(replace(logged_in, playlists=(OWN,)))
+    assert outcome.status == "extracted"
+
+
+def test_login_by_pasting_the_redirect_url(strict_server, tmp_path):
+    settings = _settings_for(
+        strict_server, tmp_path, credentials=Credentials(strict_server.client_id)
+    )
+    shown: list[str] = []
+
+    def paste() -> str:
+        answer = requests.get(shown[0], allow_redirects=False, timeout=5)
+        return answer.headers["Location"]
+
+    stored = auth.login(settings, show_url=shown.append, paste=paste)
+    assert stored.user_id == "local-user"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_credentials_file_readable_by_others_is_refused(tmp_path):
+    path = tmp_path / "credentials.json"
+    path.write_text(json.dumps({"client_id": "x", "refresh_token": "y"}))
+    path.chmod(0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        credentials.read_file(path)
+
+
+# --- change detection --------------------------------------------------------------------
+
+
+def test_unchanged_snapshot_costs_one_small_call_and_leaves_a_heartbeat(settings, spotify_server):
+    reader = spotify.make_reader(settings)
+    morning, evening = NOON - timedelta(hours=4), NOON + timedelta(hours=4)
+    [first] = pipeline.extract(settings, reader=reader, clock=lambda: morning)
+    items_before = len(_items_requests(spotify_server, GLOBAL))
+    requests_before = len(spotify_server.requests)
+    [second] = pipeline.extract(settings, reader=reader, clock=lambda: evening)
+
+    assert (first.status, second.status) == ("extracted", "unchanged")
+    assert second.snapshot_id == first.snapshot_id
+    assert len(_items_requests(spotify_server, GLOBAL)) == items_before
+    assert len(spotify_server.requests) - requests_before == 1
+    heartbeats = list(lake.list_keys(settings.lake, "heartbeats/", ".json"))
+    assert len(heartbeats) == 2
+    last = json.loads(lake.read_bytes(settings.lake, heartbeats[-1]))
+    assert last["status"] == "unchanged" and last["checked_at"] == "2026-10-01T16:00:00Z"
+
+    [forced] = pipeline.extract(
+        settings, reader=reader, force=True, clock=lambda: evening + timedelta(minutes=1)
+    )
+    assert forced.status == "extracted"
+    spotify_server.set_time(NOON + timedelta(days=1))
+    [next_day] = pipeline.extract(settings, reader=reader, clock=lambda: NOON + timedelta(days=1))
+    assert next_day.status == "extracted" and next_day.snapshot_id != first.snapshot_id
+
+
+@pytest.mark.parametrize("entry_fields", ["item", "track", "both"])
+def test_entries_with_item_track_or_both_give_the_same_chart(tmp_path, entry_fields):
+    with LocalSpotifyServer(ChartSimulator(), now=NOON) as server:
+        server.entry_fields = entry_fields
+        settings = _settings_for(server, tmp_path)
+        [outcome] = pipeline.extract(settings, clock=lambda: NOON)
+        raw = json.loads(lake.read_bytes(settings.lake, outcome.raw_key))
+    result = transform.transform_envelope(raw, outcome.raw_key)
+    expected = ChartSimulator().chart_track_ids(GLOBAL, NOON.date())
+    assert result.tables["chart_entries"].column("track_id").to_pylist() == expected
+
+
+def test_user_credentials_from_secrets_manager_with_rotation(tmp_path, moto_endpoint):
+    import boto3
+
+    from etl_lib.config import Settings
+
+    with LocalSpotifyServer(
+        ChartSimulator(), now=NOON, extended_quota=False, rotate_refresh_tokens=True
+    ) as server:
+        original = server.mint_refresh_token()
+        secrets = boto3.client("secretsmanager")
+        secrets.create_secret(
+            Name="spotify-etl/test",
+            SecretString=json.dumps({"client_id": server.client_id, "refresh_token": original}),
+        )
+        settings = Settings.from_env(
+            {
+                "SPOTIFY_ETL_SECRET_ID": "spotify-etl/test",
+                "SPOTIFY_ETL_LAKE": str(tmp_path / "lake"),
+                "SPOTIFY_API_BASE_URL": server.base_url,
+                "SPOTIFY_TOKEN_URL": server.token_url,
+                "SPOTIFY_ETL_PLAYLISTS": OWN,
+                "AWS_REGION": "us-east-1",
+            }
+        )
+        assert settings.credentials.origin == "secret spotify-etl/test"
+        assert settings.uses_user_token
+        [outcome] = pipeline.extract(settings)
+        assert outcome.status == "extracted"
+        stored = json.loads(secrets.get_secret_value(SecretId="spotify-etl/test")["SecretString"])
+        assert stored["refresh_token"] not in (None, original)
+
+
+def test_missing_secret_is_named(moto_endpoint):
+    with pytest.raises(ConfigError, match="spotify-etl/missing"):
+        credentials.load({}, secret_id="spotify-etl/missing", region="us-east-1")
