@@ -39,7 +39,14 @@ class Settings:
     credentials: Credentials = field(default_factory=Credentials)
     credentials_file: Path = credential_sources.DEFAULT_CREDENTIALS_FILE
     secret_id: str | None = None
+    # AWS: unset values fall back to what boto3 itself reads (AWS_REGION, AWS_PROFILE,
+    # AWS_ENDPOINT_URL, the credential variables and files).
     aws_region: str | None = None
+    aws_profile: str | None = None
+    glue_database: str = "spotify_charts"
+    athena_workgroup: str = "primary"
+    # Where Athena writes query results; default: <lake>/athena-results/ for an s3:// lake.
+    athena_output_location: str | None = None
     redirect_uri: str = DEFAULT_REDIRECT_URI
     scope: str = DEFAULT_SCOPE
     connect_timeout_seconds: float = 5.0
@@ -53,6 +60,14 @@ class Settings:
             raise ConfigError(f"auth mode {self.auth_mode!r} is not one of {', '.join(AUTH_MODES)}")
         if self.source not in SOURCES:
             raise ConfigError(f"source {self.source!r} is not one of {', '.join(SOURCES)}")
+
+    @property
+    def athena_results(self) -> str | None:
+        if self.athena_output_location:
+            return self.athena_output_location
+        if self.lake.startswith("s3://"):
+            return self.lake.rstrip("/") + "/athena-results/"
+        return None
 
     @property
     def uses_user_token(self) -> bool:
@@ -83,6 +98,10 @@ class Settings:
             "credentials_file": credentials_file,
             "secret_id": secret_id,
             "aws_region": region,
+            "aws_profile": env.get("AWS_PROFILE") or None,
+            "glue_database": env.get("SPOTIFY_ETL_GLUE_DATABASE") or "spotify_charts",
+            "athena_workgroup": env.get("SPOTIFY_ETL_ATHENA_WORKGROUP") or "primary",
+            "athena_output_location": env.get("SPOTIFY_ETL_ATHENA_OUTPUT") or None,
             "redirect_uri": env.get("SPOTIFY_REDIRECT_URI") or DEFAULT_REDIRECT_URI,
             "rate_limit_budget_seconds": _seconds(env, "SPOTIFY_ETL_RATE_LIMIT_BUDGET", 120.0),
         }
@@ -105,3 +124,29 @@ def _seconds(env, name: str, default: float) -> float:
         return float(text)
     except ValueError as exc:
         raise ConfigError(f"{name}={text!r} is not a number of seconds") from exc
+
+
+def s3_storage_options(environ: dict[str, str] | None = None) -> dict:
+    """fsspec/s3fs options for an s3:// lake.
+
+    Region, profile and endpoint are left to botocore when unset, which reads AWS_REGION,
+    AWS_PROFILE, AWS_ENDPOINT_URL and the credential variables as boto3 does.
+    SPOTIFY_ETL_S3_ENDPOINT_URL points only the lake at an S3-compatible store.
+    """
+    env = os.environ if environ is None else environ
+    client_kwargs = {}
+    if env.get("SPOTIFY_ETL_S3_ENDPOINT_URL"):
+        client_kwargs["endpoint_url"] = env["SPOTIFY_ETL_S3_ENDPOINT_URL"]
+    options: dict = {
+        # Bounded: a wrong endpoint fails in seconds instead of retrying for minutes.
+        "config_kwargs": {
+            "connect_timeout": 5,
+            "read_timeout": 60,
+            "retries": {"max_attempts": 3, "mode": "standard"},
+        },
+    }
+    if client_kwargs:
+        options["client_kwargs"] = client_kwargs
+    if env.get("AWS_PROFILE"):
+        options["profile"] = env["AWS_PROFILE"]
+    return options

@@ -12,13 +12,15 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etl_lib.errors import ConfigError, LakeError
+from etl_lib.config import s3_storage_options
+from etl_lib.errors import ConfigError, EtlError, LakeError
 
 RAW = "raw"
 TABLES = "tables"
@@ -108,13 +110,73 @@ def url(root: str, key: str = "") -> str:
     return f"{root}/{key}" if key else root
 
 
+def is_local(root: str) -> bool:
+    return "://" not in root or root.startswith("file://")
+
+
 def filesystem(root: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """The filesystem behind a lake root and the root's path inside it."""
+    options = {} if is_local(root) else object_store_options(root)
     try:
-        fs, path = fsspec.core.url_to_fs(root)
-    except (ImportError, ValueError) as exc:
+        fs, path = fsspec.core.url_to_fs(root, **options)
+    except ImportError as exc:
+        raise ConfigError(
+            f"lake root {root!r} needs the AWS extra: pip install 'spotify-charts-lake[aws]'"
+        ) from exc
+    except ValueError as exc:
         raise LakeError(f"cannot open lake root {root!r}: {exc}") from exc
     return fs, path.rstrip("/")
+
+
+def object_store_options(root: str) -> dict:
+    if not root.startswith(("s3://", "s3a://")):
+        return {}
+    return s3_storage_options()
+
+
+@contextmanager
+def storage_errors(root: str):
+    """Turn object-store failures into one line naming the resource and the setting to fix."""
+    try:
+        yield
+    except (EtlError, FileNotFoundError) as exc:
+        if isinstance(exc, EtlError) or is_local(root):
+            raise
+        raise LakeError(
+            f"{_bucket(root)}: the bucket does not exist or the key is missing ({exc}); "
+            "create the bucket or fix --lake / SPOTIFY_ETL_LAKE"
+        ) from exc
+    except PermissionError as exc:
+        raise LakeError(
+            f"access denied to {root}: check the AWS credentials (AWS_PROFILE, "
+            "AWS_ACCESS_KEY_ID) and the bucket's policy"
+        ) from exc
+    except Exception as exc:
+        message = str(exc)
+        name = type(exc).__name__
+        if is_local(root):
+            raise
+        if "EndpointConnectionError" in name or "ConnectTimeout" in name:
+            raise LakeError(
+                f"cannot reach the object store for {root} ({message.splitlines()[0]}): check "
+                "AWS_ENDPOINT_URL / SPOTIFY_ETL_S3_ENDPOINT_URL and the network"
+            ) from exc
+        if "NoCredentials" in name:
+            raise LakeError(
+                f"no AWS credentials for {root}: set AWS_PROFILE or AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY"
+            ) from exc
+        if "region" in message.lower() or "PermanentRedirect" in message:
+            raise LakeError(
+                f"{_bucket(root)} is in another region than the one configured "
+                f"({message.splitlines()[0]}): set AWS_REGION to the bucket's region"
+            ) from exc
+        raise
+
+
+def _bucket(root: str) -> str:
+    scheme, _, rest = root.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
 
 
 def _full_path(root: str, key: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -123,9 +185,11 @@ def _full_path(root: str, key: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 
 def ensure_root(root: str) -> None:
-    """Fail early, with the path in the message, when a local lake root is unusable."""
+    """Fail early, with the path in the message, when a lake root is unusable."""
     fs, base = filesystem(root)
-    if fs.protocol not in ("file", ("file", "local")) and "file" not in fs.protocol:
+    if not is_local(root):
+        with storage_errors(root):
+            fs.ls(base.split("/", 1)[0], refresh=True)  # the bucket exists and may be listed
         return
     if os.path.exists(base) and not os.path.isdir(base):
         raise LakeError(f"lake root {root!r} is a file, not a folder: pass --lake a folder path")
@@ -139,16 +203,11 @@ def ensure_root(root: str) -> None:
         raise LakeError(f"lake root {root!r} is not writable: pass --lake a writable folder")
 
 
-def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
-    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-    return "file" in protocols or "local" in protocols
-
-
 def write_bytes(root: str, key: str, data: bytes) -> None:
     """Write a whole object. Local writes go through a temporary file and a rename, so a
     reader never sees half a file; object stores give that guarantee for a single PUT."""
     fs, path = _full_path(root, key)
-    if _is_local(fs):
+    if is_local(root):
         directory = os.path.dirname(path)
         os.makedirs(directory, exist_ok=True)
         temporary = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
@@ -156,8 +215,8 @@ def write_bytes(root: str, key: str, data: bytes) -> None:
             handle.write(data)
         os.replace(temporary, path)
     else:
-        with fs.open(path, "wb") as handle:
-            handle.write(data)
+        with storage_errors(root):
+            fs.pipe_file(path, data)  # one whole-object PUT: no partial object is ever visible
 
 
 def write_new(root: str, key: str, data: bytes) -> bool:
@@ -171,25 +230,27 @@ def write_new(root: str, key: str, data: bytes) -> bool:
 def read_bytes(root: str, key: str) -> bytes:
     fs, path = _full_path(root, key)
     try:
-        with fs.open(path, "rb") as handle:
-            return handle.read()
+        with storage_errors(root):
+            return fs.cat_file(path)
     except FileNotFoundError as exc:
         raise LakeError(f"{url(root, key)} does not exist") from exc
 
 
 def exists(root: str, key: str) -> bool:
     fs, path = _full_path(root, key)
-    return fs.exists(path)
+    with storage_errors(root):
+        return fs.exists(path)
 
 
 def list_keys(root: str, prefix: str, suffix: str = "") -> Iterator[str]:
     """Keys under a prefix, sorted; temporary files of interrupted local writes are ignored."""
     fs, base = filesystem(root)
     start = f"{base}/{prefix}".rstrip("/")
-    if not fs.exists(start):
-        return iter(())
+    with storage_errors(root):
+        # find() pages through ListObjectsV2 on S3: no 1,000-key ceiling.
+        paths = fs.find(start) if fs.exists(start) else []
     keys = []
-    for path in fs.find(start):
+    for path in paths:
         key = path[len(base) + 1 :] if base else path
         name = key.rsplit("/", 1)[-1]
         if name.startswith(".") or not key.endswith(suffix):

@@ -13,13 +13,12 @@ import re
 import sys
 import threading
 import traceback
-from datetime import UTC, datetime
+from datetime import datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from etl_lib.local_spotify.server import DEFAULT_NOW
+from etl_lib.local_spotify.loopback import LoopbackHandler, LoopbackServer
 from etl_lib.local_spotify.simulator import OPEN_SPOTIFY_URL, ChartSimulator
 
 _PRETTY_JSON_PATH = re.compile(r"^/playlists/pretty/(?P<id>[^/]+)\.json$")
@@ -79,12 +78,15 @@ def archive_document(simulator: ChartSimulator, playlist_id: str, day: datetime)
     }
 
 
-class LocalArchiveServer:
+class LocalArchiveServer(LoopbackServer):
     """The playlist archive on ``127.0.0.1``, serving a ``ChartSimulator``'s charts.
 
     Use as a context manager, or ``start()``/``stop()``; ``base_url`` exists once started and
     is what ``archive.fetch_archive_envelope`` takes. ``port=0`` takes a free port.
     """
+
+    _name = "local archive server"
+    _thread_prefix = "local-archive"
 
     def __init__(
         self,
@@ -93,66 +95,15 @@ class LocalArchiveServer:
         now: datetime | None = None,
         port: int = 0,
     ) -> None:
+        super().__init__(_Handler, now=now, port=port)
         self.simulator = simulator if simulator is not None else ChartSimulator()
-        self.port = port
         self.requests: list[str] = []  # request paths, in arrival order
-        self._clock = DEFAULT_NOW
-        self.set_time(now if now is not None else DEFAULT_NOW)
         self._lock = threading.Lock()
         self._faults: list[list[int]] = []  # [status, remaining]
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # lifecycle ----------------------------------------------------------------------------
-
-    def start(self) -> LocalArchiveServer:
-        if self._httpd is not None:
-            raise RuntimeError("the local archive server is already running")
-        httpd = _HTTPServer(("127.0.0.1", self.port), _Handler)
-        httpd.app = self
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"local-archive-{httpd.server_address[1]}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, thread = self._httpd, self._thread
-        if httpd is None:
-            return
-        httpd.shutdown()
-        httpd.server_close()
-        if thread is not None:
-            thread.join()
-        self._httpd = self._thread = None
-
-    def __enter__(self) -> LocalArchiveServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("the local archive server is not running; call start() first")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    # simulated clock ----------------------------------------------------------------------
-
-    @property
-    def clock(self) -> datetime:
-        return self._clock
-
-    def set_time(self, moment: datetime) -> None:
-        if moment.tzinfo is None:
-            raise ValueError(f"the clock needs an aware datetime, got naive {moment!r}")
-        self._clock = moment.astimezone(UTC)
+        return self.origin
 
     # test hooks ---------------------------------------------------------------------------
 
@@ -194,18 +145,8 @@ class LocalArchiveServer:
         return _Response(200, body.encode("utf-8"), "text/plain; charset=utf-8")
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    app: LocalArchiveServer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _HTTPServer
+class _Handler(LoopbackHandler):
     server_version = "local-archive/1"
-    sys_version = ""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: test output stays readable; ``LocalArchiveServer.requests`` has the log."""
 
     def _serve(self, method: str) -> None:
         try:

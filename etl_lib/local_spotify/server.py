@@ -41,13 +41,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
+from etl_lib.local_spotify.loopback import DEFAULT_NOW, LoopbackHandler, LoopbackServer
 from etl_lib.local_spotify.simulator import LOCAL_USER_ID, OPEN_SPOTIFY_URL, ChartSimulator
 
-DEFAULT_NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 DEFAULT_CLIENT_ID = "local-client-id"
 DEFAULT_CLIENT_SECRET = "local-client-secret"
 DEFAULT_SCOPE = "playlist-read-private playlist-read-collaborative"
@@ -207,7 +206,7 @@ def is_loopback_redirect_uri(uri: str) -> bool:
     return parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS and not parts.fragment
 
 
-class LocalSpotifyServer:
+class LocalSpotifyServer(LoopbackServer):
     """The Spotify Web API and accounts service on ``127.0.0.1``, serving a ``ChartSimulator``.
 
     Use as a context manager, or ``start()``/``stop()``. ``base_url``, ``token_url`` and
@@ -219,6 +218,9 @@ class LocalSpotifyServer:
     and retire the old one. ``entry_fields`` ("item", "track" or "both") picks which of
     an entry's item keys are served; it can be changed while running.
     """
+
+    _name = "local Spotify server"
+    _thread_prefix = "local-spotify"
 
     def __init__(
         self,
@@ -234,10 +236,10 @@ class LocalSpotifyServer:
         rotate_refresh_tokens: bool = False,
         entry_fields: str = "both",
     ) -> None:
+        super().__init__(_Handler, now=now, port=port)
         self.simulator = simulator if simulator is not None else ChartSimulator()
         self.client_id = client_id
         self.client_secret = client_secret
-        self.port = port
         # Off by default: clients judge expiry by wall time, so moving the simulated clock
         # across days would otherwise invalidate tokens they still consider fresh.
         # expire_access_tokens() is the way to test a refresh.
@@ -247,8 +249,6 @@ class LocalSpotifyServer:
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.entry_fields = entry_fields
         self.requests: list[RecordedRequest] = []
-        self._clock = DEFAULT_NOW
-        self.set_time(now if now is not None else DEFAULT_NOW)
         self._lock = threading.Lock()
         self._tokens: dict[str, _AccessToken] = {}
         self._refresh_tokens: dict[str, _Grant] = {}
@@ -257,8 +257,6 @@ class LocalSpotifyServer:
         self._delays: list[_Delay] = []
         # Set by stop(): delayed replies wake up and are dropped instead of holding it up.
         self._stopping = threading.Event()
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def entry_fields(self) -> str:
@@ -272,47 +270,16 @@ class LocalSpotifyServer:
 
     # lifecycle ----------------------------------------------------------------------------
 
-    def start(self) -> LocalSpotifyServer:
-        if self._httpd is not None:
-            raise RuntimeError("the local Spotify server is already running")
-        self._stopping.clear()
-        httpd = _HTTPServer(("127.0.0.1", self.port), _Handler)
-        httpd.app = self
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            # shutdown() waits up to one poll interval; test suites start many servers.
-            kwargs={"poll_interval": 0.01},
-            name=f"local-spotify-{httpd.server_address[1]}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
+    def start(self) -> Self:
+        if self._httpd is None:
+            self._stopping.clear()
+        return super().start()
 
     def stop(self) -> None:
         """Stops serving at once; replies still being delayed are dropped, not awaited."""
-        httpd, thread = self._httpd, self._thread
-        if httpd is None:
-            return
-        self._stopping.set()
-        httpd.shutdown()
-        httpd.server_close()
-        if thread is not None:
-            thread.join()
-        self._httpd = self._thread = None
-
-    def __enter__(self) -> LocalSpotifyServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def origin(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("the local Spotify server is not running; call start() first")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        if self._httpd is not None:
+            self._stopping.set()
+        super().stop()
 
     @property
     def base_url(self) -> str:
@@ -328,18 +295,9 @@ class LocalSpotifyServer:
 
     # simulated clock ----------------------------------------------------------------------
 
-    @property
-    def clock(self) -> datetime:
-        return self._clock
-
-    @clock.setter
+    @LoopbackServer.clock.setter
     def clock(self, moment: datetime) -> None:
         self.set_time(moment)
-
-    def set_time(self, moment: datetime) -> None:
-        if moment.tzinfo is None:
-            raise ValueError(f"the clock needs an aware datetime, got naive {moment!r}")
-        self._clock = moment.astimezone(UTC)
 
     def advance(self, delta: timedelta) -> None:
         self.set_time(self._clock + delta)
@@ -900,19 +858,8 @@ def _apply_selection(value: Any, selection: _Selection) -> Any:
 # -- HTTP plumbing -------------------------------------------------------------------------
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    # Daemon threads are not joined on close: a reply being delayed cannot hold up stop().
-    daemon_threads = True
-    app: LocalSpotifyServer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _HTTPServer
+class _Handler(LoopbackHandler):
     server_version = "local-spotify/1"
-    sys_version = ""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: test output stays readable; ``LocalSpotifyServer.requests`` has the log."""
 
     def _serve(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
