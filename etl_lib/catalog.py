@@ -1,16 +1,24 @@
-"""Catalog the lake's tables for SQL: DuckDB views over the Parquet files (Glue comes later).
+"""Catalog the lake's tables for SQL.
 
-Each table is a view over ``tables/<table>/dt=*/*.parquet`` with ``dt`` read from the path as
-a string (the type Athena's partition projection gives it too). The derived views
-(``latest_*``, ``daily_chart``) are the shipped Athena-dialect SQL in ``etl_lib/sql/views``.
+DuckDB (the embedded default): views over ``tables/<table>/dt=*/*.parquet`` with ``dt`` read
+from the path as a string, the type Athena's partition projection gives it too; for a local
+lake they persist in ``<lake>/catalog.duckdb``. Athena: the Glue Data Catalog
+(``etl_lib.glue``) plus the same derived views created in Athena (``etl_lib.athena``).
+The derived views (``latest_*``, ``daily_chart``) are the shipped SQL in ``etl_lib/sql/views``.
 """
 
 from __future__ import annotations
 
+import os
+
+import duckdb
 import pyarrow as pa
 
-from etl_lib import lake, schemas
-from etl_lib.warehouse import connect, shipped_sql, to_duckdb
+from etl_lib import lake, schemas, sql
+from etl_lib.errors import ConfigError, LakeError
+
+CATALOG_FILE = "catalog.duckdb"
+ENGINES = ("duckdb", "athena")
 
 _DUCKDB_TYPES = {
     pa.string(): "VARCHAR",
@@ -22,14 +30,30 @@ _DUCKDB_TYPES = {
 }
 
 
+def table_schema() -> sql.Schema:
+    """Column types of the lake tables as DuckDB sees them, ``dt`` included."""
+    return {
+        table: {**{f.name: _DUCKDB_TYPES[f.type] for f in schema}, "dt": "VARCHAR"}
+        for table, schema in schemas.TABLES.items()
+    }
+
+
+def catalog_path(lake_root: str) -> str:
+    if not lake.is_local(lake_root):
+        raise ConfigError(f"{lake_root!r} is not a local lake: it has no catalog.duckdb")
+    _, base = lake.filesystem(lake_root)
+    return os.path.join(base, CATALOG_FILE)
+
+
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
 def _table_view(lake_root: str, table: str, schema: pa.Schema) -> str:
-    fs, base = lake.filesystem(lake_root)
     if any(lake.list_keys(lake_root, f"{lake.TABLES}/{table}/", ".parquet")):
-        pattern = f"{base}/{lake.TABLES}/{table}/*/*.parquet"
+        _, base = lake.filesystem(lake_root)
+        scheme = "" if lake.is_local(lake_root) else lake_root.split("://", 1)[0] + "://"
+        pattern = f"{scheme}{base}/{lake.TABLES}/{table}/*/*.parquet"
         return (
             f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet({_quote(pattern)}, "
             "hive_partitioning = true, hive_types = {'dt': VARCHAR}, union_by_name = true)"
@@ -40,16 +64,64 @@ def _table_view(lake_root: str, table: str, schema: pa.Schema) -> str:
     return f"CREATE OR REPLACE VIEW {table} AS SELECT {', '.join(columns)} WHERE false"
 
 
-def build_catalog(lake_root: str) -> list[str]:
-    """Create or replace every view; returns the view names."""
-    lake.ensure_root(lake_root)
+def duckdb_view_statements(lake_root: str) -> list[tuple[str, str]]:
+    """(name, DDL) of every DuckDB view: the tables first, then the shipped derived views."""
+    statements = [
+        (table, _table_view(lake_root, table, schema)) for table, schema in schemas.TABLES.items()
+    ]
+    types = table_schema()
+    for name, view in sql.shipped("views").items():
+        statements.append((name, f"CREATE OR REPLACE VIEW {name} AS {sql.to_duckdb(view, types)}"))
+    return statements
+
+
+def create_duckdb_views(connection: duckdb.DuckDBPyConnection, lake_root: str) -> list[str]:
+    connection.execute("SET TimeZone = 'UTC'")
     names = []
-    with connect(lake_root, read_only=False) as connection:
-        connection.execute("SET TimeZone = 'UTC'")
-        for table, schema in schemas.TABLES.items():
-            connection.execute(_table_view(lake_root, table, schema))
-            names.append(table)
-        for name, sql in shipped_sql("views").items():
-            connection.execute(f"CREATE OR REPLACE VIEW {name} AS {to_duckdb(sql)}")
-            names.append(name)
+    for name, statement in duckdb_view_statements(lake_root):
+        connection.execute(statement)
+        names.append(name)
     return names
+
+
+def connect(lake_root: str) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the lake's views.
+
+    A local lake opens its ``catalog.duckdb`` read-only (many readers at once). An object-store
+    lake gets an in-memory database reading the Parquet files through the lake's fsspec
+    filesystem, so no DuckDB extension has to be downloaded.
+    """
+    if lake.is_local(lake_root):
+        path = catalog_path(lake_root)
+        if not os.path.exists(path):
+            raise LakeError(
+                f"no catalog in lake {lake_root!r}: run `spotify-etl catalog --lake {lake_root}` "
+                "(or `spotify-etl run`) first"
+            )
+        connection = duckdb.connect(path, read_only=True)
+        connection.execute("SET TimeZone = 'UTC'")
+        return connection
+    fs, _ = lake.filesystem(lake_root)
+    connection = duckdb.connect()
+    connection.register_filesystem(fs)
+    with lake.storage_errors(lake_root):
+        create_duckdb_views(connection, lake_root)
+    return connection
+
+
+def build_catalog(lake_root: str, engine: str = "duckdb", settings=None) -> list[str]:
+    """Create or update the catalog of ``engine``; returns the table and view names."""
+    if engine == "athena":
+        from etl_lib import athena, glue  # boto3 and pyathena only when asked for
+        from etl_lib.config import Settings
+
+        settings = settings or Settings.from_env(lake=lake_root)
+        return glue.ensure_catalog(settings) + athena.create_views(settings)
+    lake.ensure_root(lake_root)
+    if not lake.is_local(lake_root):
+        # Views over object storage live in each query's connection; building them here
+        # checks that the lake answers.
+        with connect(lake_root) as connection:
+            return [row[0] for row in connection.execute("SHOW TABLES").fetchall()]
+    with duckdb.connect(catalog_path(lake_root)) as connection:
+        return create_duckdb_views(connection, lake_root)

@@ -117,14 +117,28 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
-    names = catalog.build_catalog(args.lake)
-    _say(f"cataloged {len(names)} views in {warehouse.catalog_path(args.lake)}: {', '.join(names)}")
+    engine = getattr(args, "engine", "duckdb")
+    names = catalog.build_catalog(
+        args.lake, engine, _settings(args) if engine == "athena" else None
+    )
+    if engine == "athena":
+        where = "the Glue Data Catalog and Athena"
+    elif lake.is_local(args.lake):
+        where = catalog.catalog_path(args.lake)
+    else:
+        where = "DuckDB (built per query over the object store)"
+    _say(f"cataloged {len(names)} tables and views in {where}: {', '.join(names)}")
     return 0
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    frame = warehouse.query(args.lake, args.sql, args.param)
+    settings = _settings(args) if args.engine == "athena" else None
+    frame, bytes_scanned = warehouse.run(
+        args.lake, args.sql, args.param, engine=args.engine, settings=settings
+    )
     _print_frame(frame, args.format)
+    if bytes_scanned is not None:
+        _say(f"Athena scanned {bytes_scanned:,} bytes")
     return 0
 
 
@@ -183,7 +197,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _print_frame(result.top10.drop(columns=["dt"]), "table")
     print(f"\nRaw payloads:  {lake.url(args.lake, lake.RAW)}")
     print(f"Parquet tables: {lake.url(args.lake, lake.TABLES)}")
-    print(f"DuckDB catalog: {warehouse.catalog_path(args.lake)}")
+    if lake.is_local(args.lake):
+        print(f"DuckDB catalog: {catalog.catalog_path(args.lake)}")
     print('Try: spotify-etl query "SELECT * FROM daily_chart ORDER BY dt DESC, chart_rank LIMIT 5"')
     return status
 
@@ -267,7 +282,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="capture time for files whose name is not one (e.g. 2021-03-06T00:13:23Z.md)",
     )
 
-    add("catalog", cmd_catalog, "Create or update the DuckDB views over the lake's tables.")
+    def add_engine_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--engine",
+            choices=catalog.ENGINES,
+            default="duckdb",
+            help="duckdb (embedded, default) or athena (Glue Data Catalog + Athena)",
+        )
+
+    add_engine_option(add("catalog", cmd_catalog, "Create or update the tables and views for SQL."))
 
     query = add("query", cmd_query, "Run one SQL statement (Athena/Trino dialect) and print it.")
     query.add_argument("sql", help="the statement; use ? for bound parameters")
@@ -275,8 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--param", action="append", default=[], metavar="VALUE", help="bind a ? parameter"
     )
     query.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    add_engine_option(query)
 
-    add_extract_options(add("run", cmd_run, "Extract, transform and catalog in one go."))
+    run = add("run", cmd_run, "Extract, transform and catalog in one go.")
+    add_extract_options(run)
+    add_engine_option(run)
 
     auth_parser = commands.add_parser(
         "auth",

@@ -129,14 +129,24 @@ def _seconds(env, name: str, default: float) -> float:
 def s3_storage_options(environ: dict[str, str] | None = None) -> dict:
     """fsspec/s3fs options for an s3:// lake.
 
-    Region, profile and endpoint are left to botocore when unset, which reads AWS_REGION,
-    AWS_PROFILE, AWS_ENDPOINT_URL and the credential variables as boto3 does.
-    SPOTIFY_ETL_S3_ENDPOINT_URL points only the lake at an S3-compatible store.
+    Honours AWS_ENDPOINT_URL(_S3), AWS_REGION/AWS_DEFAULT_REGION and AWS_PROFILE as boto3
+    does; credentials are left to botocore's usual chain. SPOTIFY_ETL_S3_ENDPOINT_URL points
+    only the lake at an S3-compatible store.
     """
     env = os.environ if environ is None else environ
     client_kwargs = {}
-    if env.get("SPOTIFY_ETL_S3_ENDPOINT_URL"):
-        client_kwargs["endpoint_url"] = env["SPOTIFY_ETL_S3_ENDPOINT_URL"]
+    # Resolved here rather than left to botocore so that fsspec's filesystem cache, keyed on
+    # these options, never hands out a client bound to another endpoint or region.
+    endpoint = (
+        env.get("SPOTIFY_ETL_S3_ENDPOINT_URL")
+        or env.get("AWS_ENDPOINT_URL_S3")
+        or env.get("AWS_ENDPOINT_URL")
+    )
+    if endpoint:
+        client_kwargs["endpoint_url"] = endpoint
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if region:
+        client_kwargs["region_name"] = region
     options: dict = {
         # Bounded: a wrong endpoint fails in seconds instead of retrying for minutes.
         "config_kwargs": {

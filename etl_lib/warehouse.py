@@ -1,76 +1,61 @@
-"""Query engines. SQL is written once in Athena (Trino) dialect; DuckDB runs it transpiled.
+"""Query engines behind one call: DuckDB (embedded, the default) or Athena.
 
-DuckDB is the embedded stand-in for Glue + Athena: ``catalog.duckdb`` in the lake root holds
-views over the Parquet tables (see ``etl_lib.catalog``).
+SQL is written in Athena (Trino) dialect; DuckDB runs it after transpiling with the column
+types known (``etl_lib.sql``). Parameters are always bound by the engine, never formatted in.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from importlib import resources
 from typing import Any
 
 import duckdb
 import pandas as pd
-import sqlglot
-from sqlglot.errors import ParseError
 
-from etl_lib import lake
-from etl_lib.errors import ConfigError, LakeError
+from etl_lib import catalog, sql
+from etl_lib.errors import ConfigError
 
-SOURCE_DIALECT = "trino"
-CATALOG_FILE = "catalog.duckdb"
+# Kept here for callers that think of shipped SQL as the warehouse's.
+shipped_sql = sql.shipped
 
 
-def to_duckdb(sql: str) -> str:
-    """Transpile one Athena/Trino statement to DuckDB; bound parameters (``?``) are kept."""
-    try:
-        statements = sqlglot.transpile(sql, read=SOURCE_DIALECT, write="duckdb")
-    except ParseError as exc:
-        first_error = exc.errors[0]["description"] if exc.errors else str(exc)
-        raise ConfigError(f"SQL does not parse as Athena (Trino) SQL: {first_error}") from exc
-    if len(statements) != 1:
-        raise ConfigError(f"expected one SQL statement, got {len(statements)}")
-    return statements[0]
+def _schema_of(connection: duckdb.DuckDBPyConnection) -> sql.Schema:
+    schema: sql.Schema = {}
+    for table, column, data_type in connection.execute(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns"
+    ).fetchall():
+        schema.setdefault(table, {})[column] = data_type
+    return schema
 
 
-def shipped_sql(folder: str) -> dict[str, str]:
-    """The project's SQL files in ``etl_lib/sql/<folder>``, by name, in Athena dialect."""
-    directory = resources.files("etl_lib") / "sql" / folder
-    return {
-        item.name.removesuffix(".sql"): item.read_text(encoding="utf-8")
-        for item in sorted(directory.iterdir(), key=lambda entry: entry.name)
-        if item.name.endswith(".sql")
-    }
-
-
-def catalog_path(lake_root: str) -> str:
-    fs, base = lake.filesystem(lake_root)
-    if "file" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
-        raise ConfigError(
-            f"the DuckDB engine keeps its catalog in a local lake; {lake_root!r} is not local"
-        )
-    return os.path.join(base, CATALOG_FILE)
-
-
-def connect(lake_root: str, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    path = catalog_path(lake_root)
-    if read_only and not os.path.exists(path):
-        raise LakeError(
-            f"no catalog in lake {lake_root!r}: run `spotify-etl catalog --lake {lake_root}` "
-            "(or `spotify-etl run`) first"
-        )
-    return duckdb.connect(path, read_only=read_only)
-
-
-def query(lake_root: str, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
-    """Run one Athena-dialect statement on the lake's DuckDB catalog; parameters are bound."""
-    statement = to_duckdb(sql)
-    with connect(lake_root) as connection:
-        connection.execute("SET TimeZone = 'UTC'")
+def query(
+    lake_root: str, statement: str, params: Sequence[Any] | None = None
+) -> pd.DataFrame:
+    """Run one Athena-dialect statement on DuckDB over the lake; parameters are bound."""
+    with catalog.connect(lake_root) as connection:
+        duckdb_sql = sql.to_duckdb(statement, _schema_of(connection))
         try:
-            return connection.execute(statement, list(params or [])).df()
+            return connection.execute(duckdb_sql, list(params or [])).df()
         except duckdb.Error as exc:
             message = str(exc).splitlines()[0]
             raise ConfigError(f"query failed: {message}") from exc
+
+
+def run(
+    lake_root: str,
+    statement: str,
+    params: Sequence[Any] | None = None,
+    *,
+    engine: str = "duckdb",
+    settings=None,
+) -> tuple[pd.DataFrame, int | None]:
+    """The result of one statement on ``engine``, and the bytes it scanned (Athena only)."""
+    if engine == "athena":
+        from etl_lib import athena
+        from etl_lib.config import Settings
+
+        result = athena.query(settings or Settings.from_env(lake=lake_root), statement, params)
+        return result.frame, result.bytes_scanned
+    if engine != "duckdb":
+        raise ConfigError(f"engine {engine!r} is not one of {', '.join(catalog.ENGINES)}")
+    return query(lake_root, statement, params), None

@@ -1,0 +1,110 @@
+"""The project's SQL: written once in Athena (Trino) dialect, transpiled for DuckDB.
+
+``shipped(folder)`` returns the ``.sql`` files of ``views/`` or ``queries/``. ``to_duckdb``
+transpiles with the column types known, because some Trino semantics only survive
+transpiling when sqlglot knows the types (integer division truncates in Trino, not in
+DuckDB). ``portability_problems`` names the constructs that would still run differently,
+or not at all, on one of the two engines; a test keeps the shipped SQL free of them.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import OptimizeError, ParseError, SqlglotError
+from sqlglot.optimizer.annotate_types import annotate_types
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.schema import MappingSchema
+
+from etl_lib.errors import ConfigError
+
+SOURCE_DIALECT = "trino"
+# Functions sqlglot 30.x does not translate between Trino and DuckDB.
+UNPORTABLE_FUNCTIONS = ("format_datetime", "parse_datetime", "map_agg")
+
+Schema = dict[str, dict[str, str]]  # table -> column -> DuckDB type name
+
+
+def shipped(folder: str) -> dict[str, str]:
+    """The SQL files in ``etl_lib/sql/<folder>``, by name (file name without ``.sql``)."""
+    directory = resources.files("etl_lib") / "sql" / folder
+    return {
+        item.name.removesuffix(".sql"): item.read_text(encoding="utf-8")
+        for item in sorted(directory.iterdir(), key=lambda entry: entry.name)
+        if item.name.endswith(".sql")
+    }
+
+
+def parse(sql: str) -> exp.Expression:
+    try:
+        statements = sqlglot.parse(sql, read=SOURCE_DIALECT)
+    except ParseError as exc:
+        first_error = exc.errors[0]["description"] if exc.errors else str(exc)
+        raise ConfigError(f"SQL does not parse as Athena (Trino) SQL: {first_error}") from exc
+    statements = [s for s in statements if s is not None]
+    if len(statements) != 1:
+        raise ConfigError(f"expected one SQL statement, got {len(statements)}")
+    return statements[0]
+
+
+def _typed(expression: exp.Expression, schema: Schema) -> exp.Expression | None:
+    mapping = MappingSchema(schema, dialect="duckdb")
+    try:
+        qualified = qualify(
+            expression.copy(),
+            schema=mapping,
+            dialect=SOURCE_DIALECT,
+            expand_stars=False,
+            quote_identifiers=False,
+            identify=False,
+            validate_qualify_columns=False,
+        )
+        typed = annotate_types(qualified, schema=mapping)
+    except (OptimizeError, SqlglotError, KeyError, ValueError):
+        return None
+    # Qualifying expands GROUP BY ordinals; a copied ``?`` would shift the bound parameters.
+    placeholders = len(list(expression.find_all(exp.Placeholder)))
+    if len(list(typed.find_all(exp.Placeholder))) != placeholders:
+        return None
+    return typed
+
+
+def to_duckdb(sql: str, schema: Schema | None = None) -> str:
+    """One Athena/Trino statement as DuckDB SQL; ``?`` parameters stay bound parameters."""
+    expression = parse(sql)
+    typed = _typed(expression, schema) if schema else None
+    return (typed or expression).sql(dialect="duckdb")
+
+
+def portability_problems(sql: str, schema: Schema) -> list[str]:
+    """Constructs in ``sql`` that the two engines would not run the same way."""
+    expression = parse(sql)
+    typed = _typed(expression, schema)
+    if typed is None:
+        return ["cannot resolve the column types (unknown table or column?)"]
+    problems = []
+    for function in typed.find_all(exp.Func):
+        name = (function.sql_name() or "").lower()
+        anonymous = function.name.lower() if isinstance(function, exp.Anonymous) else ""
+        if name in UNPORTABLE_FUNCTIONS or anonymous in UNPORTABLE_FUNCTIONS:
+            problems.append(f"{anonymous or name}() does not translate between Trino and DuckDB")
+    for division in typed.find_all(exp.Div):
+        if _unknown(division.left) or _unknown(division.right):
+            problems.append(
+                f"'{division.sql(dialect=SOURCE_DIALECT)}': operand types unknown, so integer "
+                "division may differ; CAST an operand to DOUBLE or to an integer type"
+            )
+    for difference in typed.find_all(exp.DateDiff):
+        operands = [difference.this, difference.expression]
+        if not all(o.type and o.type.is_type(exp.DataType.Type.DATE) for o in operands):
+            problems.append(
+                f"'{difference.sql(dialect=SOURCE_DIALECT)}': date_diff counts boundaries on "
+                "DuckDB and whole units on Trino unless both operands are DATEs"
+            )
+    return problems
+
+
+def _unknown(expression: exp.Expression) -> bool:
+    return expression.type is None or expression.type.is_type(exp.DataType.Type.UNKNOWN)

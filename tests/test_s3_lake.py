@@ -1,0 +1,98 @@
+"""The same lake on S3, against moto's S3 server on 127.0.0.1 (not AWS)."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from etl_lib import cli, lake
+from etl_lib.errors import LakeError
+
+BUCKET = "charts-lake"
+COUNTS_SQL = (
+    "SELECT (SELECT count(*) FROM chart_entries) AS entries, (SELECT count(*) FROM tracks) AS t, "
+    "(SELECT count(*) FROM albums) AS al, (SELECT count(*) FROM artists) AS ar, "
+    "(SELECT count(*) FROM track_artists) AS ta, (SELECT count(*) FROM snapshots) AS s, "
+    "(SELECT count(*) FROM daily_chart) AS daily, (SELECT count(*) FROM latest_tracks) AS lt"
+)
+
+
+@pytest.fixture
+def bucket(moto_endpoint):
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    return f"s3://{BUCKET}"
+
+
+def _counts(root: str, capsys) -> dict:
+    assert cli.main(["query", "--lake", root, "--format", "json", COUNTS_SQL]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    return row
+
+
+def _objects() -> list[dict]:
+    pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+    return [item for page in pages for item in page.get("Contents", [])]
+
+
+def test_demo_on_s3_matches_the_local_lake_and_reruns_change_nothing(bucket, tmp_path, capsys):
+    s3_root, local_root = f"{bucket}/lake", str(tmp_path / "lake")
+    assert cli.main(["demo", "--lake", local_root, "--days", "3"]) == 0
+    assert cli.main(["demo", "--lake", s3_root, "--days", "3"]) == 0
+    capsys.readouterr()
+    local, on_s3 = _counts(local_root, capsys), _counts(s3_root, capsys)
+    assert on_s3 == local and on_s3["entries"] == 3 * 50
+
+    keys_before = sorted(o["Key"] for o in _objects())
+    assert cli.main(["demo", "--lake", s3_root, "--days", "3"]) == 0
+    assert cli.main(["transform", "--lake", s3_root, "--all"]) == 0
+    capsys.readouterr()
+    assert _counts(s3_root, capsys) == local
+    objects = _objects()
+    raw_and_tables = [o["Key"] for o in objects if not o["Key"].startswith("lake/heartbeats/")]
+    assert sorted(raw_and_tables) == [k for k in keys_before if not k.startswith("lake/heartbeats/")]
+    # No "folder" marker objects: every object is a real, non-empty file.
+    assert all(not o["Key"].endswith("/") and o["Size"] > 0 for o in objects)
+    assert any(o["Key"].startswith("lake/raw/playlist_id=") for o in objects)
+    assert any(o["Key"].startswith("lake/tables/chart_entries/dt=") for o in objects)
+
+
+def test_listing_is_paginated_past_1000_keys(bucket):
+    client = boto3.client("s3")
+    for number in range(1105):
+        client.put_object(Bucket=BUCKET, Key=f"lake/raw/many/{number:05d}.json", Body=b"{}")
+    keys = list(lake.list_keys(f"{bucket}/lake", "raw/many/", ".json"))
+    assert len(keys) == 1105 and keys[0] == "raw/many/00000.json"
+
+
+def test_missing_bucket_is_named(moto_endpoint, capsys):
+    assert cli.main(["transform", "--lake", "s3://no-such-bucket/lake"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "s3://no-such-bucket" in err[0] and "--lake" in err[0]
+
+
+def test_unreachable_endpoint_is_named(monkeypatch, capsys):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    assert cli.main(["transform", "--lake", "s3://some-bucket/lake"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot reach" in err[0] and "AWS_ENDPOINT_URL" in err[0]
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        (PermissionError("Access Denied"), "access denied to s3://b/lake"),
+        (
+            OSError("AuthorizationHeaderMalformed: the region 'us-east-1' is wrong"),
+            "set AWS_REGION",
+        ),
+        (FileNotFoundError("NoSuchBucket"), "create the bucket or fix --lake"),
+    ],
+)
+def test_storage_failures_become_one_line(failure, expected):
+    with pytest.raises(LakeError, match=expected), lake.storage_errors("s3://b/lake"):
+        raise failure
