@@ -6,8 +6,6 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from etl_lib import catalog, lake, pipeline, schemas, spotify, warehouse
 from etl_lib.errors import PlaylistNotFound, SpotifyAuthError
 
