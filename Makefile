@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev
+EXTRAS ?= dev,aws
 INSTALLED := $(VENV)/.installed-$(EXTRAS)
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 

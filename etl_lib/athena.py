@@ -115,7 +115,9 @@ def create_views(settings: Settings) -> list[str]:
     return names
 
 
-def _run(connection, settings: Settings, sql: str, params: Sequence[Any] | None = None):
+def _run(
+    connection, settings: Settings, sql: str, params: Sequence[Any] | None = None
+) -> AthenaResult:
     from pyathena.error import Error as PyAthenaError
 
     execution_parameters = [athena_literal(value) for value in params or ()]
@@ -161,7 +163,7 @@ def _query_error(exc: Exception, settings: Settings, query_id: str | None) -> Et
 
 
 def _workgroup(settings: Settings) -> str:
-    return f"workgroup {settings.athena_workgroup!r} (database {settings.glue_database!r})"
+    return f"workgroup {settings.athena_workgroup!r}, database {settings.glue_database!r}"
 
 
 def _first_line(text: str) -> str:

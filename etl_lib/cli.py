@@ -8,6 +8,7 @@ bug and keeps its traceback. Exit codes: 0 done; 1 something failed (named on st
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -39,6 +40,15 @@ def _utc_datetime(text: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an ISO-8601 time with a UTC offset, e.g. 2026-11-25T08:00:00Z"
         ) from exc
+
+
+def _parameter(text: str):
+    """A --param value: a JSON number, boolean or null, or a JSON string, else the raw text."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return value if isinstance(value, (int, float, bool, str)) or value is None else text
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -295,7 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     query = add("query", cmd_query, "Run one SQL statement (Athena/Trino dialect) and print it.")
     query.add_argument("sql", help="the statement; use ? for bound parameters")
     query.add_argument(
-        "--param", action="append", default=[], metavar="VALUE", help="bind a ? parameter"
+        "--param",
+        action="append",
+        default=[],
+        type=_parameter,
+        metavar="VALUE",
+        help="bind a ? parameter; numbers bind as numbers ('\"10\"' for the string 10)",
     )
     query.add_argument("--format", choices=("table", "csv", "json"), default="table")
     add_engine_option(query)

@@ -95,3 +95,27 @@ def test_unreachable_endpoint_is_named(monkeypatch, capsys):
 def test_storage_failures_become_one_line(failure, expected):
     with pytest.raises(LakeError, match=expected), lake.storage_errors("s3://b/lake"):
         raise failure
+
+
+def test_catalog_and_query_with_the_athena_engine(bucket, capsys):
+    root = f"{bucket}/lake"
+    assert cli.main(["catalog", "--engine", "athena", "--lake", root]) == 0
+    assert "Glue Data Catalog and Athena" in capsys.readouterr().err
+    tables = boto3.client("glue").get_tables(DatabaseName="spotify_charts")["TableList"]
+    assert {t["Name"] for t in tables} == {
+        "snapshots",
+        "chart_entries",
+        "tracks",
+        "albums",
+        "artists",
+        "track_artists",
+    }
+    sent = "SELECT * FROM daily_chart WHERE chart_rank <= ?"
+    assert cli.main(["query", "--engine", "athena", "--lake", root, "--param", "3", sent]) == 0
+    out, err = capsys.readouterr()
+    assert "(no rows)" in out and "Athena scanned 0 bytes" in err
+    athena = boto3.client("athena")
+    executions = athena.list_query_executions()["QueryExecutionIds"]
+    details = [athena.get_query_execution(QueryExecutionId=i)["QueryExecution"] for i in executions]
+    [query] = [d for d in details if d["Query"] == sent]
+    assert query["ExecutionParameters"] == ["3"]
