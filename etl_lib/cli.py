@@ -157,9 +157,56 @@ def cmd_run(args: argparse.Namespace) -> int:
         _settings(args), args.playlist or None, force=args.force, progress=_say
     )
     extract_status = _extract_status(outcomes)
-    transform_status = _report_transform(pipeline.transform(args.lake, track=_bar))
+    summary = pipeline.transform(args.lake, track=_bar)
+    transform_status = _report_transform(summary)
     cmd_catalog(args)
-    return extract_status or transform_status
+    report_status = 0
+    if summary.transformed and not args.no_report:
+        # New data landed: refresh each affected playlist's report for its newest day.
+        newest: dict[str, str] = {}
+        for key in summary.transformed:
+            parts = lake.parse_raw_key(key)
+            newest[parts["playlist_id"]] = max(parts["dt"], newest.get(parts["playlist_id"], ""))
+        for playlist_id, as_of in newest.items():
+            report_status |= _report(args.lake, playlist_id, as_of, 30, args.engine)
+    return extract_status or transform_status or report_status
+
+
+def _report(lake_root: str, playlist_id: str, as_of: str, days: int, engine: str) -> int:
+    from etl_lib import reports  # papermill and the kernel only when a report is asked for
+
+    result = reports.run_report(
+        lake_root, playlist_id=playlist_id, as_of=as_of, days=days, engine=engine
+    )
+    if not result.succeeded:
+        cell = result.status.get("failing_cell") or {}
+        where = f" in cell {cell['index']}" if cell.get("index") is not None else ""
+        _say(
+            f"error: the report for {playlist_id} on {as_of} failed{where}: {result.error} "
+            f"(status: {result.url(lake_root, 'status.json')})"
+        )
+        return 1
+    print(f"Report: {result.url(lake_root, 'report.html')}")
+    for name in result.files:
+        if name.startswith("charts/"):
+            print(f"Chart:  {result.url(lake_root, name)}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    as_of = args.as_of or _latest_chart_date(args.lake, args.playlist, args.engine)
+    return _report(args.lake, args.playlist, as_of, args.days, args.engine)
+
+
+def _latest_chart_date(lake_root: str, playlist_id: str, engine: str) -> str:
+    if engine != "duckdb":
+        raise ConfigError("pass --as-of with --engine athena")
+    frame = warehouse.query(
+        lake_root, "SELECT max(dt) AS dt FROM daily_chart WHERE playlist_id = ?", [playlist_id]
+    )
+    if frame["dt"].isna().all():
+        raise ConfigError(f"no chart data for playlist {playlist_id}: run the pipeline first")
+    return str(frame["dt"].iloc[0])
 
 
 def cmd_auth_login(args: argparse.Namespace) -> int:
@@ -195,7 +242,8 @@ def cmd_auth_status(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from etl_lib.demo import run_demo  # the local server is only needed here
+    # the local server is only needed here
+    from etl_lib.demo import DEMO_LAST_DAY, DEMO_PLAYLIST, run_demo
 
     result = run_demo(args.lake, days=args.days, progress=_say)
     status = _report_transform(result.summary)
@@ -210,7 +258,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if lake.is_local(args.lake):
         print(f"DuckDB catalog: {catalog.catalog_path(args.lake)}")
     print('Try: spotify-etl query "SELECT * FROM daily_chart ORDER BY dt DESC, chart_rank LIMIT 5"')
-    return status
+    print()
+    as_of = DEMO_LAST_DAY.date().isoformat()
+    return status | _report(args.lake, DEMO_PLAYLIST, as_of, args.days, "duckdb")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -318,6 +368,17 @@ def build_parser() -> argparse.ArgumentParser:
     run = add("run", cmd_run, "Extract, transform and catalog in one go.")
     add_extract_options(run)
     add_engine_option(run)
+    run.add_argument("--no-report", action="store_true", help="skip the report after a load")
+
+    report = add(
+        "report",
+        cmd_report,
+        "Run the report notebook (papermill) and publish it under <lake>/reports/.",
+    )
+    report.add_argument("--playlist", default=config.DEFAULT_PLAYLISTS[0], metavar="ID")
+    report.add_argument("--as-of", help="report date, YYYY-MM-DD (default: the latest chart)")
+    report.add_argument("--days", type=int, default=30, help="window in days (default: 30)")
+    add_engine_option(report)
 
     auth_parser = commands.add_parser(
         "auth",

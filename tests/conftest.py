@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import requests
 
 from etl_lib.config import Settings
 from etl_lib.credentials import Credentials
@@ -57,6 +58,8 @@ def moto_endpoint(monkeypatch):
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    # moto keeps its backends per process, not per server: start each test from nothing.
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
     for name, value in {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "testing",

@@ -5,14 +5,17 @@ from __future__ import annotations
 import pytest
 import sqlglot
 
-from etl_lib import catalog, sql, warehouse
+from etl_lib import analysis, catalog, sql, warehouse
 from etl_lib.demo import DEMO_PLAYLIST, run_demo
 
 SHIPPED = [("views", name) for name in sql.shipped("views")] + [
     ("queries", name) for name in sql.shipped("queries")
 ]
-# Positional parameters each shipped query takes, as the demo would bind them.
-QUERY_PARAMS = {"top_tracks": [DEMO_PLAYLIST, DEMO_PLAYLIST, 10]}
+# Positional parameters each shipped query takes, bound as the report binds them.
+QUERY_PARAMS = {
+    name: analysis.query_params(name, DEMO_PLAYLIST, "2026-10-31", 5)
+    for name in sql.shipped("queries")
+}
 
 
 @pytest.fixture(scope="module")

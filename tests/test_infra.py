@@ -1,0 +1,875 @@
+"""The AWS SAM template (infra/template.yaml), validated offline: no AWS account, no network.
+
+- cfn-lint on the SAM template, and again on the plain CloudFormation that aws-sam-translator
+  expands it into (translated here, with a managed-policy loader that refuses to be called);
+- checkov on the template, on a variant with the optional resources switched on, and on that
+  variant expanded (so the IAM roles SAM generates are checked too): no failed check, and
+  every suppression carries a reason and is actually used;
+- the IAM policies, evaluated by a small simulator against the lake keys ``etl_lib`` really
+  writes: each function may do what its code does and nothing wider, and no data action
+  (s3, glue, athena, secretsmanager) is granted on ``Resource: "*"``;
+- the Glue tables equal ``etl_lib.glue.table_input`` (what ``spotify-etl catalog`` writes);
+- every resource the deployment relies on is there, wired as the handlers expect.
+
+Nothing here proves the stack deploys: that takes an AWS account.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from etl_lib import config, glue, lake, schemas
+from etl_lib.credentials import Credentials
+
+ROOT = Path(__file__).resolve().parents[1]
+INFRA = ROOT / "infra"
+TEMPLATE = INFRA / "template.yaml"
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+PSEUDO = {
+    "AWS::AccountId": ACCOUNT,
+    "AWS::Region": REGION,
+    "AWS::Partition": "aws",
+    "AWS::StackName": "spotify-charts-lake",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+# Parameters without a default get a value here (as `sam deploy` would require).
+REQUIRED_PARAMETERS = {"PandasLayerVersion": "17"}
+FUNCTIONS = {
+    "extract": "ExtractFunction",
+    "transform": "TransformFunction",
+    "report": "ReportFunction",
+}
+DATA_SERVICES = ("s3:", "glue:", "athena:", "secretsmanager:")
+# The only managed policies allowed, and only as the ARNs SAM itself adds (logs, X-Ray).
+ALLOWED_MANAGED_POLICIES = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+}
+PLAYLIST = config.DEFAULT_PLAYLISTS[0]
+MOMENT = datetime(2026, 10, 1, 12, 0, 0, tzinfo=UTC)
+NO_VALUE = object()
+
+
+# --- loading and resolving ------------------------------------------------------------------
+
+
+def load_template() -> dict:
+    """The template as plain dicts, short tags (!Ref, !Sub...) as their long forms."""
+    from cfnlint.decode import decode
+
+    decoded, matches = decode(str(TEMPLATE))
+    assert not matches, [str(match) for match in matches]
+    return json.loads(json.dumps(decoded))
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return load_template()
+
+
+class Resolver:
+    """Resolves the intrinsics this template uses, with parameter defaults and fixed pseudo
+    parameters. A reference to a resource resolves to its name where the name is set in the
+    template, else to ``<LogicalId>`` (``<LogicalId.Attribute>`` for GetAtt)."""
+
+    NAME_PROPERTIES = {
+        "AWS::S3::Bucket": ("BucketName",),
+        "AWS::Glue::Database": ("DatabaseInput", "Name"),
+        "AWS::Glue::Table": ("TableInput", "Name"),
+        "AWS::Athena::WorkGroup": ("Name",),
+        "AWS::Serverless::Function": ("FunctionName",),
+        "AWS::Logs::LogGroup": ("LogGroupName",),
+    }
+
+    def __init__(self, template: dict, overrides: dict | None = None) -> None:
+        self.template = template
+        self.values = {
+            name: str(spec["Default"])
+            for name, spec in template.get("Parameters", {}).items()
+            if "Default" in spec
+        }
+        self.values.update(REQUIRED_PARAMETERS)
+        self.values.update(overrides or {})
+        self.values.update(PSEUDO)
+
+    def condition(self, name: str) -> bool:
+        return self._condition(self.template["Conditions"][name])
+
+    def _condition(self, expression) -> bool:
+        ((function, argument),) = expression.items()
+        if function == "Fn::Equals":
+            left, right = (self(value) for value in argument)
+            return str(left) == str(right)
+        if function == "Fn::Not":
+            return not self._condition(argument[0])
+        if function == "Fn::And":
+            return all(self._condition(value) for value in argument)
+        if function == "Fn::Or":
+            return any(self._condition(value) for value in argument)
+        if function == "Condition":
+            return self.condition(argument)
+        raise AssertionError(f"condition function {function} not supported here")
+
+    def ref(self, name: str):
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        if name in self.values:
+            return self.values[name]
+        resource = self.template["Resources"].get(name)
+        assert resource is not None, f"!Ref {name}: no such parameter or resource"
+        path = self.NAME_PROPERTIES.get(resource["Type"])
+        if path:
+            value = resource["Properties"]
+            for key in path:
+                value = value.get(key) if isinstance(value, dict) else None
+            if value is not None:
+                return self(value)
+        return f"<{name}>"
+
+    def sub(self, text: str, variables: dict) -> str:
+        def replace(match: re.Match) -> str:
+            if match.group(1):  # ${!Literal}
+                return "${" + match.group(2) + "}"
+            name = match.group(2)
+            if name in variables:
+                return str(self(variables[name]))
+            if "." in name:
+                return f"<{name}>"
+            return str(self.ref(name))
+
+        return re.sub(r"\$\{(!?)([^}]+)\}", replace, text)
+
+    def __call__(self, value):
+        if isinstance(value, list):
+            return [item for item in (self(v) for v in value) if item is not NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, argument),) = value.items()
+            if key == "Ref":
+                return self.ref(argument)
+            if key == "Fn::Sub":
+                if isinstance(argument, str):
+                    return self.sub(argument, {})
+                return self.sub(argument[0], argument[1])
+            if key == "Fn::GetAtt":
+                target = argument if isinstance(argument, list) else argument.split(".", 1)
+                return f"<{target[0]}.{target[1]}>"
+            if key == "Fn::If":
+                name, when_true, when_false = argument
+                return self(when_true if self.condition(name) else when_false)
+            if key == "Fn::Join":
+                separator, items = argument
+                return separator.join(str(item) for item in self(items))
+            assert not key.startswith("Fn::"), f"{key} not supported by this resolver"
+        resolved = {key: self(item) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not NO_VALUE}
+
+
+@pytest.fixture(scope="module")
+def resolve(template) -> Resolver:
+    return Resolver(template)
+
+
+def resources_of(template: dict, resource_type: str) -> dict[str, dict]:
+    return {
+        name: resource
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == resource_type
+    }
+
+
+def props(template: dict, name: str) -> dict:
+    return template["Resources"][name]["Properties"]
+
+
+@pytest.fixture(scope="module")
+def bucket(resolve, template) -> str:
+    return resolve(props(template, "LakeBucket")["BucketName"])
+
+
+# --- SAM translation ------------------------------------------------------------------------
+
+
+def translate(sam_template: dict) -> dict:
+    """The plain CloudFormation that the AWS::Serverless-2016-10-31 transform produces,
+    computed offline. Local code paths are replaced by the S3 URIs `sam package` would put
+    there; a managed policy *name* would need an IAM lookup, which fails the test instead."""
+    import boto3
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.arn_generator import ArnGenerator
+    from samtranslator.translator.translator import Translator
+    from samtranslator.utils.py27hash_fix import (
+        to_py27_compatible_template,
+        undo_mark_unicode_str_in_template,
+    )
+
+    def managed_policy_map():
+        raise AssertionError("the template names a managed policy: SAM would ask IAM for it")
+
+    document = copy.deepcopy(sam_template)
+    for name in resources_of(document, "AWS::Serverless::Function"):
+        properties = props(document, name)
+        if "CodeUri" in properties:
+            properties["CodeUri"] = f"s3://sam-artifacts-bucket/{name}.zip"
+    parameter_values = {"AWS::AccountId": ACCOUNT, "AWS::StackName": PSEUDO["AWS::StackName"]}
+    to_py27_compatible_template(document, parameter_values)
+    # A session with a region and dummy keys: boto3 builds it locally, nothing is called.
+    session = boto3.session.Session(
+        region_name=REGION, aws_access_key_id="offline", aws_secret_access_key="offline"
+    )
+    previous_region = ArnGenerator.BOTO_SESSION_REGION_NAME
+    try:
+        translated = Translator(None, Parser(), boto_session=session).translate(
+            document, parameter_values, get_managed_policy_map=managed_policy_map
+        )
+    finally:
+        ArnGenerator.BOTO_SESSION_REGION_NAME = previous_region
+    return json.loads(json.dumps(undo_mark_unicode_str_in_template(translated)))
+
+
+def with_optional_resources(template: dict) -> dict:
+    """The template with its conditional resources (crawler, alarm topic) switched on."""
+    variant = copy.deepcopy(template)
+    variant["Parameters"]["EnableCrawler"]["Default"] = "true"
+    variant["Parameters"]["AlarmEmail"]["Default"] = "alarms@example.com"
+    return variant
+
+
+@pytest.fixture(scope="module")
+def expanded(template) -> dict:
+    return translate(template)
+
+
+# --- 1, 2: cfn-lint -------------------------------------------------------------------------
+
+
+def cfn_lint(path: Path) -> list[str]:
+    from cfnlint.api import ManualArgs, lint_file
+
+    # "I": informational checks too (e.g. explicit DeletionPolicy on stateful resources).
+    matches = lint_file(
+        path, config=ManualArgs(include_checks=["I"], regions=[REGION, "eu-west-1"])
+    )
+    return [f"{match.rule.id} {match.message} ({match.linenumber})" for match in matches]
+
+
+def test_cfn_lint_passes_on_the_sam_template():
+    assert cfn_lint(TEMPLATE) == []
+
+
+def test_cfn_lint_passes_on_the_expanded_template(expanded, tmp_path):
+    path = tmp_path / "expanded.json"
+    path.write_text(json.dumps(expanded, indent=1), encoding="utf-8")
+    assert cfn_lint(path) == []
+
+
+def test_sam_expands_into_the_expected_resources(expanded):
+    types = {name: resource["Type"] for name, resource in expanded["Resources"].items()}
+    assert not [t for t in types.values() if t.startswith("AWS::Serverless::")]
+    for name in FUNCTIONS.values():
+        assert types[name] == "AWS::Lambda::Function"
+        assert types[f"{name}Role"] == "AWS::IAM::Role"
+        assert types[f"{name}EventInvokeConfig"] == "AWS::Lambda::EventInvokeConfig"
+    assert "AWS::Scheduler::Schedule" in types.values()
+    # The S3 notification lands on the bucket, with the invoke permission it depends on.
+    bucket = expanded["Resources"]["LakeBucket"]
+    [notification] = bucket["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
+    assert notification["Function"] == {"Fn::GetAtt": ["TransformFunction", "Arn"]}
+    assert notification["Event"] == "s3:ObjectCreated:*"
+    rules = {r["Name"]: r["Value"] for r in notification["Filter"]["S3Key"]["Rules"]}
+    assert rules == {"prefix": "raw/", "suffix": ".json"}
+    depends_on = as_list(bucket["DependsOn"])
+    [permission] = [d for d in depends_on if types.get(d) == "AWS::Lambda::Permission"]
+    assert expanded["Resources"][permission]["Properties"]["Principal"] == "s3.amazonaws.com"
+
+
+# --- 3: checkov -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkov_report(template, tmp_path_factory) -> dict:
+    """One checkov run over the template, the variant with the optional resources on, and
+    that variant expanded by SAM (so the generated roles are checked as well)."""
+    folder = tmp_path_factory.mktemp("checkov")
+    variant = with_optional_resources(template)
+    (folder / "variant.json").write_text(json.dumps(variant, indent=1), encoding="utf-8")
+    (folder / "expanded-variant.json").write_text(
+        json.dumps(translate(variant), indent=1), encoding="utf-8"
+    )
+    command = [sys.executable, "-m", "checkov.main", "--framework", "cloudformation"]
+    for path in (TEMPLATE, folder / "variant.json", folder / "expanded-variant.json"):
+        command += ["-f", str(path)]
+    # --skip-download: no call to Prisma Cloud for guidelines (there is no network here).
+    command += ["--compact", "--skip-download", "-o", "json"]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("BC_", "PRISMA_"))}
+    completed = subprocess.run(
+        command, capture_output=True, text=True, timeout=240, cwd=ROOT, env=environment
+    )
+    assert completed.stdout.strip(), f"checkov printed nothing: {completed.stderr[-2000:]}"
+    report = json.loads(completed.stdout)
+    reports = report if isinstance(report, list) else [report]
+    assert [r["check_type"] for r in reports] == ["cloudformation"], completed.stderr[-2000:]
+    return reports[0]
+
+
+def test_checkov_finds_no_failed_check(checkov_report):
+    failed = [
+        f"{c['check_id']} {c['resource']} ({c['file_path']}): {c['check_name']}"
+        for c in checkov_report["results"]["failed_checks"]
+    ]
+    assert failed == []
+    summary = checkov_report["summary"]
+    assert summary["parsing_errors"] == 0
+    assert summary["passed"] > 100  # three files were really checked
+    files = {c["file_path"] for c in checkov_report["results"]["passed_checks"]}
+    assert len(files) == 3
+
+
+def suppressions(template: dict) -> list[tuple[str, str, str]]:
+    found = []
+    for name, resource in template["Resources"].items():
+        for entry in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            found.append((name, entry.get("id", ""), (entry.get("comment") or "").strip()))
+    return found
+
+
+def test_every_checkov_suppression_has_a_reason_and_is_used(template, checkov_report):
+    found = suppressions(template)
+    assert found, "expected the documented suppressions"
+    for name, check_id, comment in found:
+        assert re.fullmatch(r"CKV2?_AWS_\d+", check_id), (name, check_id)
+        assert len(comment) >= 40, f"{name} {check_id}: the suppression needs a real reason"
+    skipped = {
+        (c["resource"].split(".", 1)[1], c["check_id"])
+        for c in checkov_report["results"]["skipped_checks"]
+    }
+    unused = [(name, check_id) for name, check_id, _ in found if (name, check_id) not in skipped]
+    assert unused == [], "suppressions checkov never applies: remove them"
+
+
+# --- 4: IAM ---------------------------------------------------------------------------------
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def function_statements(template: dict, logical_id: str) -> list[dict]:
+    """The inline statements of a SAM function's Policies (only inline documents allowed)."""
+    statements = []
+    for policy in props(template, logical_id).get("Policies", []):
+        assert isinstance(policy, dict) and "Statement" in policy, (
+            f"{logical_id}: only inline policy documents, no managed policies or templates"
+        )
+        statements += as_list(policy["Statement"])
+    return statements
+
+
+def role_statements(role: dict) -> list[dict]:
+    statements = []
+    for policy in role["Properties"].get("Policies", []):
+        statements += as_list(policy["PolicyDocument"]["Statement"])
+    return statements
+
+
+def all_identity_statements(template: dict) -> list[tuple[str, dict]]:
+    found = []
+    for name in resources_of(template, "AWS::Serverless::Function"):
+        found += [(name, s) for s in function_statements(template, name)]
+    for name, role in resources_of(template, "AWS::IAM::Role").items():
+        found += [(name, s) for s in role_statements(role)]
+    return found
+
+
+def check_statement(owner: str, statement: dict) -> None:
+    assert "NotAction" not in statement and "NotResource" not in statement, owner
+    actions = [a.lower() for a in as_list(statement["Action"])]
+    assert "*" not in actions, f"{owner}: Action '*'"
+    if statement["Effect"] != "Allow":
+        return
+    data_actions = [a for a in actions if a.startswith(DATA_SERVICES)]
+    for action in data_actions:
+        service, _, name = action.partition(":")
+        assert name != "*", f"{owner}: {action} grants a whole service"
+    if data_actions:
+        assert "*" not in as_list(statement["Resource"]), f"{owner}: {data_actions} on Resource '*'"
+
+
+def test_no_data_action_on_every_resource(template, expanded):
+    checked = 0
+    for owner, statement in all_identity_statements(template) + all_identity_statements(expanded):
+        check_statement(owner, statement)
+        checked += 1
+    assert checked > 20
+
+
+def test_only_the_managed_policies_sam_adds(template, expanded):
+    for name, role in resources_of(template, "AWS::IAM::Role").items():
+        assert not role["Properties"].get("ManagedPolicyArns"), name
+    for name, role in resources_of(expanded, "AWS::IAM::Role").items():
+        assert set(role["Properties"].get("ManagedPolicyArns", [])) <= ALLOWED_MANAGED_POLICIES, (
+            name
+        )
+
+
+class Policy:
+    """Allow-statements of one principal, evaluated like IAM for what this template uses:
+    wildcard actions and resources, StringLike/StringEquals conditions (a condition key
+    missing from the request makes the statement not apply)."""
+
+    def __init__(self, statements: list[dict], resolve: Resolver) -> None:
+        self.statements = [resolve(s) for s in statements if s["Effect"] == "Allow"]
+
+    def allows(self, action: str, resource: str, context: dict | None = None) -> bool:
+        return any(self._matches(s, action, resource, context or {}) for s in self.statements)
+
+    @staticmethod
+    def _matches(statement: dict, action: str, resource: str, context: dict) -> bool:
+        actions = as_list(statement["Action"])
+        if not any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in actions):
+            return False
+        if not any(fnmatch.fnmatchcase(resource, r) for r in as_list(statement["Resource"])):
+            return False
+        for operator, tests in statement.get("Condition", {}).items():
+            assert operator in ("StringLike", "StringEquals"), operator
+            for key, wanted in tests.items():
+                if key not in context:
+                    return False
+                value = context[key]
+                if operator == "StringLike":
+                    if not any(fnmatch.fnmatchcase(value, w) for w in as_list(wanted)):
+                        return False
+                elif value not in as_list(wanted):
+                    return False
+        return True
+
+
+@pytest.fixture(scope="module")
+def policies(template, resolve) -> dict[str, Policy]:
+    return {
+        short: Policy(function_statements(template, logical_id), resolve)
+        for short, logical_id in FUNCTIONS.items()
+    }
+
+
+# Keys as etl_lib writes them.
+RAW_KEY = lake.raw_key(PLAYLIST, MOMENT)
+STAMP = lake.parse_raw_key(RAW_KEY)["stamp"]
+KEYS = {
+    "raw": RAW_KEY,
+    "heartbeat": lake.heartbeat_key(PLAYLIST, MOMENT),
+    "state": lake.last_snapshot_key(PLAYLIST),
+    "table": lake.table_file_key_for_raw(schemas.COMMIT_TABLE, RAW_KEY),
+    "quarantine": lake.quarantine_key(RAW_KEY),
+    "quarantine_reason": lake.quarantine_reason_key(RAW_KEY),
+    "report": f"reports/{PLAYLIST}/2026-10-01/status.json",
+    "athena_result": "athena-results/0b3c1d52-query.csv",
+}
+# function -> (action, key) it needs, from what each handler does.
+NEEDED = {
+    "extract": [
+        ("s3:PutObject", "raw"),
+        ("s3:GetObject", "raw"),
+        ("s3:PutObject", "heartbeat"),
+        ("s3:PutObject", "state"),
+        ("s3:GetObject", "state"),
+    ],
+    "transform": [
+        ("s3:GetObject", "raw"),
+        ("s3:PutObject", "table"),
+        ("s3:PutObject", "quarantine"),
+        ("s3:PutObject", "quarantine_reason"),
+    ],
+    "report": [
+        ("s3:GetObject", "table"),
+        ("s3:PutObject", "report"),
+        ("s3:GetObject", "report"),
+        ("s3:PutObject", "athena_result"),
+        ("s3:GetObject", "athena_result"),
+    ],
+}
+WRITES = ("s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:RestoreObject")
+
+
+@pytest.mark.parametrize("function", sorted(NEEDED))
+def test_each_function_may_do_what_its_handler_does(function, policies, bucket):
+    policy = policies[function]
+    for action, key in NEEDED[function]:
+        assert policy.allows(action, f"arn:aws:s3:::{bucket}/{KEYS[key]}"), (action, key)
+    # Listing: the lake-root check lists the top level only, and each prefix it reads is
+    # listable (that is what makes a missing key answer 404 rather than 403).
+    bucket_arn = f"arn:aws:s3:::{bucket}"
+    root = {"s3:prefix": "", "s3:delimiter": "/"}
+    assert policy.allows("s3:ListBucket", bucket_arn, root)
+    assert not policy.allows("s3:ListBucket", bucket_arn, {"s3:prefix": ""})
+    assert not policy.allows("s3:ListBucket", bucket_arn)
+    for _action, key in NEEDED[function]:
+        prefix = KEYS[key].rsplit("/", 1)[0] + "/"
+        assert policy.allows("s3:ListBucket", bucket_arn, {"s3:prefix": prefix}), prefix
+
+
+@pytest.mark.parametrize("function", sorted(NEEDED))
+def test_each_function_writes_nowhere_else(function, policies, bucket):
+    policy = policies[function]
+    allowed_writes = {KEYS[key] for action, key in NEEDED[function] if action == "s3:PutObject"}
+    for key in KEYS.values():
+        if key in allowed_writes:
+            continue
+        for action in WRITES:
+            assert not policy.allows(action, f"arn:aws:s3:::{bucket}/{key}"), (action, key)
+    for action in ("s3:DeleteObject", "s3:PutBucketPolicy", "s3:PutLifecycleConfiguration"):
+        assert not policy.allows(action, f"arn:aws:s3:::{bucket}/{KEYS['raw']}")
+        assert not policy.allows(action, f"arn:aws:s3:::{bucket}")
+
+
+def test_transform_cannot_retrigger_itself(template, policies, bucket):
+    """The transform is notified for raw/*.json and never writes there; what it writes
+    (tables/, quarantine/) is outside the notification's filter."""
+    event = props(template, "TransformFunction")["Events"]
+    [(name, source)] = event.items()
+    assert source["Type"] == "S3"
+    assert source["Properties"]["Bucket"] == {"Ref": "LakeBucket"}
+    rules = {r["Name"]: r["Value"] for r in source["Properties"]["Filter"]["S3Key"]["Rules"]}
+    assert rules == {"prefix": "raw/", "suffix": ".json"}
+    policy = policies["transform"]
+    any_raw_object = f"arn:aws:s3:::{bucket}/raw/any/key.json"
+    for action in ("s3:PutObject", "s3:CopyObject", "s3:PutObjectAcl", "s3:RestoreObject"):
+        assert not policy.allows(action, any_raw_object), action
+    assert RAW_KEY.startswith(rules["prefix"]) and RAW_KEY.endswith(rules["suffix"])
+    for written in (KEYS["table"], KEYS["quarantine"], KEYS["quarantine_reason"]):
+        assert not written.startswith(rules["prefix"]), written
+
+
+def test_only_the_extract_touches_the_secret(template, resolve, policies):
+    secret_arn = "<SpotifySecret>"  # !Ref of the secret (its ARN), as the resolver names it
+    extract = policies["extract"]
+    assert extract.allows("secretsmanager:GetSecretValue", secret_arn)
+    assert extract.allows("secretsmanager:PutSecretValue", secret_arn)
+    other = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:other"
+    assert not extract.allows("secretsmanager:GetSecretValue", other)
+    for function in ("transform", "report"):
+        assert not policies[function].allows("secretsmanager:GetSecretValue", secret_arn)
+        env = resolve(props(template, FUNCTIONS[function])["Environment"]["Variables"])
+        assert "SPOTIFY_ETL_SECRET_ID" not in env
+
+
+def test_report_queries_only_its_workgroup_and_database(policies, resolve, template):
+    report = policies["report"]
+    workgroup = resolve(props(template, "AthenaWorkGroup")["Name"])
+    database = resolve({"Ref": "GlueDatabase"})
+    prefix = f"arn:aws:%s:{REGION}:{ACCOUNT}:"
+    queries = ("StartQueryExecution", "GetQueryExecution", "GetQueryResults", "StopQueryExecution")
+    for action in queries:
+        assert report.allows(f"athena:{action}", prefix % "athena" + f"workgroup/{workgroup}")
+        assert not report.allows(f"athena:{action}", prefix % "athena" + "workgroup/primary")
+    for resource in ("catalog", f"database/{database}", f"table/{database}/daily_chart"):
+        assert report.allows("glue:GetTable", prefix % "glue" + resource)
+    assert not report.allows("glue:GetTable", prefix % "glue" + "table/other_db/t")
+    for action in ("glue:CreateTable", "glue:UpdateTable", "glue:DeleteTable"):
+        assert not report.allows(action, prefix % "glue" + f"table/{database}/snapshots")
+    for function in ("extract", "transform"):
+        assert not policies[function].allows("athena:StartQueryExecution", "*")
+
+
+def test_crawler_role_reads_tables_only(template, resolve, bucket):
+    role = template["Resources"]["CrawlerRole"]
+    assert role["Condition"] == "CreateCrawler"
+    policy = Policy(role_statements(role), resolve)
+    assert policy.allows("s3:GetObject", f"arn:aws:s3:::{bucket}/{KEYS['table']}")
+    for key in ("raw", "state", "report", "quarantine"):
+        assert not policy.allows("s3:GetObject", f"arn:aws:s3:::{bucket}/{KEYS[key]}"), key
+    for key in KEYS.values():
+        assert not policy.allows("s3:PutObject", f"arn:aws:s3:::{bucket}/{key}")
+
+
+# --- 5: Glue tables -------------------------------------------------------------------------
+
+
+def test_glue_tables_equal_what_the_catalog_command_writes(template, resolve, bucket):
+    tables = {
+        resolve(resource["Properties"]["TableInput"]["Name"]): resource
+        for resource in resources_of(template, "AWS::Glue::Table").values()
+    }
+    assert sorted(tables) == sorted(schemas.TABLES)
+    for table, schema in schemas.TABLES.items():
+        resource = tables[table]
+        assert resource["Properties"]["DatabaseName"] == {"Ref": "GlueDatabase"}
+        assert resource["Properties"]["CatalogId"] == {"Ref": "AWS::AccountId"}
+        expected = glue.table_input(table, schema, f"s3://{bucket}")
+        assert resolve(resource["Properties"]["TableInput"]) == expected, table
+
+
+def test_glue_database_and_optional_crawler(template, resolve):
+    database = props(template, "GlueDatabase")
+    assert resolve(database["DatabaseInput"]["Name"]) == config.Settings().glue_database
+    crawler = template["Resources"]["TablesCrawler"]
+    assert crawler["Condition"] == "CreateCrawler"
+    assert not resolve.condition("CreateCrawler")  # off by default
+    assert Resolver(template, {"EnableCrawler": "true"}).condition("CreateCrawler")
+    targets = crawler["Properties"]["Targets"]["CatalogTargets"]
+    assert len(targets[0]["Tables"]) == len(schemas.TABLES)
+    # It may look, never rewrite the definitions above.
+    assert crawler["Properties"]["SchemaChangePolicy"] == {
+        "UpdateBehavior": "LOG",
+        "DeleteBehavior": "LOG",
+    }
+
+
+# --- 6: the rest of the deployment ----------------------------------------------------------
+
+
+def test_lake_bucket_is_private_encrypted_versioned_and_tls_only(template, resolve):
+    bucket = resolve(props(template, "LakeBucket"))
+    [encryption] = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(bucket["PublicAccessBlockConfiguration"]) == 4
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    assert bucket["LoggingConfiguration"]["DestinationBucketName"] == "<AccessLogBucket>"
+    assert template["Resources"]["LakeBucket"]["DeletionPolicy"] == "Retain"
+    policy = props(template, "LakeBucketPolicy")
+    assert policy["Bucket"] == {"Ref": "LakeBucket"}
+    [deny] = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert deny["Principal"] == "*" and deny["Action"] == "s3:*"
+    assert len(deny["Resource"]) == 2  # the bucket and its objects
+
+
+def test_lifecycle_keeps_raw_and_expires_results_and_old_versions(template, resolve):
+    def rules(resolver: Resolver) -> dict[str, dict]:
+        lifecycle = resolver(props(template, "LakeBucket")["LifecycleConfiguration"])
+        return {rule.get("Prefix", ""): rule for rule in lifecycle["Rules"]}
+
+    by_prefix = rules(resolve)
+    raw = by_prefix["raw/"]
+    assert raw["Status"] == "Enabled"
+    assert [t["StorageClass"] for t in raw["Transitions"]] == ["STANDARD_IA"]
+    assert "ExpirationInDays" not in raw  # raw is never deleted by default
+    assert "ExpirationInDays" in rules(Resolver(template, {"RawExpirationDays": "3650"}))["raw/"]
+    results = by_prefix["athena-results/"]
+    assert results["ExpirationInDays"] == resolve({"Ref": "QueryResultsRetentionDays"})
+    everything = by_prefix[""]
+    assert "NoncurrentVersionExpiration" in everything
+    assert "AbortIncompleteMultipartUpload" in everything
+    for prefix in ("tables/", "reports/", "_state/", "heartbeats/", "quarantine/"):
+        assert prefix not in by_prefix  # no rule deletes the lake's data
+
+
+def test_functions_are_wired_as_the_handlers_expect(template, resolve, bucket):
+    spec = importlib.util.spec_from_file_location("package", ROOT / "lambda" / "package.py")
+    package = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(package)
+    architecture = template["Parameters"]["Architecture"]["Default"]
+    suffix = {"arm64": "-Arm64", "x86_64": ""}[architecture]
+    assert architecture in package.WHEEL_ARCH  # lambda/package.py can build for it
+    for short, logical_id in FUNCTIONS.items():
+        function = template["Resources"][logical_id]
+        properties = resolve(function["Properties"])
+        assert properties["FunctionName"] == f"spotify-charts-{short}"
+        assert 0 < properties["Timeout"] <= 900
+        assert properties["Environment"]["Variables"]["SPOTIFY_ETL_LAKE"] == f"s3://{bucket}"
+        assert properties["Tracing"] == "Active"
+        assert properties["Architectures"] == [architecture]
+        if short in package.FUNCTIONS:  # a zip from `make package` (lambda/package.py)
+            assert properties["CodeUri"] == f"../build/lambda/{short}.zip"
+            assert properties["Handler"] == "app.handler"
+            assert "def handler(" in (ROOT / "lambda" / short / "app.py").read_text()
+            assert properties["Runtime"] == "python{}.{}".format(*package.LAMBDA_PYTHON)
+            [layer] = properties["Layers"]
+            assert re.fullmatch(
+                rf"arn:aws:lambda:{REGION}:336392948345:layer:AWSSDKPandas-Python"
+                rf"{package.LAMBDA_PYTHON[0]}{package.LAMBDA_PYTHON[1]}{suffix}:\d+",
+                layer,
+            ), layer
+        else:  # the report: a container image built from the repository root
+            assert properties["PackageType"] == "Image"
+            metadata = function["Metadata"]
+            context = (INFRA / metadata["DockerContext"]).resolve()
+            assert context == ROOT
+            assert (context / metadata["Dockerfile"]).is_file()
+            assert "Runtime" not in properties and "Handler" not in properties
+    extract = resolve(props(template, "ExtractFunction"))
+    assert extract["ReservedConcurrentExecutions"] == 1
+    budget = extract["Environment"]["Variables"]["SPOTIFY_ETL_RATE_LIMIT_BUDGET"]
+    assert extract["Timeout"] > float(budget)
+    assert float(template["Parameters"]["RateLimitBudgetSeconds"]["MaxValue"]) < extract["Timeout"]
+    [schedule] = extract["Events"].values()
+    assert schedule["Type"] in ("ScheduleV2", "Schedule")
+    assert props(template, "ExtractFunction")["Events"]["Hourly"]["Properties"][
+        "ScheduleExpression"
+    ] == {"Ref": "Schedule"}
+    assert template["Parameters"]["Schedule"]["Default"] == "rate(1 hour)"
+    report = resolve(props(template, "ReportFunction"))
+    assert report["MemorySize"] >= 2048
+    on_success = props(template, "TransformFunction")["EventInvokeConfig"]["DestinationConfig"]
+    assert on_success["OnSuccess"] == {
+        "Type": "Lambda",
+        "Destination": {"Fn::GetAtt": ["ReportFunction", "Arn"]},
+    }
+
+
+def test_environment_is_what_settings_read(template, resolve, bucket):
+    """Every SPOTIFY_ETL_* variable is one config.py reads, and Settings built from each
+    function's environment point at this stack's lake, database, workgroup and results."""
+    source = (ROOT / "etl_lib" / "config.py").read_text(encoding="utf-8")
+    read_by_settings = set(re.findall(r'"(SPOTIFY_ETL_[A-Z_]+)"', source))
+    for logical_id in FUNCTIONS.values():
+        env = resolve(props(template, logical_id)["Environment"]["Variables"])
+        assert {k for k in env if k.startswith("SPOTIFY_ETL_")} <= read_by_settings, logical_id
+        settings = config.Settings.from_env(env, credentials=Credentials())
+        assert settings.lake == f"s3://{bucket}"
+    extract = config.Settings.from_env(
+        resolve(props(template, "ExtractFunction")["Environment"]["Variables"]),
+        credentials=Credentials(),
+    )
+    assert extract.playlists == config.DEFAULT_PLAYLISTS
+    assert extract.source == "api"
+    assert extract.secret_id == "<SpotifySecret>"
+    assert template["Parameters"]["Source"]["AllowedValues"] == list(config.SOURCES)
+    report_env = resolve(props(template, "ReportFunction")["Environment"]["Variables"])
+    report = config.Settings.from_env(report_env, credentials=Credentials())
+    workgroup = resolve(props(template, "AthenaWorkGroup"))
+    assert report.athena_workgroup == workgroup["Name"]
+    assert report.glue_database == "spotify_charts"
+    results = workgroup["WorkGroupConfiguration"]["ResultConfiguration"]["OutputLocation"]
+    assert report.athena_results == results == f"s3://{bucket}/athena-results/"
+
+
+def test_failed_invocations_go_to_an_encrypted_queue(template, resolve):
+    queue = props(template, "FailedInvocationsQueue")
+    assert queue.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue
+    for logical_id in FUNCTIONS.values():
+        invoke = props(template, logical_id)["EventInvokeConfig"]
+        assert isinstance(invoke["MaximumRetryAttempts"], int)
+        assert invoke["DestinationConfig"]["OnFailure"] == {
+            "Type": "SQS",
+            "Destination": {"Fn::GetAtt": ["FailedInvocationsQueue", "Arn"]},
+        }
+    schedule = props(template, "ExtractFunction")["Events"]["Hourly"]["Properties"]
+    assert schedule["DeadLetterConfig"] == {
+        "Arn": {"Fn::GetAtt": ["FailedInvocationsQueue", "Arn"]}
+    }
+
+
+def test_each_function_logs_to_its_own_group_with_retention(template, resolve):
+    groups = resources_of(template, "AWS::Logs::LogGroup")
+    for logical_id in FUNCTIONS.values():
+        properties = props(template, logical_id)
+        group_id = properties["LoggingConfig"]["LogGroup"]["Ref"]
+        group = resolve(groups[group_id]["Properties"])
+        assert group["LogGroupName"] == "/aws/lambda/" + resolve(properties["FunctionName"])
+        assert group["RetentionInDays"] == resolve({"Ref": "LogRetentionDays"})
+
+
+def test_athena_workgroup_enforces_its_limits(template, resolve):
+    configuration = resolve(props(template, "AthenaWorkGroup")["WorkGroupConfiguration"])
+    assert configuration["EnforceWorkGroupConfiguration"] is True
+    assert configuration["PublishCloudWatchMetricsEnabled"] is True
+    assert configuration["BytesScannedCutoffPerQuery"] == resolve(
+        {"Ref": "AthenaBytesScannedCutoff"}
+    )
+    assert int(configuration["BytesScannedCutoffPerQuery"]) == 1024**3
+    assert configuration["ResultConfiguration"]["EncryptionConfiguration"]["EncryptionOption"]
+
+
+def test_secret_is_a_placeholder_never_a_parameter(template):
+    secret = props(template, "SpotifySecret")
+    document = json.loads(secret["SecretString"])
+    assert document == {"client_id": "", "client_secret": "", "refresh_token": ""}
+    for name, spec in template["Parameters"].items():
+        assert not re.search(r"secret|token|password|key$", name, re.IGNORECASE), name
+        assert "NoEcho" not in spec
+
+
+def test_alarms_cover_errors_throttles_and_freshness(template, resolve):
+    alarms = {
+        name: resolve(resource["Properties"])
+        for name, resource in resources_of(template, "AWS::CloudWatch::Alarm").items()
+    }
+    for logical_id in FUNCTIONS.values():
+        function_name = resolve(props(template, logical_id)["FunctionName"])
+        for metric in ("Errors", "Throttles"):
+            [alarm] = [
+                a
+                for a in alarms.values()
+                if a.get("Namespace") == "AWS/Lambda"
+                and a["MetricName"] == metric
+                and a["Dimensions"] == [{"Name": "FunctionName", "Value": function_name}]
+            ]
+            assert alarm["Period"] == 300 and alarm["Threshold"] == 0
+            assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    freshness = alarms["NoSuccessfulExtractAlarm"]
+    assert freshness["Namespace"] == "SpotifyChartsLake"
+    assert freshness["Period"] * freshness["EvaluationPeriods"] == 3 * 3600
+    assert freshness["TreatMissingData"] == "breaching"
+    assert freshness["ComparisonOperator"] == "LessThanThreshold" and freshness["Threshold"] == 1
+    # Custom metrics: published by the handler (Powertools, namespace SpotifyChartsLake) under
+    # the dimension service = POWERTOOLS_SERVICE_NAME of that function.
+    services = {}
+    for short, logical_id in FUNCTIONS.items():
+        variables = resolve(props(template, logical_id)["Environment"]["Variables"])
+        services[variables["POWERTOOLS_SERVICE_NAME"]] = short
+    custom = [a for a in alarms.values() if a.get("Namespace") == "SpotifyChartsLake"]
+    assert len(custom) >= 3
+    for alarm in custom:
+        [dimension] = alarm["Dimensions"]
+        assert dimension["Name"] == "service"
+        short = services[dimension["Value"]]
+        handler = (ROOT / "lambda" / short / "app.py").read_text(encoding="utf-8")
+        assert 'namespace="SpotifyChartsLake"' in handler
+        assert f'"{alarm["MetricName"]}"' in handler, (short, alarm["MetricName"])
+    # Notifications only when an email is given, through an encrypted topic.
+    assert not resolve.condition("HasAlarmEmail")
+    assert Resolver(template, {"AlarmEmail": "ops@example.com"}).condition("HasAlarmEmail")
+    assert all("AlarmActions" not in alarm for alarm in alarms.values())
+    with_email = Resolver(template, {"AlarmEmail": "ops@example.com"})
+    for name, resource in resources_of(template, "AWS::CloudWatch::Alarm").items():
+        assert with_email(resource["Properties"])["AlarmActions"] == ["<AlarmTopic>"], name
+    topic = template["Resources"]["AlarmTopic"]
+    assert topic["Condition"] == "HasAlarmEmail"
+    assert topic["Properties"]["KmsMasterKeyId"]
+
+
+def test_parameters_and_outputs(template):
+    parameters = template["Parameters"]
+    assert parameters["Playlists"]["Default"] == ",".join(config.DEFAULT_PLAYLISTS)
+    assert parameters["GlueDatabaseName"]["Default"] == config.Settings().glue_database
+    assert "Default" not in parameters["PandasLayerVersion"]
+    for name in (
+        "NamePrefix",
+        "Schedule",
+        "AthenaBytesScannedCutoff",
+        "LogRetentionDays",
+        "AlarmEmail",
+        "EnableCrawler",
+        "RawTransitionDays",
+        "QueryResultsRetentionDays",
+        "Source",
+        "ReportImageUri",
+    ):
+        assert name in parameters, name
+    outputs = template["Outputs"]
+    for name in (
+        "LakeBucketName",
+        "LakeRoot",
+        "ExtractFunctionName",
+        "TransformFunctionName",
+        "ReportFunctionName",
+        "AthenaWorkGroupName",
+        "SpotifySecretArn",
+    ):
+        assert name in outputs, name

@@ -1,0 +1,194 @@
+"""Notebooks: committed clean, executed by papermill on demo data, served by JupyterLab."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from etl_lib import lake, reports
+from etl_lib.demo import DEMO_PLAYLIST, run_demo
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").rglob("*.ipynb"))
+AS_OF = "2026-10-31"
+
+
+@pytest.fixture(scope="module")
+def demo_lake(tmp_path_factory) -> str:
+    root = str(tmp_path_factory.mktemp("notebooks") / "lake")
+    run_demo(root, days=30)
+    return root
+
+
+def test_the_notebooks_exist():
+    names = {path.relative_to(ROOT / "notebooks").as_posix() for path in NOTEBOOKS}
+    assert {"explore_top_songs.ipynb", "reports/top_songs_trends.ipynb"} <= names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_are_committed_without_outputs(path):
+    notebook = json.loads(path.read_text())
+    assert notebook["metadata"]["kernelspec"]["name"] == "python3"
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None, path
+
+
+def test_report_parameters_cell_holds_literal_defaults():
+    notebook = json.loads(reports.REPORT_NOTEBOOK.read_text())
+    [cell] = [c for c in notebook["cells"] if "parameters" in c["metadata"].get("tags", [])]
+    source = "".join(cell["source"])
+    namespace: dict = {}
+    exec(compile(source, "parameters", "exec"), namespace)  # noqa: S102 - our own literal cell
+    for name in ("as_of", "days", "playlist_id", "engine", "lake", "output_dir"):
+        assert name in namespace, name
+
+
+def test_explore_notebook_runs_on_the_demo_lake(demo_lake, tmp_path):
+    import papermill
+
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "explore_top_songs.ipynb"),
+        str(tmp_path / "explore.ipynb"),
+        parameters={"lake": demo_lake},
+        kernel_name="python3",
+        progress_bar=False,
+        cwd=str(ROOT / "notebooks"),
+    )
+
+
+def test_report_publishes_html_charts_and_status(demo_lake):
+    result = reports.run_report(demo_lake, playlist_id=DEMO_PLAYLIST, as_of=AS_OF, days=30)
+    assert result.succeeded, result.status
+    prefix = reports.report_prefix(DEMO_PLAYLIST, AS_OF)
+    status = json.loads(lake.read_bytes(demo_lake, f"{prefix}/status.json"))
+    assert status["succeeded"] and status["parameters"]["days"] == 30
+    html = lake.read_bytes(demo_lake, f"{prefix}/report.html").decode()
+    assert "2026-10-02" in html and "2026-10-31" in html  # the window is stated
+    assert "import " not in html  # code cells are left out
+    charts = [name for name in status["files"] if name.startswith("charts/")]
+    assert any(name.endswith(".png") for name in charts)
+    assert any(name.endswith(".svg") for name in charts)
+
+    # Same inputs, same SVGs.
+    svgs = {n: lake.read_bytes(demo_lake, f"{prefix}/{n}") for n in charts if n.endswith(".svg")}
+    again = reports.run_report(demo_lake, playlist_id=DEMO_PLAYLIST, as_of=AS_OF, days=30)
+    assert again.succeeded
+    assert {n: lake.read_bytes(demo_lake, f"{prefix}/{n}") for n in svgs} == svgs
+
+
+def test_parameters_override_the_defaults(demo_lake):
+    result = reports.run_report(demo_lake, playlist_id=DEMO_PLAYLIST, as_of="2026-10-20", days=7)
+    assert result.succeeded, result.status
+    html = lake.read_bytes(demo_lake, f"{result.output_prefix}/report.html").decode()
+    assert "2026-10-14" in html and "2026-10-20" in html
+
+
+def test_a_failing_report_keeps_the_good_one_and_names_the_cell(demo_lake, tmp_path):
+    good = reports.run_report(demo_lake, playlist_id=DEMO_PLAYLIST, as_of=AS_OF, days=30)
+    good_html = lake.read_bytes(demo_lake, f"{good.output_prefix}/report.html")
+    broken = tmp_path / "broken.ipynb"
+    notebook = json.loads(reports.REPORT_NOTEBOOK.read_text())
+    notebook["cells"].append(
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "execution_count": None,
+            "outputs": [],
+            "source": ["raise RuntimeError('the chart data is inconsistent')"],
+        }
+    )
+    broken.write_text(json.dumps(notebook))
+
+    failed = reports.run_report(
+        demo_lake, playlist_id=DEMO_PLAYLIST, as_of=AS_OF, days=30, notebook=broken
+    )
+
+    assert not failed.succeeded
+    assert "RuntimeError: the chart data is inconsistent" in failed.error
+    # the index counts cells of the executed notebook, which has papermill's injected cell
+    assert failed.status["failing_cell"]["index"] == len(notebook["cells"])
+    status = json.loads(lake.read_bytes(demo_lake, f"{failed.output_prefix}/status.json"))
+    assert status["failing_cell"]["source"].startswith("raise RuntimeError")
+    assert lake.read_bytes(demo_lake, f"{good.output_prefix}/report.html") == good_html
+    kept = json.loads(lake.read_bytes(demo_lake, f"{good.output_prefix}/status.json"))
+    assert kept["succeeded"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_jupyterlab_lists_the_notebooks_and_starts_a_kernel(demo_lake, tmp_path):
+    port, token = _free_port(), secrets.token_hex(16)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            f"--ServerApp.port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            f"--IdentityProvider.token={token}",
+            "--allow-root",  # CI runs as root; harmless otherwise
+            f"--ServerApp.root_dir={ROOT / 'notebooks'}",
+            "--ServerApp.port_retries=0",
+        ],
+        env={
+            **os.environ,
+            "SPOTIFY_ETL_LAKE": demo_lake,
+            "JUPYTER_RUNTIME_DIR": str(tmp_path),
+            "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"token {token}"}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"{base}/api/status", headers=headers, timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "JupyterLab did not start within 60 s"
+            time.sleep(0.5)
+        listing = requests.get(f"{base}/api/contents", headers=headers, timeout=10).json()
+        names = {item["name"] for item in listing["content"]}
+        assert {"explore_top_songs.ipynb", "reports"} <= names
+        reports_dir = requests.get(f"{base}/api/contents/reports", headers=headers, timeout=10)
+        assert "top_songs_trends.ipynb" in {i["name"] for i in reports_dir.json()["content"]}
+        kernel = requests.post(
+            f"{base}/api/kernels", headers=headers, json={"name": "python3"}, timeout=60
+        ).json()
+        assert kernel["name"] == "python3"
+        # The server reports "starting" until a client attaches: attach to the kernel it
+        # started (its connection file is in our runtime dir) and run code in it.
+        from jupyter_client import BlockingKernelClient
+
+        client = BlockingKernelClient(connection_file=str(tmp_path / f"kernel-{kernel['id']}.json"))
+        client.load_connection_file()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=60)
+            reply = client.execute_interactive("import sys; sys.version_info[0]", timeout=30)
+            assert reply["content"]["status"] == "ok"
+        finally:
+            client.stop_channels()
+        requests.delete(f"{base}/api/kernels/{kernel['id']}", headers=headers, timeout=10)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
