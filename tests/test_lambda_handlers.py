@@ -527,3 +527,24 @@ def test_zip_builder_refuses_wheels_too_new_for_the_lambda_runtime():
     assert not fits("cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64", "x86_64")
     assert not fits("cp311-cp311-manylinux2014_x86_64", "aarch64")
     assert not fits("cp311-cp311-macosx_11_0_arm64", "aarch64")
+
+
+def test_extract_transform_report_chain_publishes_the_report_on_s3(aws, monkeypatch, capsys):
+    # moto's Athena runs no SQL, so the report reads the same S3 lake with DuckDB here.
+    monkeypatch.setenv("SPOTIFY_ETL_REPORT_ENGINE", "duckdb")
+    outcomes = run_extract()["outcomes"]
+    transformed = run_transform(notification_for(s3_keys("lake/raw/")))
+    destination = {
+        "requestContext": {"requestId": "transform-request"},
+        "responsePayload": transformed,
+    }
+    report = load_handler("report").handler(destination, FakeLambdaContext("report"))
+
+    assert [r["succeeded"] for r in report["reports"]] == [True] * len(outcomes), report
+    published = s3_keys("lake/reports/")
+    for result in report["reports"]:
+        prefix = f"lake/{result['output_prefix']}"
+        assert f"{prefix}/report.html" in published and f"{prefix}/status.json" in published
+        assert any(k.startswith(f"{prefix}/charts/") and k.endswith(".svg") for k in published)
+    metrics, _ = emitted(capsys.readouterr().out)
+    assert metrics["ReportsPublished"] == len(outcomes)

@@ -20,6 +20,8 @@ logger = Logger()
 metrics = Metrics(namespace="SpotifyChartsLake")
 
 REPORT_DAYS = 30
+# Athena in AWS; DuckDB reads the same S3 lake where Athena is not available (tests on moto).
+REPORT_ENGINE = os.environ.get("SPOTIFY_ETL_REPORT_ENGINE", "athena")
 # A destination event carries the transform invocation's request id: one id across both logs.
 DESTINATION_REQUEST_ID = "requestContext.requestId"
 
@@ -52,7 +54,7 @@ def handler(event: dict, context) -> dict:
     reports = []
     for playlist_id, as_of in wanted.items():
         result = run_report(
-            lake_root, playlist_id=playlist_id, as_of=as_of, days=REPORT_DAYS, engine="athena"
+            lake_root, playlist_id=playlist_id, as_of=as_of, days=REPORT_DAYS, engine=REPORT_ENGINE
         )
         reports.append(
             {
