@@ -16,7 +16,7 @@ import statistics
 from pathlib import Path
 
 # --- prices (us-east-1 list prices, USD) -------------------------------------------------
-LAMBDA_GB_SECOND_ARM = 0.0000133334
+LAMBDA_GB_SECOND_X86 = 0.0000166667
 LAMBDA_REQUEST = 0.20 / 1_000_000
 S3_STANDARD_GB_MONTH = 0.023
 S3_PUT = 0.005 / 1000
@@ -40,7 +40,7 @@ TRANSFORM_MEMORY_GB = 1.0
 REPORT_SECONDS = 60.0
 REPORT_MEMORY_GB = 2.0
 REPORT_QUERIES = 8
-ALARMS_PER_DEPLOYMENT = 7
+ALARMS_PER_DEPLOYMENT = 10
 LOG_BYTES_PER_INVOCATION = 2_000
 
 
@@ -79,7 +79,7 @@ def monthly_cost(playlists: int, sizes: dict[str, float]) -> dict[str, float]:
     scanned_per_query = max(ATHENA_MINIMUM_BYTES, sizes["table_bytes"] * 30)
     athena = changes * REPORT_QUERIES * scanned_per_query / 1024**4 * ATHENA_PER_TB
     return {
-        "Lambda": lambda_gb_seconds * LAMBDA_GB_SECOND_ARM + invocations * LAMBDA_REQUEST,
+        "Lambda": lambda_gb_seconds * LAMBDA_GB_SECOND_X86 + invocations * LAMBDA_REQUEST,
         "S3 storage (after a year)": stored_gb_after_a_year * S3_STANDARD_GB_MONTH,
         "S3 requests": puts * S3_PUT + gets * S3_GET,
         "Athena scans": athena,
