@@ -192,3 +192,39 @@ def test_jupyterlab_lists_the_notebooks_and_starts_a_kernel(demo_lake, tmp_path)
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("import time\ntime.sleep(30)", "ran past the timeout"),
+        ("import os\nos._exit(1)", "kernel died"),
+    ],
+    ids=["timeout", "kernel-death"],
+)
+def test_timeouts_and_kernel_deaths_are_recorded(demo_lake, tmp_path, cell, expected):
+    notebook = json.loads(reports.REPORT_NOTEBOOK.read_text())
+    notebook["cells"].insert(
+        2,
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "execution_count": None,
+            "outputs": [],
+            "source": [cell],
+        },
+    )
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text(json.dumps(notebook))
+    result = reports.run_report(
+        demo_lake,
+        playlist_id=DEMO_PLAYLIST,
+        as_of="2026-10-30",
+        days=7,
+        notebook=broken,
+        timeout_seconds=3,
+    )
+    assert not result.succeeded
+    assert expected in result.error
+    status = json.loads(lake.read_bytes(demo_lake, f"{result.output_prefix}/status.json"))
+    assert status["succeeded"] is False and expected in status["error"]
