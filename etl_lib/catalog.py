@@ -38,6 +38,28 @@ def table_schema() -> sql.Schema:
     }
 
 
+def connection_schema(connection: duckdb.DuckDBPyConnection) -> sql.Schema:
+    """Column types of every table and view a DuckDB connection sees."""
+    schema: sql.Schema = {}
+    for table, column, data_type in connection.execute(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns"
+    ).fetchall():
+        schema.setdefault(table, {})[column] = data_type
+    return schema
+
+
+def schema_with_views() -> sql.Schema:
+    """Column types of the lake tables and the shipped views, without any data."""
+    types = table_schema()
+    with duckdb.connect() as connection:
+        for table, columns in types.items():
+            typed_nulls = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in columns.items())
+            connection.execute(f"CREATE VIEW {table} AS SELECT {typed_nulls} WHERE false")
+        for name, view in sql.shipped("views").items():
+            connection.execute(f"CREATE VIEW {name} AS {sql.to_duckdb(view, types)}")
+        return connection_schema(connection)
+
+
 def catalog_path(lake_root: str) -> str:
     if not lake.is_local(lake_root):
         raise ConfigError(f"{lake_root!r} is not a local lake: it has no catalog.duckdb")

@@ -19,21 +19,12 @@ from etl_lib.errors import ConfigError
 shipped_sql = sql.shipped
 
 
-def _schema_of(connection: duckdb.DuckDBPyConnection) -> sql.Schema:
-    schema: sql.Schema = {}
-    for table, column, data_type in connection.execute(
-        "SELECT table_name, column_name, data_type FROM information_schema.columns"
-    ).fetchall():
-        schema.setdefault(table, {})[column] = data_type
-    return schema
-
-
 def query(
     lake_root: str, statement: str, params: Sequence[Any] | None = None
 ) -> pd.DataFrame:
     """Run one Athena-dialect statement on DuckDB over the lake; parameters are bound."""
     with catalog.connect(lake_root) as connection:
-        duckdb_sql = sql.to_duckdb(statement, _schema_of(connection))
+        duckdb_sql = sql.to_duckdb(statement, catalog.connection_schema(connection))
         try:
             return connection.execute(duckdb_sql, list(params or [])).df()
         except duckdb.Error as exc:

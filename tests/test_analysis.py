@@ -333,20 +333,7 @@ def test_the_shipped_query_equals_the_pandas_function(demo, name, as_of, days):
         assert len(actual) > 0
 
 
-def _with_view_types(schema):
-    """Table and view column types as DuckDB sees them (as tests/test_sql.py builds them)."""
-    import duckdb
-
-    with duckdb.connect() as connection:
-        for table, columns in schema.items():
-            cols = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in columns.items())
-            connection.execute(f"CREATE VIEW {table} AS SELECT {cols} WHERE false")
-        for view_name, view in sql.shipped("views").items():
-            connection.execute(f"CREATE VIEW {view_name} AS {sql.to_duckdb(view, schema)}")
-        return warehouse._schema_of(connection)
-
-
 def test_the_analysis_queries_are_portable():
-    schema = _with_view_types(catalog.table_schema())
+    schema = catalog.schema_with_views()
     for name in analysis.WINDOW_QUERIES:
         assert sql.portability_problems(sql.shipped("queries")[name], schema) == [], name
