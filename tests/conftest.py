@@ -60,6 +60,13 @@ def moto_endpoint(monkeypatch):
     endpoint = f"http://{host}:{port}"
     # moto keeps its backends per process, not per server: start each test from nothing.
     requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    use_fake_aws(monkeypatch, endpoint)
+    yield endpoint
+    server.stop()
+
+
+def use_fake_aws(monkeypatch, endpoint: str) -> None:
+    """Point boto3 and s3fs at ``endpoint`` with throwaway credentials and a region."""
     for name, value in {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -69,5 +76,3 @@ def moto_endpoint(monkeypatch):
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    yield endpoint
-    server.stop()

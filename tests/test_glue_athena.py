@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+from conftest import use_fake_aws
 from pyathena.error import OperationalError
 
 from etl_lib import athena, glue, schemas
@@ -354,15 +355,7 @@ def test_create_views_sends_create_or_replace_for_every_shipped_view(aws):
 def unreachable_aws(monkeypatch) -> str:
     """Credentials and a region, but AWS_ENDPOINT_URL points at a closed local port."""
     endpoint = _closed_port_endpoint()
-    for name, value in {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    use_fake_aws(monkeypatch, endpoint)
     return endpoint
 
 

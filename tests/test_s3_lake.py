@@ -6,6 +6,7 @@ import json
 
 import boto3
 import pytest
+from conftest import use_fake_aws
 
 from etl_lib import cli, lake
 from etl_lib.errors import LakeError
@@ -72,10 +73,7 @@ def test_missing_bucket_is_named(moto_endpoint, capsys):
 
 
 def test_unreachable_endpoint_is_named(monkeypatch, capsys):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    use_fake_aws(monkeypatch, "http://127.0.0.1:9")
     assert cli.main(["transform", "--lake", "s3://some-bucket/lake"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot reach" in err[0] and "AWS_ENDPOINT_URL" in err[0]
