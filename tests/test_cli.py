@@ -11,7 +11,7 @@ import pytest
 
 from etl_lib import cli, lake
 
-SUBCOMMANDS = ["extract", "transform", "catalog", "query", "run", "demo"]
+SUBCOMMANDS = ["extract", "transform", "backfill", "catalog", "query", "run", "report", "demo"]
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -24,13 +24,15 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("command", SUBCOMMANDS)
+@pytest.mark.parametrize(
+    "command", [[c] for c in SUBCOMMANDS] + [["auth", "login"], ["auth", "status"]], ids=str
+)
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        cli.main([command, "--help"])
+        cli.main([*command, "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    assert "--lake" in out and command in out
+    assert "--lake" in out and command[-1] in out
 
 
 def test_module_entry_point_lists_commands():
