@@ -18,10 +18,10 @@ from typing import Any
 
 import pandas as pd
 
+from etl_lib import sql as sql_files
 from etl_lib.config import Settings
 from etl_lib.errors import ConfigError, EtlError
 from etl_lib.glue import aws_error, client_config
-from etl_lib.warehouse import shipped_sql
 
 # pyathena logs every failed AWS call with a traceback at ERROR; with no logging configured,
 # Python's last-resort handler would print it above the one-line error the CLI shows.
@@ -109,7 +109,7 @@ def create_views(settings: Settings) -> list[str]:
     """Create or replace every shipped view (``etl_lib/sql/views``); returns their names."""
     names = []
     with connect(settings) as connection:
-        for name, sql in shipped_sql("views").items():
+        for name, sql in sql_files.shipped("views").items():
             _run(connection, settings, view_statement(name, sql))
             names.append(name)
     return names

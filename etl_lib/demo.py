@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from etl_lib import catalog, pipeline, spotify, warehouse
+from etl_lib import catalog, pipeline, spotify, sql, warehouse
 from etl_lib.config import Settings
 from etl_lib.credentials import Credentials
 from etl_lib.local_spotify import ChartSimulator, LocalSpotifyServer
@@ -47,8 +47,8 @@ def snapshot_times(days: int) -> list[datetime]:
 
 
 def top_tracks(lake_root: str, playlist_id: str, top_n: int = 10) -> pd.DataFrame:
-    sql = warehouse.shipped_sql("queries")["top_tracks"]
-    return warehouse.query(lake_root, sql, [playlist_id, playlist_id, top_n])
+    statement = sql.shipped("queries")["top_tracks"]
+    return warehouse.query(lake_root, statement, [playlist_id, playlist_id, top_n])
 
 
 def count_rows(lake_root: str, relations) -> dict[str, int]:

@@ -89,7 +89,6 @@ def run_report(
     engine: str = "duckdb",
     notebook: Path | None = None,
     timeout_seconds: int = 600,
-    settings=None,  # noqa: ARG001 - engines read their settings from the environment
 ) -> ReportResult:
     """Execute the report for one playlist and date, and publish it in the lake."""
     import papermill

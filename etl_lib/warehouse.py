@@ -15,9 +15,6 @@ import pandas as pd
 from etl_lib import catalog, sql
 from etl_lib.errors import ConfigError
 
-# Kept here for callers that think of shipped SQL as the warehouse's.
-shipped_sql = sql.shipped
-
 
 def query(
     lake_root: str, statement: str, params: Sequence[Any] | None = None

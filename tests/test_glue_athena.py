@@ -23,7 +23,7 @@ from pyathena.error import OperationalError
 from etl_lib import athena, glue, schemas
 from etl_lib.config import Settings
 from etl_lib.errors import ConfigError, EtlError
-from etl_lib.warehouse import shipped_sql
+from etl_lib.sql import shipped as shipped_sql
 
 BUCKET = "charts-lake-test"
 LAKE = f"s3://{BUCKET}/lake"

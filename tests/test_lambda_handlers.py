@@ -299,7 +299,7 @@ def stub_reports(powertools, monkeypatch):
     """etl_lib.reports.run_report recorded instead of run (papermill and Athena are not here)."""
     calls = []
 
-    def run_report(lake_root, *, playlist_id, as_of, days=30, engine="duckdb", settings=None):
+    def run_report(lake_root, *, playlist_id, as_of, days=30, engine="duckdb"):
         calls.append(
             {
                 "lake_root": lake_root,
