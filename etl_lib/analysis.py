@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 
 import pandas as pd
 
-# The shipped queries that take the window parameters (playlist_id, as_of, days).
+# The shipped queries that take the window parameters (playlist_id, first_day, last_day).
 WINDOW_QUERIES = (
     "rank_history",
     "climbers_and_fallers",
@@ -54,7 +54,8 @@ def query_params(
 ) -> list:
     """The positional parameters of the shipped query ``name``, in binding order.
 
-    Window queries take ``[playlist_id, as_of 'YYYY-MM-DD', days]``, plus ``top`` last for
+    Window queries take ``[playlist_id, first_day, last_day]`` ('YYYY-MM-DD': the window of
+    ``window_dates``, computed here once rather than in every query), plus ``top`` last for
     ``climbers_and_fallers``; ``top_tracks`` (the latest chart, no window) takes
     ``[playlist_id, playlist_id, top]``.
     """
@@ -62,7 +63,8 @@ def query_params(
         return [playlist_id, playlist_id, int(top)]
     if name not in WINDOW_QUERIES:
         raise ValueError(f"no shipped query named {name!r}")
-    params: list = [playlist_id, _as_date(as_of).isoformat(), int(days)]
+    window = window_dates(as_of, days)
+    params: list = [playlist_id, window[0].isoformat(), window[-1].isoformat()]
     if name in TOP_N_QUERIES:
         params.append(int(top))
     return params

@@ -106,13 +106,13 @@ def test_window_dates_end_at_as_of_inclusive():
 def test_query_params_bind_each_shipped_query():
     assert analysis.query_params("rank_history", "P", date(2026, 10, 31), 30) == [
         "P",
+        "2026-10-02",
         "2026-10-31",
-        30,
     ]
     assert analysis.query_params("climbers_and_fallers", "P", "2026-10-31", 7, top=5) == [
         "P",
+        "2026-10-25",
         "2026-10-31",
-        7,
         5,
     ]
     assert analysis.query_params("top_tracks", "P", AS_OF, 30) == ["P", "P", 10]

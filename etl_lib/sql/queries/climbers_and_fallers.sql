@@ -1,21 +1,13 @@
 -- Rank change from the window's first chart day to its last, for tracks on both days:
 -- rank_change = first_rank - last_rank (positive = climbed). The top_n biggest climbers and
 -- top_n biggest fallers, ties by better last rank. Same as etl_lib.analysis.climbers_and_fallers.
--- Parameters: playlist_id, as_of ('YYYY-MM-DD'), days, top_n.
-WITH params AS (
-    SELECT CAST(? AS VARCHAR) AS playlist_id, CAST(? AS DATE) AS as_of, CAST(? AS INTEGER) AS days,
-           CAST(? AS INTEGER) AS top_n
-),
-chart_window AS (
-    -- The `days` dates ending at as_of. The filter is on dt, the partition key, not on
-    -- chart_date (a CAST of it), to give Athena a predicate on the partition column. The inner
-    -- CAST AS DATE is needed on DuckDB, where date + interval is a timestamp ('... 00:00:00').
-    SELECT d.chart_date, d.track_id, d.chart_rank
-    FROM daily_chart AS d
-    JOIN params AS p
-      ON d.playlist_id = p.playlist_id
-     AND d.dt BETWEEN CAST(CAST(date_add('day', 1 - p.days, p.as_of) AS DATE) AS VARCHAR)
-                  AND CAST(p.as_of AS VARCHAR)
+-- Parameters: playlist_id, first_day, last_day ('YYYY-MM-DD'), top_n.
+WITH chart_window AS (
+    -- The window's first and last dates are bound as strings: a plain predicate on dt, the
+    -- partition column, which Athena prunes on and both engines compare the same way.
+    SELECT chart_date, track_id, chart_rank
+    FROM daily_chart
+    WHERE playlist_id = ? AND dt BETWEEN ? AND ?
 ),
 edge_days AS (
     SELECT min(chart_date) AS first_day, max(chart_date) AS last_day FROM chart_window
@@ -39,5 +31,5 @@ ranked AS (
 )
 SELECT r.track_id, r.first_rank, r.last_rank, r.rank_change
 FROM ranked AS r
-JOIN params AS p ON r.place <= p.top_n
+WHERE r.place <= ?
 ORDER BY r.rank_change DESC, r.last_rank, r.track_id

@@ -1,20 +1,13 @@
 -- Per track on the window's last chart day: days from its album's release to that day.
 -- Year- and month-precision release dates are stored as their first day (the albums table),
 -- so they count from it. Same as etl_lib.analysis.release_age.
--- Parameters: playlist_id, as_of ('YYYY-MM-DD'), days.
-WITH params AS (
-    SELECT CAST(? AS VARCHAR) AS playlist_id, CAST(? AS DATE) AS as_of, CAST(? AS INTEGER) AS days
-),
-chart_window AS (
-    -- The `days` dates ending at as_of. The filter is on dt, the partition key, not on
-    -- chart_date (a CAST of it), to give Athena a predicate on the partition column. The inner
-    -- CAST AS DATE is needed on DuckDB, where date + interval is a timestamp ('... 00:00:00').
-    SELECT d.chart_date, d.track_id, d.chart_rank
-    FROM daily_chart AS d
-    JOIN params AS p
-      ON d.playlist_id = p.playlist_id
-     AND d.dt BETWEEN CAST(CAST(date_add('day', 1 - p.days, p.as_of) AS DATE) AS VARCHAR)
-                  AND CAST(p.as_of AS VARCHAR)
+-- Parameters: playlist_id, first_day, last_day ('YYYY-MM-DD').
+WITH chart_window AS (
+    -- The window's first and last dates are bound as strings: a plain predicate on dt, the
+    -- partition column, which Athena prunes on and both engines compare the same way.
+    SELECT chart_date, track_id, chart_rank
+    FROM daily_chart
+    WHERE playlist_id = ? AND dt BETWEEN ? AND ?
 ),
 last_day_chart AS (
     SELECT w.chart_date, w.chart_rank, w.track_id
