@@ -76,10 +76,22 @@ def _table_view(lake_root: str, table: str, schema: pa.Schema) -> str:
         _, base = lake.filesystem(lake_root)
         scheme = "" if lake.is_local(lake_root) else lake_root.split("://", 1)[0] + "://"
         pattern = f"{scheme}{base}/{lake.TABLES}/{table}/*/*.parquet"
-        return (
-            f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet({_quote(pattern)}, "
-            "hive_partitioning = true, hive_types = {'dt': VARCHAR}, union_by_name = true)"
-        )
+        # Where two files hold the same snapshot (a batch file being written over smaller
+        # ones, see etl_lib.compaction), only the newer generation's rows are seen.
+        return f"""CREATE OR REPLACE VIEW {table} AS
+SELECT * EXCLUDE (filename, file_playlist, file_generation, newest_generation) FROM (
+    SELECT *, max(file_generation) OVER (
+        PARTITION BY dt, file_playlist, extracted_at) AS newest_generation
+    FROM (
+        SELECT *,
+               regexp_extract(filename, {_quote(lake.FILE_PLAYLIST_PATTERN)}, 1) AS file_playlist,
+               regexp_extract(filename, {_quote(lake.FILE_GENERATION_PATTERN)}, 1)
+                   AS file_generation
+        FROM read_parquet({_quote(pattern)}, hive_partitioning = true,
+                          hive_types = {{'dt': VARCHAR}}, union_by_name = true, filename = true)
+    )
+)
+WHERE file_generation = newest_generation"""
     # An empty lake still gets typed, queryable tables.
     columns = [f"CAST(NULL AS {_DUCKDB_TYPES[f.type]}) AS {f.name}" for f in schema]
     columns.append("CAST(NULL AS VARCHAR) AS dt")

@@ -73,9 +73,57 @@ def parse_raw_key(key: str) -> dict[str, str] | None:
     return match.groupdict() if match else None
 
 
+_TABLE_FILE = re.compile(
+    r"^tables/(?P<table>[a-z_]+)/dt=(?P<dt>\d{4}-\d{2}-\d{2})/(?P<playlist_id>[A-Za-z0-9]+)_"
+    r"(?P<first>\d{8}T\d{6}Z)(?:-(?P<last>\d{8}T\d{6}Z)_(?P<generation>g\d{8}T\d{12}Z[0-9a-f]{4}))?"
+    r"\.parquet$"
+)
+# The same file names seen by SQL engines (DuckDB's ``filename``, Athena's ``"$path"``).
+FILE_PLAYLIST_PATTERN = r"([A-Za-z0-9]+)_[0-9]{8}T[0-9]{6}Z[^/]*\.parquet$"
+FILE_GENERATION_PATTERN = r"_(g[0-9]{8}T[0-9]{12}Z[0-9a-f]{4})\.parquet$"
+
+
 def table_file_key(table: str, dt: str, playlist_id: str, stamp: str) -> str:
     # One file per raw file per table: re-transforming a raw file overwrites, never appends.
     return f"{TABLES}/{table}/dt={dt}/{playlist_id}_{stamp}.parquet"
+
+
+def new_generation(moment: datetime) -> str:
+    """A name part that sorts after every earlier one: write time to the microsecond, plus a
+    random suffix for two writers in the same microsecond."""
+    return "g" + as_utc(moment).strftime("%Y%m%dT%H%M%S%fZ") + uuid.uuid4().hex[:4]
+
+
+def batch_file_key(
+    table: str, dt: str, playlist_id: str, first_stamp: str, last_stamp: str, generation: str
+) -> str:
+    """A file holding many snapshots of one playlist and day (bulk transform, compaction).
+
+    Where it holds a snapshot that an older file holds too, readers take this one: file
+    generations order the copies of a snapshot (a per-raw file is older than any batch).
+    """
+    return (
+        f"{TABLES}/{table}/dt={dt}/{playlist_id}_{first_stamp}-{last_stamp}_{generation}.parquet"
+    )
+
+
+def parse_table_file_key(key: str) -> dict[str, str] | None:
+    """Table, dt, playlist id, first and last stamp and generation ("" for a per-raw file)."""
+    match = _TABLE_FILE.match(key)
+    if match is None:
+        return None
+    parts = match.groupdict()
+    parts["last"] = parts["last"] or parts["first"]
+    parts["generation"] = parts["generation"] or ""
+    return parts
+
+
+def raw_key_of_table_file(key: str) -> str | None:
+    """The raw file a per-raw table file was made from (None for a batch file)."""
+    parts = parse_table_file_key(key)
+    if parts is None or parts["generation"]:
+        return None
+    return f"{RAW}/playlist_id={parts['playlist_id']}/dt={parts['dt']}/{parts['first']}.json"
 
 
 def table_file_key_for_raw(table: str, raw: str) -> str:
@@ -267,6 +315,30 @@ def write_parquet(root: str, key: str, table: pa.Table) -> None:
 
 def read_parquet(root: str, key: str) -> pa.Table:
     return pq.read_table(io.BytesIO(read_bytes(root, key)))
+
+
+def read_parquet_metadata(root: str, key: str) -> dict[bytes, bytes]:
+    """A Parquet file's key-value metadata, reading only its footer."""
+    fs, path = _full_path(root, key)
+    with storage_errors(root), fs.open(path, "rb") as handle:
+        return pq.read_schema(handle).metadata or {}
+
+
+def delete(root: str, keys: list[str]) -> None:
+    """Remove objects; on S3 in batched DeleteObjects calls. Missing keys are fine."""
+    if not keys:
+        return
+    fs, base = filesystem(root)
+    paths = [f"{base}/{key}" for key in keys]
+    with storage_errors(root):
+        if is_local(root):
+            for path in paths:
+                try:
+                    os.remove(path)
+                except FileNotFoundError:
+                    pass
+        else:
+            fs.rm(paths)
 
 
 def now_utc() -> datetime:

@@ -7,15 +7,19 @@ the CLI, the notebooks and the Lambda handlers call.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import groupby
+from multiprocessing import get_context
 from pathlib import Path
 
-from etl_lib import archive, envelope, lake, schemas, spotify
+from etl_lib import archive, compaction, envelope, lake, schemas, spotify
 from etl_lib.config import Settings
 from etl_lib.errors import ConfigError, CorruptPayload, EtlError, QuotaExceeded, RateLimited
-from etl_lib.transform import TransformResult, transform_envelope
+from etl_lib.transform import TableBatch, TransformResult, decode_envelope, transform_envelope
 
 Progress = Callable[[str], None]
 # Wraps a list of work items for display (the CLI passes a progress bar); identity by default.
@@ -239,16 +243,30 @@ class TransformSummary:
         for name in self.skipped:
             self.skipped[name] += result.counts.get(name, 0)
 
+    def merge(self, other: TransformSummary) -> None:
+        self.transformed.extend(other.transformed)
+        self.quarantined.update(other.quarantined)
+        for counter, more in ((self.rows, other.rows), (self.skipped, other.skipped)):
+            for name, value in more.items():
+                counter[name] += value
+
+
+def transformed_raw_keys(lake_root: str) -> set[str]:
+    """Raw files whose tables are written: the commit table holds their rows."""
+    done = set()
+    for key in lake.list_keys(lake_root, f"{lake.TABLES}/{schemas.COMMIT_TABLE}/", ".parquet"):
+        if lake.parse_table_file_key(key) is not None:
+            done.update(compaction.committed_raw_keys(lake_root, key))
+    return done
+
 
 def pending_raw_keys(lake_root: str) -> list[str]:
     """Raw files with no output yet and not quarantined, oldest first."""
-    done = set(lake.list_keys(lake_root, f"{lake.TABLES}/{schemas.COMMIT_TABLE}/", ".parquet"))
+    done = transformed_raw_keys(lake_root)
     quarantined = set(lake.list_keys(lake_root, f"{lake.QUARANTINE}/", ".reason.txt"))
     pending = []
     for key in lake.list_keys(lake_root, f"{lake.RAW}/", ".json"):
-        if lake.parse_raw_key(key) is None:
-            continue
-        if lake.table_file_key_for_raw(schemas.COMMIT_TABLE, key) in done:
+        if lake.parse_raw_key(key) is None or key in done:
             continue
         if lake.quarantine_reason_key(key) in quarantined:
             continue
@@ -300,10 +318,94 @@ def transform(
     return summary
 
 
+def all_raw_keys(lake_root: str) -> list[str]:
+    return [k for k in lake.list_keys(lake_root, f"{lake.RAW}/", ".json") if lake.parse_raw_key(k)]
+
+
 def retransform_all(lake_root: str, *, track: Track = _untracked) -> TransformSummary:
-    """Transform every raw file again (after a schema change): outputs are overwritten."""
-    keys = [k for k in lake.list_keys(lake_root, f"{lake.RAW}/", ".json") if lake.parse_raw_key(k)]
-    return transform(lake_root, keys, track=track)
+    """Transform every raw file again (after a schema change), in bulk: each day's new batch
+    file replaces that day's older files."""
+    return transform_bulk(lake_root, all_raw_keys(lake_root), track=track)
+
+
+# Below this many raw files, starting worker processes costs more than it saves.
+_PARALLEL_FROM = 200
+
+
+def transform_bulk(
+    lake_root: str,
+    raw_keys: Iterable[str] | None = None,
+    *,
+    workers: int | None = None,
+    track: Track = _untracked,
+) -> TransformSummary:
+    """Transform many raw files (every pending one by default) a playlist-day at a time.
+
+    For backfills and reprocessing: each playlist's day becomes one batch file per table
+    (merged with what the day already holds, see ``etl_lib.compaction``) instead of one
+    file per raw file, and days are spread over ``workers`` processes (default: one per
+    core). Each day is committed on its own, so an interrupted run resumes where it stopped:
+    the next run finds only the days still pending. Bad files go to quarantine.
+    """
+    lake.ensure_root(lake_root)
+    keys = sorted(set(pending_raw_keys(lake_root) if raw_keys is None else raw_keys))
+    groups = [
+        (compaction.Partition(dt, playlist_id), list(day_keys))
+        for (playlist_id, dt), day_keys in groupby(keys, key=_partition_of_raw_key)
+    ]
+    existing = compaction.list_partitions(lake_root) if groups else {}
+    jobs = [
+        (lake_root, partition, existing.get(partition, compaction.PartitionFiles()), day_keys)
+        for partition, day_keys in groups
+    ]
+    workers = min(workers or os.cpu_count() or 1, len(jobs) or 1)
+    summary = TransformSummary()
+    if workers == 1 or len(keys) < _PARALLEL_FROM:
+        for job in track(jobs, "transform"):
+            summary.merge(_transform_day(*job))
+        return summary
+    # spawn, not fork: the parent may hold threads (an S3 client's event loop, a progress bar).
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_transform_day, *job) for job in jobs]
+        for future in track(futures, "transform"):
+            summary.merge(future.result())
+    return summary
+
+
+def _partition_of_raw_key(key: str) -> tuple[str, str]:
+    parts = lake.parse_raw_key(key)
+    if parts is None:
+        raise ConfigError(f"{key!r} is not a raw key (raw/playlist_id=<id>/dt=<date>/<stamp>.json)")
+    return parts["playlist_id"], parts["dt"]
+
+
+def _transform_day(
+    lake_root: str,
+    partition: compaction.Partition,
+    existing: compaction.PartitionFiles,
+    raw_keys: list[str],
+) -> TransformSummary:
+    summary = TransformSummary()
+    batch = TableBatch()
+    transformed = []
+    for key in raw_keys:
+        try:
+            data = lake.read_bytes(lake_root, key)
+            _, counts = batch.add(decode_envelope(data, key), key)
+        except CorruptPayload as exc:
+            summary.quarantined[key] = str(exc)
+            quarantine(lake_root, key, str(exc))
+            continue
+        transformed.append(key)
+        for name in summary.skipped:
+            summary.skipped[name] += counts.get(name, 0)
+    if transformed:
+        tables = batch.to_tables()
+        compaction.rewrite_partition(lake_root, partition, existing, tables, transformed)
+        summary.transformed.extend(transformed)
+        for table, data in tables.items():
+            summary.rows[table] += data.num_rows
+    return summary
 
 
 def backfill(

@@ -47,11 +47,18 @@ def test_demo_on_s3_matches_the_local_lake_and_reruns_change_nothing(bucket, tmp
 
     keys_before = sorted(o["Key"] for o in _objects())
     assert cli.main(["demo", "--lake", s3_root, "--days", "3"]) == 0
-    assert cli.main(["transform", "--lake", s3_root, "--all"]) == 0
-    capsys.readouterr()
-    assert _counts(s3_root, capsys) == local
+    assert sorted(o["Key"] for o in _objects()) == keys_before
+    # Re-transforming everything (in bulk) twice replaces each day's files, adds no rows.
+    for _ in range(2):
+        assert cli.main(["transform", "--lake", s3_root, "--all"]) == 0
+        capsys.readouterr()
+        assert _counts(s3_root, capsys) == local
     objects = _objects()
-    assert sorted(o["Key"] for o in objects) == keys_before
+    keys = sorted(o["Key"] for o in objects)
+    not_tables = [k for k in keys_before if not k.startswith("lake/tables/")]
+    assert [k for k in keys if not k.startswith("lake/tables/")] == not_tables
+    table_days = [k.rsplit("/", 1)[0] for k in keys if k.startswith("lake/tables/")]
+    assert len(table_days) == len(set(table_days)) == 6 * 3
     # No "folder" marker objects: every object is a real, non-empty file.
     assert all(not o["Key"].endswith("/") and o["Size"] > 0 for o in objects)
     assert any(o["Key"].startswith("lake/raw/playlist_id=") for o in objects)
