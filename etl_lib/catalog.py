@@ -76,22 +76,30 @@ def _table_view(lake_root: str, table: str, schema: pa.Schema) -> str:
         _, base = lake.filesystem(lake_root)
         scheme = "" if lake.is_local(lake_root) else lake_root.split("://", 1)[0] + "://"
         pattern = f"{scheme}{base}/{lake.TABLES}/{table}/*/*.parquet"
-        # Where two files hold the same snapshot (a batch file being written over smaller
-        # ones, see etl_lib.compaction), only the newer generation's rows are seen.
+        # Files a newer batch file covers are skipped (the rule of etl_lib.lake.superseded),
+        # so a reader never counts a snapshot twice while a compaction replaces files.
         return f"""CREATE OR REPLACE VIEW {table} AS
-SELECT * EXCLUDE (filename, file_playlist, file_generation, newest_generation) FROM (
-    SELECT *, max(file_generation) OVER (
-        PARTITION BY dt, file_playlist, extracted_at) AS newest_generation
-    FROM (
-        SELECT *,
-               regexp_extract(filename, {_quote(lake.FILE_PLAYLIST_PATTERN)}, 1) AS file_playlist,
-               regexp_extract(filename, {_quote(lake.FILE_GENERATION_PATTERN)}, 1)
-                   AS file_generation
-        FROM read_parquet({_quote(pattern)}, hive_partitioning = true,
-                          hive_types = {{'dt': VARCHAR}}, union_by_name = true, filename = true)
-    )
+WITH files AS (
+    SELECT file,
+           regexp_extract(file, {_quote(lake.FILE_DT_PATTERN)}, 1) AS day,
+           regexp_extract(file, {_quote(lake.FILE_PLAYLIST_PATTERN)}, 1) AS playlist,
+           regexp_extract(file, {_quote(lake.FILE_GENERATION_PATTERN)}, 1) AS generation,
+           regexp_extract(file, {_quote(lake.FILE_FIRST_STAMP_PATTERN)}, 1) AS first_stamp,
+           regexp_extract(file, {_quote(lake.FILE_LAST_STAMP_PATTERN)}, 1) AS last_stamp
+    FROM glob({_quote(pattern)})
+),
+superseded AS (
+    SELECT older.file
+    FROM files AS older
+    JOIN files AS newer
+      ON newer.day = older.day AND newer.playlist = older.playlist
+     AND newer.generation > older.generation
+     AND newer.first_stamp <= older.first_stamp AND older.last_stamp <= newer.last_stamp
 )
-WHERE file_generation = newest_generation"""
+SELECT * EXCLUDE (filename)
+FROM read_parquet({_quote(pattern)}, hive_partitioning = true, hive_types = {{'dt': VARCHAR}},
+                  union_by_name = true, filename = true)
+WHERE filename NOT IN (SELECT file FROM superseded)"""
     # An empty lake still gets typed, queryable tables.
     columns = [f"CAST(NULL AS {_DUCKDB_TYPES[f.type]}) AS {f.name}" for f in schema]
     columns.append("CAST(NULL AS VARCHAR) AS dt")

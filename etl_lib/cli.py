@@ -12,12 +12,12 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 import pandas as pd
 from tqdm import tqdm
 
-from etl_lib import __version__, catalog, config, envelope, lake, pipeline, warehouse
+from etl_lib import __version__, catalog, compaction, config, envelope, lake, pipeline, warehouse
 from etl_lib.config import Settings
 from etl_lib.errors import ConfigError, EtlError, QuotaExceeded, RateLimited
 
@@ -28,9 +28,14 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+# Bulk transform and compaction work a playlist's day at a time; everything else file by file.
+_UNITS = {pipeline.BULK_STEP: "day", compaction.STEP: "day"}
+
+
 def _bar(items: list, description: str) -> Iterable:
     # Hidden when stderr is not a terminal (CI, cron, Lambda logs) and for tiny jobs.
-    return tqdm(items, desc=description, unit="file", disable=None if len(items) > 20 else True)
+    unit = _UNITS.get(description, "file")
+    return tqdm(items, desc=description, unit=unit, disable=None if len(items) > 20 else True)
 
 
 def _utc_datetime(text: str) -> datetime:
@@ -40,6 +45,19 @@ def _utc_datetime(text: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an ISO-8601 time with a UTC offset, e.g. 2026-11-25T08:00:00Z"
         ) from exc
+
+
+def _day(text: str) -> str:
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day: use YYYY-MM-DD") from exc
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
 
 
 def _parameter(text: str):
@@ -112,7 +130,9 @@ def cmd_transform(args: argparse.Namespace) -> int:
     elif args.playlist_id or args.extracted_at:
         raise ConfigError("--playlist-id and --extracted-at only apply with --input")
     if args.all:
-        summary = pipeline.retransform_all(args.lake, track=_bar)
+        summary = pipeline.retransform_all(args.lake, workers=args.workers, track=_bar)
+    elif args.bulk:
+        summary = pipeline.transform_bulk(args.lake, workers=args.workers, track=_bar)
     else:
         summary = pipeline.transform(args.lake, track=_bar)
     return _report_transform(summary)
@@ -121,9 +141,20 @@ def cmd_transform(args: argparse.Namespace) -> int:
 def cmd_backfill(args: argparse.Namespace) -> int:
     landed = pipeline.backfill(args.lake, args.path, extracted_at=args.extracted_at, track=_bar)
     _say(f"landed {len(landed)} archived snapshots ({sum(r.written for r in landed)} new)")
-    status = _report_transform(pipeline.transform(args.lake, track=_bar))
+    status = _report_transform(pipeline.transform_bulk(args.lake, track=_bar))
     cmd_catalog(args)
     return status
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    summary = compaction.compact(
+        args.lake, days=args.day, month=args.month, playlist_ids=args.playlist, track=_bar
+    )
+    _say(
+        f"compacted {summary.partitions_rewritten} playlist-days: {summary.files_before} files "
+        f"-> {summary.files_after}; {summary.partitions_already_compact} already compact"
+    )
+    return 0
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
@@ -326,7 +357,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --input: when the payload was captured (default: the file's mtime, UTC)",
     )
     transform.add_argument(
-        "--all", action="store_true", help="re-transform every raw file, not only pending ones"
+        "--all",
+        action="store_true",
+        help="re-transform every raw file, not only pending ones (in bulk, like --bulk)",
+    )
+    transform.add_argument(
+        "--bulk",
+        action="store_true",
+        help="for backfills: transform a playlist's day at a time, in parallel, into one file "
+        "per table per day (an interrupted run resumes where it stopped)",
+    )
+    transform.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="with --bulk or --all: worker processes (default: one per core)",
+    )
+
+    compact = add(
+        "compact",
+        cmd_compact,
+        "Rewrite each playlist's day of small files into one file per table, sorted. "
+        "Readers never see a partial state; running it again changes nothing.",
+    )
+    compact.add_argument(
+        "--day", action="append", type=_day, metavar="YYYY-MM-DD", help="only this day (repeatable)"
+    )
+    compact.add_argument("--month", metavar="YYYY-MM", help="only the days of this month")
+    compact.add_argument(
+        "--playlist", action="append", metavar="ID", help="only this playlist (repeatable)"
     )
 
     backfill = add(

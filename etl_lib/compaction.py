@@ -41,6 +41,7 @@ SORT_KEYS: dict[str, list[str]] = {
 RAW_KEYS_METADATA = b"spotify_charts_lake.raw_keys"
 
 Track = Callable[[list, str], Iterable]
+STEP = "compact"
 
 
 def _untracked(items: list, _description: str) -> Iterable:
@@ -205,7 +206,7 @@ def compact(
             summary.partitions_already_compact += 1
             continue
         todo.append((partition, files))
-    for partition, files in track(todo, "compact"):
+    for partition, files in track(todo, STEP):
         summary.files_before += len(files.all_keys())
         summary.files_after += len(rewrite_partition(lake_root, partition, files))
         summary.partitions_rewritten += 1

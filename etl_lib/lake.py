@@ -78,9 +78,14 @@ _TABLE_FILE = re.compile(
     r"(?P<first>\d{8}T\d{6}Z)(?:-(?P<last>\d{8}T\d{6}Z)_(?P<generation>g\d{8}T\d{12}Z[0-9a-f]{4}))?"
     r"\.parquet$"
 )
-# The same file names seen by SQL engines (DuckDB's ``filename``, Athena's ``"$path"``).
-FILE_PLAYLIST_PATTERN = r"([A-Za-z0-9]+)_[0-9]{8}T[0-9]{6}Z[^/]*\.parquet$"
-FILE_GENERATION_PATTERN = r"_(g[0-9]{8}T[0-9]{12}Z[0-9a-f]{4})\.parquet$"
+# The same file names as SQL engines see them (DuckDB's ``filename``, ``glob()``).
+_STAMP_PATTERN = "[0-9]{8}T[0-9]{6}Z"
+_GENERATION_PATTERN = "g[0-9]{8}T[0-9]{12}Z[0-9a-f]{4}"
+FILE_DT_PATTERN = r"dt=([0-9]{4}-[0-9]{2}-[0-9]{2})/[^/]*$"
+FILE_PLAYLIST_PATTERN = rf"([A-Za-z0-9]+)_{_STAMP_PATTERN}[^/]*\.parquet$"
+FILE_GENERATION_PATTERN = rf"_({_GENERATION_PATTERN})\.parquet$"
+FILE_FIRST_STAMP_PATTERN = rf"_({_STAMP_PATTERN})(-{_STAMP_PATTERN}_{_GENERATION_PATTERN})?\.parquet$"
+FILE_LAST_STAMP_PATTERN = rf"({_STAMP_PATTERN})(_{_GENERATION_PATTERN})?\.parquet$"
 
 
 def table_file_key(table: str, dt: str, playlist_id: str, stamp: str) -> str:
@@ -99,8 +104,9 @@ def batch_file_key(
 ) -> str:
     """A file holding many snapshots of one playlist and day (bulk transform, compaction).
 
-    Where it holds a snapshot that an older file holds too, readers take this one: file
-    generations order the copies of a snapshot (a per-raw file is older than any batch).
+    Readers skip every file of the same playlist and day whose snapshots lie within this
+    file's first..last stamps and whose generation is older (a per-raw file is older than
+    any batch): see ``superseded`` and the DuckDB views in ``etl_lib.catalog``.
     """
     return (
         f"{TABLES}/{table}/dt={dt}/{playlist_id}_{first_stamp}-{last_stamp}_{generation}.parquet"
@@ -116,6 +122,32 @@ def parse_table_file_key(key: str) -> dict[str, str] | None:
     parts["last"] = parts["last"] or parts["first"]
     parts["generation"] = parts["generation"] or ""
     return parts
+
+
+def superseded(keys: list[str]) -> set[str]:
+    """The table files readers skip: those covered by a newer file of the same playlist-day.
+
+    The rule needs only file names, so a reader decides from one listing; the writers keep
+    it true (``etl_lib.compaction``): a batch file holds every snapshot in its range.
+    """
+    groups: dict[tuple[str, str, str], list[tuple[str, dict[str, str]]]] = {}
+    for key in keys:
+        parts = parse_table_file_key(key)
+        if parts is not None:
+            group = (parts["table"], parts["dt"], parts["playlist_id"])
+            groups.setdefault(group, []).append((key, parts))
+    hidden = set()
+    for files in groups.values():
+        batches = [parts for _, parts in files if parts["generation"]]
+        for key, older in files:
+            if any(
+                newer["generation"] > older["generation"]
+                and newer["first"] <= older["first"]
+                and older["last"] <= newer["last"]
+                for newer in batches
+            ):
+                hidden.add(key)
+    return hidden
 
 
 def raw_key_of_table_file(key: str) -> str | None:

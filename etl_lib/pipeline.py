@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -322,14 +324,17 @@ def all_raw_keys(lake_root: str) -> list[str]:
     return [k for k in lake.list_keys(lake_root, f"{lake.RAW}/", ".json") if lake.parse_raw_key(k)]
 
 
-def retransform_all(lake_root: str, *, track: Track = _untracked) -> TransformSummary:
+def retransform_all(
+    lake_root: str, *, workers: int | None = None, track: Track = _untracked
+) -> TransformSummary:
     """Transform every raw file again (after a schema change), in bulk: each day's new batch
     file replaces that day's older files."""
-    return transform_bulk(lake_root, all_raw_keys(lake_root), track=track)
+    return transform_bulk(lake_root, all_raw_keys(lake_root), workers=workers, track=track)
 
 
 # Below this many raw files, starting worker processes costs more than it saves.
 _PARALLEL_FROM = 200
+BULK_STEP = "transform (bulk)"
 
 
 def transform_bulk(
@@ -361,15 +366,23 @@ def transform_bulk(
     workers = min(workers or os.cpu_count() or 1, len(jobs) or 1)
     summary = TransformSummary()
     if workers == 1 or len(keys) < _PARALLEL_FROM:
-        for job in track(jobs, "transform"):
+        for job in track(jobs, BULK_STEP):
             summary.merge(_transform_day(*job))
         return summary
-    # spawn, not fork: the parent may hold threads (an S3 client's event loop, a progress bar).
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=_process_context()) as pool:
         futures = [pool.submit(_transform_day, *job) for job in jobs]
-        for future in track(futures, "transform"):
+        for future in track(futures, BULK_STEP):
             summary.merge(future.result())
     return summary
+
+
+def _process_context():
+    # fork starts workers at once and needs no ``if __name__ == "__main__"`` guard in a
+    # caller's script, but is only safe while this process has a single thread; an S3
+    # client's event loop is a thread, and then spawn it is.
+    if sys.platform == "linux" and threading.active_count() == 1:
+        return get_context("fork")
+    return get_context("spawn")
 
 
 def _partition_of_raw_key(key: str) -> tuple[str, str]:

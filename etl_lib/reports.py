@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from etl_lib import lake
+import pandas as pd
+
+from etl_lib import analysis, lake, sql, warehouse
 from etl_lib.errors import ConfigError
 
 REPORT_NOTEBOOK = (
@@ -41,6 +43,33 @@ class ReportResult:
 
     def url(self, lake_root: str, name: str) -> str:
         return lake.url(lake_root, f"{self.output_prefix}/{name}")
+
+
+def load_inputs(
+    lake_root: str,
+    playlist_id: str,
+    as_of: date | str,
+    days: int,
+    *,
+    engine: str = "duckdb",
+    settings=None,
+) -> dict[str, pd.DataFrame]:
+    """The frames the report notebook charts, one per query in ``etl_lib/sql/report``:
+    the window's daily charts, the latest track, album, credit and artist attributes, and
+    the playlist's freshness."""
+    window = analysis.window_dates(as_of, days)
+    first_day, last_day = window[0].isoformat(), window[-1].isoformat()
+    params = {"daily": [playlist_id, first_day, last_day], "freshness": [playlist_id, last_day]}
+    statements = {
+        name: (statement, params.get(name, []))
+        for name, statement in sql.shipped("report").items()
+    }
+    if engine == "duckdb":
+        return warehouse.query_all(lake_root, statements)
+    return {
+        name: warehouse.run(lake_root, statement, bound, engine=engine, settings=settings)[0]
+        for name, (statement, bound) in statements.items()
+    }
 
 
 def report_prefix(playlist_id: str, as_of: str) -> str:

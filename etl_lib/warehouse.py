@@ -20,13 +20,24 @@ def query(
     lake_root: str, statement: str, params: Sequence[Any] | None = None
 ) -> pd.DataFrame:
     """Run one Athena-dialect statement on DuckDB over the lake; parameters are bound."""
+    return query_all(lake_root, {"query": (statement, params)})["query"]
+
+
+def query_all(
+    lake_root: str, statements: dict[str, tuple[str, Sequence[Any] | None]]
+) -> dict[str, pd.DataFrame]:
+    """Several statements (name -> statement, parameters) on one DuckDB connection."""
     with catalog.connect(lake_root) as connection:
-        duckdb_sql = sql.to_duckdb(statement, catalog.connection_schema(connection))
-        try:
-            return connection.execute(duckdb_sql, list(params or [])).df()
-        except duckdb.Error as exc:
-            message = str(exc).splitlines()[0]
-            raise ConfigError(f"query failed: {message}") from exc
+        schema = catalog.connection_schema(connection)
+        frames = {}
+        for name, (statement, params) in statements.items():
+            duckdb_sql = sql.to_duckdb(statement, schema)
+            try:
+                frames[name] = connection.execute(duckdb_sql, list(params or [])).df()
+            except duckdb.Error as exc:
+                message = str(exc).splitlines()[0]
+                raise ConfigError(f"query failed: {message}") from exc
+        return frames
 
 
 def run(

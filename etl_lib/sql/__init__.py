@@ -75,7 +75,19 @@ def to_duckdb(sql: str, schema: Schema | None = None) -> str:
     """One Athena/Trino statement as DuckDB SQL; ``?`` parameters stay bound parameters."""
     expression = parse(sql)
     typed = _typed(expression, schema) if schema else None
-    return (typed or expression).sql(dialect="duckdb")
+    return (typed or expression).transform(_keep_null_arguments).sql(dialect="duckdb")
+
+
+_NULL_KEEPING = {exp.ArgMax: "arg_max_null", exp.ArgMin: "arg_min_null"}
+
+
+def _keep_null_arguments(node: exp.Expression) -> exp.Expression:
+    # Trino's max_by/min_by return the chosen row's value even when it is NULL; DuckDB's
+    # arg_max/arg_min skip rows whose value is NULL, its *_null variants do not.
+    name = _NULL_KEEPING.get(type(node))
+    if name is None:
+        return node
+    return exp.Anonymous(this=name, expressions=[node.this.copy(), node.expression.copy()])
 
 
 def portability_problems(sql: str, schema: Schema) -> list[str]:

@@ -1,7 +1,8 @@
 -- One row per artist: the attributes seen in its most recent snapshot.
-SELECT artist_id, name, spotify_url, extracted_at AS last_seen_at
-FROM (
-    SELECT a.*, row_number() OVER (PARTITION BY artist_id ORDER BY extracted_at DESC) AS recency
-    FROM artists AS a
-) AS ranked
-WHERE recency = 1
+-- max_by is one pass of an aggregate; a row_number() window would sort every snapshot's row.
+SELECT artist_id,
+       max_by(name, extracted_at) AS name,
+       max_by(spotify_url, extracted_at) AS spotify_url,
+       max(extracted_at) AS last_seen_at
+FROM artists
+GROUP BY artist_id

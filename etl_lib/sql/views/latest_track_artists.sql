@@ -1,7 +1,9 @@
 -- Every credited artist of each track, in credited order, as of the track's latest snapshot.
-SELECT track_id, artist_id, artist_position
-FROM (
-    SELECT ta.*, dense_rank() OVER (PARTITION BY track_id ORDER BY extracted_at DESC) AS recency
-    FROM track_artists AS ta
-) AS ranked
-WHERE recency = 1
+WITH latest AS (
+    SELECT track_id, max(extracted_at) AS extracted_at
+    FROM track_artists
+    GROUP BY track_id
+)
+SELECT ta.track_id, ta.artist_id, ta.artist_position
+FROM track_artists AS ta
+JOIN latest AS l ON ta.track_id = l.track_id AND ta.extracted_at = l.extracted_at
