@@ -84,6 +84,46 @@ def list_partitions(lake_root: str) -> dict[Partition, PartitionFiles]:
     return dict(partitions)
 
 
+def list_partition(
+    lake_root: str, partition: Partition, tables: Iterable[str] = tuple(schemas.TABLES)
+) -> PartitionFiles:
+    """The files of one playlist-day, now (of ``tables`` only, when given)."""
+    files = PartitionFiles()
+    for table in tables:
+        prefix = f"{lake.TABLES}/{table}/dt={partition.dt}/"
+        for key in lake.list_keys(lake_root, prefix, ".parquet"):
+            parts = lake.parse_table_file_key(key)
+            if parts is not None and parts["playlist_id"] == partition.playlist_id:
+                files.files[table].append(key)
+    return files
+
+
+def settle_raw_file(lake_root: str, raw_key: str) -> str:
+    """After a per-raw file write: keep the reader rule true for this snapshot.
+
+    A batch file whose range covers the snapshot hides the new per-raw files. If the batch
+    holds the snapshot, they are redundant and removed; if not (the raw file arrived after
+    the day was compacted), the day is rewritten with it. Returns what was done.
+    """
+    parts = lake.parse_raw_key(raw_key)
+    partition = Partition(parts["dt"], parts["playlist_id"])
+    commits = list_partition(lake_root, partition, [schemas.COMMIT_TABLE])
+    commit_key = lake.table_file_key_for_raw(schemas.COMMIT_TABLE, raw_key)
+    if commit_key not in lake.superseded(commits.files[schemas.COMMIT_TABLE]):
+        return "kept"
+    files = list_partition(lake_root, partition)
+    covering = [
+        key
+        for key in files.files[schemas.COMMIT_TABLE]
+        if lake.parse_table_file_key(key)["generation"]
+    ]
+    if any(raw_key in committed_raw_keys(lake_root, key) for key in covering):
+        lake.delete(lake_root, [lake.table_file_key_for_raw(t, raw_key) for t in schemas.TABLES])
+        return "already in a batch file"
+    rewrite_partition(lake_root, partition, files)
+    return "merged into the day's batch file"
+
+
 def _generation_order(key: str) -> tuple[str, str]:
     parts = lake.parse_table_file_key(key)
     return parts["generation"], key
@@ -161,6 +201,11 @@ def rewrite_partition(
         lake.write_parquet(lake_root, key, data)
         written.append(key)
     lake.delete(lake_root, existing.all_keys())
+    # A per-raw file written while this ran, inside the new range, is now hidden from
+    # readers but not in the batch: take it in with another rewrite.
+    current = list_partition(lake_root, partition)
+    if lake.superseded(current.all_keys()) - set(written):
+        return rewrite_partition(lake_root, partition, current)
     return written
 
 

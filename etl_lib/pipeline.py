@@ -285,6 +285,7 @@ def transform_raw_file(lake_root: str, raw_key: str) -> TransformResult:
     for table in schemas.TABLES:  # the commit table is last in this order
         key = lake.table_file_key_for_raw(table, raw_key)
         lake.write_parquet(lake_root, key, result.tables[table])
+    compaction.settle_raw_file(lake_root, raw_key)
     return result
 
 
@@ -349,7 +350,7 @@ def transform_bulk(
     For backfills and reprocessing: each playlist's day becomes one batch file per table
     (merged with what the day already holds, see ``etl_lib.compaction``) instead of one
     file per raw file, and days are spread over ``workers`` processes (default: one per
-    core). Each day is committed on its own, so an interrupted run resumes where it stopped:
+    core, or one for under 200 files). Each day is committed on its own, so an interrupted run resumes where it stopped:
     the next run finds only the days still pending. Bad files go to quarantine.
     """
     lake.ensure_root(lake_root)
@@ -363,9 +364,11 @@ def transform_bulk(
         (lake_root, partition, existing.get(partition, compaction.PartitionFiles()), day_keys)
         for partition, day_keys in groups
     ]
-    workers = min(workers or os.cpu_count() or 1, len(jobs) or 1)
+    if workers is None:
+        workers = (os.cpu_count() or 1) if len(keys) >= _PARALLEL_FROM else 1
+    workers = min(workers, len(jobs) or 1)
     summary = TransformSummary()
-    if workers == 1 or len(keys) < _PARALLEL_FROM:
+    if workers == 1:
         for job in track(jobs, BULK_STEP):
             summary.merge(_transform_day(*job))
         return summary
