@@ -490,6 +490,9 @@ NEEDED = {
     "transform": [
         ("s3:GetObject", "raw"),
         ("s3:PutObject", "table"),
+        # Merging a late raw file into its compacted day reads and replaces table files.
+        ("s3:GetObject", "table"),
+        ("s3:DeleteObject", "table"),
         ("s3:PutObject", "quarantine"),
         ("s3:PutObject", "quarantine_reason"),
     ],

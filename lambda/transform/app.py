@@ -2,7 +2,8 @@
 
 Event: an S3 ``ObjectCreated`` notification (``Records[].s3``). Only the objects it names
 are transformed; the raw prefix is never listed. Delivery is at least once, which is safe:
-each raw file's outputs have deterministic keys and are overwritten. A file that cannot be
+each raw file's outputs have deterministic keys and are overwritten (or, in a day already
+compacted, merged into the day's batch file once). A file that cannot be
 transformed is quarantined and reported in the response, and the rest of the batch goes on.
 The response is what the OnSuccess destination hands to the report function.
 """
