@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 LAKE ?= data/lake
 
-.PHONY: demo test lab package lint clean-lake help
+.PHONY: demo test lab package lint bench clean-lake help
 
 help:
 	@echo "make demo     - create .venv, install, run the whole pipeline offline into ./$(LAKE)"
@@ -16,6 +16,7 @@ help:
 	@echo "make lab      - JupyterLab on the notebooks, against the demo lake"
 	@echo "make package  - build the extract/transform Lambda zips and check their size"
 	@echo "make lint     - ruff"
+	@echo "make bench    - benchmark on a generated year of hourly snapshots (about 5 minutes)"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; found " + sys.version.split()[0] + " (set PYTHON=python3.11)")'
@@ -43,6 +44,9 @@ package: $(INSTALLED)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check etl_lib lambda tests
+
+bench: $(INSTALLED)
+	$(BIN)/python -m bench
 
 clean-lake:
 	rm -rf $(LAKE)
