@@ -1,16 +1,19 @@
-"""One file per table per day: rewriting a partition's many small files into one.
+"""One file per table per day: rewriting a playlist-day's many small files into one.
 
-A partition here is one playlist's day of one table (``tables/<table>/dt=<day>/<playlist>_*``).
-The hourly transform leaves one small file per snapshot; a bulk transform and ``compact``
-leave one *batch* file per table, sorted for the common queries.
+A partition here is one playlist's day (``tables/<table>/dt=<day>/<playlist>_*`` across the
+tables). The hourly transform leaves one small file per snapshot and table; a bulk transform
+and ``compact`` leave one *batch* file per table, sorted for the common queries.
 
 Readers never see a half-written state or a snapshot twice, on a local folder or on S3,
-without any locking: every file is written whole (one PUT, or a rename), and when two files
-hold the same snapshot (same playlist, same ``extracted_at``), readers take the rows of the
-newer generation only (see ``etl_lib.lake.batch_file_key`` and the DuckDB views in
-``etl_lib.catalog``). A rewrite therefore writes the new batch files first and deletes the
-files it replaced last; a reader in between sees the batch and ignores the old copies.
-Files written while a rewrite runs are not among those it read, so they are never deleted.
+without any locking. Every file is written whole (one PUT, or a rename), and readers skip
+every file that a newer batch file of the same playlist-day covers (the rule of
+``etl_lib.lake.superseded``, applied by the DuckDB views in ``etl_lib.catalog``). So a
+rewrite writes its batch files first and deletes the files they replace last: a reader in
+between already skips the old files. Writers keep the rule true: a batch holds every
+snapshot in its range. Files written while a rewrite runs are not among those it read, so
+they are never deleted, and one that falls inside the new range is taken in by a second
+rewrite (``rewrite_partition``); a raw file transformed into a day already compacted is
+merged the same way (``settle_raw_file``).
 """
 
 from __future__ import annotations
@@ -129,12 +132,12 @@ def _generation_order(key: str) -> tuple[str, str]:
     return parts["generation"], key
 
 
-def visible_rows(
+def newest_copies(
     tables: list[tuple[str, pa.Table]], hidden: pa.Array | None = None
 ) -> pa.Table | None:
-    """The rows readers see in one partition's files of one table: for each snapshot
-    (``extracted_at``), the rows of the newest file that holds it; snapshots in ``hidden``
-    (being replaced) are dropped."""
+    """One copy of each snapshot in one partition's files of one table: for each
+    ``extracted_at``, the rows of the newest file holding it; snapshots in ``hidden`` (being
+    replaced) are dropped. What readers see, plus any snapshot a race left hidden."""
     seen = hidden if hidden is not None else pa.array([], type=schemas.UTC_TIMESTAMP)
     kept = []
     for _key, table in sorted(tables, key=lambda pair: _generation_order(pair[0]), reverse=True):
@@ -176,7 +179,7 @@ def rewrite_partition(
     merged: dict[str, pa.Table] = {}
     for table, schema in schemas.TABLES.items():
         pieces = [(key, lake.read_parquet(lake_root, key)) for key in existing.files[table]]
-        old = visible_rows([(k, t.cast(schema)) for k, t in pieces], replaced)
+        old = newest_copies([(k, t.cast(schema)) for k, t in pieces], replaced)
         parts = [t for t in ((new_tables or {}).get(table), old) if t is not None]
         combined = pa.concat_tables(parts) if parts else schema.empty_table()
         merged[table] = combined.sort_by([(name, "ascending") for name in SORT_KEYS[table]])

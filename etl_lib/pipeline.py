@@ -350,8 +350,9 @@ def transform_bulk(
     For backfills and reprocessing: each playlist's day becomes one batch file per table
     (merged with what the day already holds, see ``etl_lib.compaction``) instead of one
     file per raw file, and days are spread over ``workers`` processes (default: one per
-    core, or one for under 200 files). Each day is committed on its own, so an interrupted run resumes where it stopped:
-    the next run finds only the days still pending. Bad files go to quarantine.
+    core, or one for under 200 files). Each day is committed on its own, so an interrupted
+    run resumes where it stopped: the next run finds only the days still pending. Bad files
+    go to quarantine.
     """
     lake.ensure_root(lake_root)
     keys = sorted(set(pending_raw_keys(lake_root) if raw_keys is None else raw_keys))
