@@ -324,3 +324,11 @@ def test_compaction_on_s3(moto_endpoint, tmp_path):
     assert compaction.compact(root).partitions_rewritten == 0
     assert snapshot_of_files(root) == files
     assert pipeline.pending_raw_keys(root) == []
+
+    # The bulk path on S3, in worker processes (spawned: the S3 client runs a thread).
+    bulk = "s3://charts-lake/bulk"
+    land_hours(bulk, days=2, hours=(0, 12), odd=False)
+    summary = pipeline.transform_bulk(bulk, workers=2)
+    assert len(summary.transformed) == 4
+    assert table_rows(bulk) == expected
+    assert set(files_per_table_day(bulk).values()) == {1}
