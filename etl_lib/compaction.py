@@ -18,7 +18,6 @@ merged the same way (``settle_raw_file``).
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -39,9 +38,10 @@ SORT_KEYS: dict[str, list[str]] = {
     "track_artists": ["track_id", "extracted_at", "artist_position"],
     "chart_entries": ["playlist_id", "extracted_at", "position"],
 }
-# The raw files a batch file of the commit table was made from, in its Parquet metadata, so a
-# later transform knows they are done without reading any rows.
-RAW_KEYS_METADATA = b"spotify_charts_lake.raw_keys"
+# The raw files a batch file of the commit table was made from (their stamps; playlist and day
+# are the batch's), in its Parquet metadata, so a transform knows they are done without
+# reading any rows.
+RAW_STAMPS_METADATA = "spotify_charts_lake.raw_stamps"
 
 Track = Callable[[list, str], Iterable]
 STEP = "compact"
@@ -154,8 +154,13 @@ def committed_raw_keys(lake_root: str, key: str) -> list[str]:
     raw = lake.raw_key_of_table_file(key)
     if raw is not None:
         return [raw]
-    metadata = lake.read_parquet_metadata(lake_root, key)
-    return json.loads(metadata.get(RAW_KEYS_METADATA, b"[]"))
+    parts = lake.parse_table_file_key(key)
+    stamps = lake.read_parquet_metadata(lake_root, key).get(RAW_STAMPS_METADATA.encode(), b"")
+    return [
+        lake.raw_key_from_parts(parts["playlist_id"], parts["dt"], stamp)
+        for stamp in stamps.decode().split(",")
+        if stamp
+    ]
 
 
 def rewrite_partition(
@@ -196,12 +201,11 @@ def rewrite_partition(
         key = lake.batch_file_key(
             table, partition.dt, partition.playlist_id, first, last, generation
         )
-        data = merged[table]
+        metadata = None
         if table == schemas.COMMIT_TABLE:
-            data = data.replace_schema_metadata(
-                {RAW_KEYS_METADATA: json.dumps(sorted(raw_keys)).encode()}
-            )
-        lake.write_parquet(lake_root, key, data)
+            stamps = sorted(lake.parse_raw_key(raw_key)["stamp"] for raw_key in raw_keys)
+            metadata = {RAW_STAMPS_METADATA: ",".join(stamps)}
+        lake.write_parquet(lake_root, key, merged[table], metadata)
         written.append(key)
     lake.delete(lake_root, existing.all_keys())
     # A per-raw file written while this ran, inside the new range, is now hidden from

@@ -152,12 +152,16 @@ def superseded(keys: list[str]) -> set[str]:
     return hidden
 
 
+def raw_key_from_parts(playlist_id: str, dt: str, stamp: str) -> str:
+    return f"{RAW}/playlist_id={playlist_id}/dt={dt}/{stamp}.json"
+
+
 def raw_key_of_table_file(key: str) -> str | None:
     """The raw file a per-raw table file was made from (None for a batch file)."""
     parts = parse_table_file_key(key)
     if parts is None or parts["generation"]:
         return None
-    return f"{RAW}/playlist_id={parts['playlist_id']}/dt={parts['dt']}/{parts['first']}.json"
+    return raw_key_from_parts(parts["playlist_id"], parts["dt"], parts["first"])
 
 
 def table_file_key_for_raw(table: str, raw: str) -> str:
@@ -341,9 +345,18 @@ def list_keys(root: str, prefix: str, suffix: str = "") -> Iterator[str]:
     return iter(sorted(keys))
 
 
-def write_parquet(root: str, key: str, table: pa.Table) -> None:
+def write_parquet(
+    root: str, key: str, table: pa.Table, metadata: dict[str, str] | None = None
+) -> None:
+    """Write a table as one Parquet object, with ``metadata`` in its footer."""
     buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="snappy")
+    # No copy of the Arrow schema in the footer: Parquet's own types read back the same
+    # (etl_lib.schemas), and every reader fetches the footer, so it is most of what a small
+    # file costs to query.
+    with pq.ParquetWriter(buffer, table.schema, compression="snappy", store_schema=False) as out:
+        out.write_table(table)
+        if metadata:
+            out.add_key_value_metadata(metadata)
     write_bytes(root, key, buffer.getvalue())
 
 
@@ -355,7 +368,7 @@ def read_parquet_metadata(root: str, key: str) -> dict[bytes, bytes]:
     """A Parquet file's key-value metadata, reading only its footer."""
     fs, path = _full_path(root, key)
     with storage_errors(root), fs.open(path, "rb") as handle:
-        return pq.read_schema(handle).metadata or {}
+        return pq.read_metadata(handle).metadata or {}
 
 
 def delete(root: str, keys: list[str]) -> None:

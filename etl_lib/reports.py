@@ -45,6 +45,21 @@ class ReportResult:
         return lake.url(lake_root, f"{self.output_prefix}/{name}")
 
 
+def input_queries(
+    playlist_id: str, as_of: date | str, days: int
+) -> dict[str, tuple[str, list]]:
+    """The report's queries (``etl_lib/sql/report``), each with its bound parameters: the
+    window's daily charts, the latest track, album, credit and artist attributes, and the
+    playlist's freshness."""
+    window = analysis.window_dates(as_of, days)
+    first_day, last_day = window[0].isoformat(), window[-1].isoformat()
+    params = {"daily": [playlist_id, first_day, last_day], "freshness": [playlist_id, last_day]}
+    return {
+        name: (statement, params.get(name, []))
+        for name, statement in sql.shipped("report").items()
+    }
+
+
 def load_inputs(
     lake_root: str,
     playlist_id: str,
@@ -54,16 +69,8 @@ def load_inputs(
     engine: str = "duckdb",
     settings=None,
 ) -> dict[str, pd.DataFrame]:
-    """The frames the report notebook charts, one per query in ``etl_lib/sql/report``:
-    the window's daily charts, the latest track, album, credit and artist attributes, and
-    the playlist's freshness."""
-    window = analysis.window_dates(as_of, days)
-    first_day, last_day = window[0].isoformat(), window[-1].isoformat()
-    params = {"daily": [playlist_id, first_day, last_day], "freshness": [playlist_id, last_day]}
-    statements = {
-        name: (statement, params.get(name, []))
-        for name, statement in sql.shipped("report").items()
-    }
+    """The frames the report notebook charts, one per query of ``input_queries``."""
+    statements = input_queries(playlist_id, as_of, days)
     if engine == "duckdb":
         return warehouse.query_all(lake_root, statements)
     return {

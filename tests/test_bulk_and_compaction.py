@@ -168,11 +168,11 @@ def test_an_interrupted_bulk_transform_resumes_without_duplicates(
     real_write = lake.write_parquet
     writes = []
 
-    def crash_on_the_second_days_commit(root, key, table):
+    def crash_on_the_second_days_commit(root, key, table, metadata=None):
         writes.append(key)
         if key.startswith(f"{lake.TABLES}/{schemas.COMMIT_TABLE}/dt=2026-10-02/"):
             raise KeyboardInterrupt  # the user pressed Ctrl-C mid-day
-        real_write(root, key, table)
+        real_write(root, key, table, metadata)
 
     monkeypatch.setattr(lake, "write_parquet", crash_on_the_second_days_commit)
     with pytest.raises(KeyboardInterrupt):
@@ -239,8 +239,8 @@ def test_readers_see_neither_doubles_nor_gaps_at_any_step_of_a_compaction(
 
     real_write, real_delete = lake.write_parquet, lake.delete
 
-    def write_then_look(root, key, table):
-        real_write(root, key, table)
+    def write_then_look(root, key, table, metadata=None):
+        real_write(root, key, table, metadata)
         look(f"after writing {key}")
 
     def look_then_delete(root, keys):
