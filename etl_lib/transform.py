@@ -101,8 +101,9 @@ class _Item(TypedDict, total=False):
 class _Entry(TypedDict, total=False):
     added_at: Any
     is_local: Any
-    item: _Item | None
-    # Read only when ``item`` is absent (recordings older than 2026): decoded on demand.
+    # Track objects are decoded apart (``decode_envelope``), once per distinct object.
+    item: msgspec.Raw
+    # Read only when ``item`` is absent or null (recordings older than 2026).
     track: msgspec.Raw
 
 
@@ -134,21 +135,38 @@ _ENVELOPE_DECODER = msgspec.json.Decoder(_Envelope)
 _ITEM_DECODER = msgspec.json.Decoder(_Item | None)
 
 
-def decode_envelope(data: bytes, raw_key: str) -> Any:
+def decode_envelope(data: bytes, raw_key: str, track_objects: dict | None = None) -> Any:
     """A raw file's JSON as the transform sees it: the fields it reads, decoded fast.
 
-    Anything the narrow decode does not take as is (another shape, NaN, bad UTF-8) is
-    decoded by json.loads instead, so the tables are the same either way.
+    ``track_objects`` (JSON text -> decoded object) is shared by the snapshots of one batch:
+    a chart repeats most of its tracks from one snapshot to the next, and a repeated track
+    object is decoded once and handed out as the same dict, whose rows the transform then
+    works out once. Anything the narrow decode does not take as is (another shape, NaN, bad
+    UTF-8) is decoded by json.loads instead, so the tables are the same either way.
     """
+    if track_objects is None:
+        track_objects = {}
     try:
         envelope = _ENVELOPE_DECODER.decode(data)
         for page in envelope.get("pages") or ():
             for entry in page.get("items") or ():
-                if entry is not None and entry.get("item") is None and "track" in entry:
-                    entry["track"] = _ITEM_DECODER.decode(entry["track"])
+                if entry is None:
+                    continue
+                if "item" in entry:
+                    entry["item"] = _track_object(entry["item"], track_objects)
+                if entry.get("item") is None and "track" in entry:
+                    entry["track"] = _track_object(entry["track"], track_objects)
         return envelope
     except (msgspec.ValidationError, msgspec.DecodeError):
         return loads(data, raw_key)
+
+
+def _track_object(raw: msgspec.Raw, track_objects: dict) -> Any:
+    text = bytes(raw)
+    found = track_objects.get(text)
+    if found is None:
+        found = track_objects[text] = _ITEM_DECODER.decode(text)
+    return found
 
 
 def transform_envelope(envelope: dict, raw_key: str) -> TransformResult:
@@ -171,10 +189,12 @@ class TableBatch:
             table: {name: [] for name in schema.names} for table, schema in schemas.TABLES.items()
         }
         self.snapshots = 0
+        # A track object's rows, worked out once per batch (see ``decode_envelope``).
+        self._derived: dict[int, tuple[dict, _TrackRows]] = {}
 
     def add(self, envelope: dict, raw_key: str) -> tuple[str, dict[str, int]]:
         """Append one snapshot's rows; returns its ``dt`` and its entry counts."""
-        dt, columns_by_table, counts = _snapshot_columns(envelope, raw_key)
+        dt, columns_by_table, counts = _snapshot_columns(envelope, raw_key, self._derived)
         for table, columns in columns_by_table.items():
             target = self.columns[table]
             for name, values in columns.items():
@@ -190,7 +210,7 @@ class TableBatch:
 
 
 def _snapshot_columns(
-    envelope: dict, raw_key: str
+    envelope: dict, raw_key: str, derived: dict | None = None
 ) -> tuple[str, dict[str, dict[str, list]], dict[str, int]]:
     if not isinstance(envelope, dict):
         raise CorruptPayload(f"{raw_key}: envelope is a {type(envelope).__name__}, not an object")
@@ -215,7 +235,7 @@ def _snapshot_columns(
             raise CorruptPayload(f"{raw_key}: 'pages' is missing or not a list")
     _check_key_matches(raw_key, playlist_id, dt)
 
-    rows = _Rows()
+    rows = _Rows(derived)
     for page_number, page in enumerate(pages):
         rows.add_page(page, page_number, raw_key)
 
@@ -238,14 +258,9 @@ def _snapshot_columns(
     chart_rows = len(rows.chart["track_id"])
     rows.chart["playlist_id"] = [playlist_id] * chart_rows
     rows.chart["snapshot_id"] = [snapshot_id] * chart_rows
-    columns_by_table = {
-        "snapshots": snapshot_columns,
-        "tracks": rows.tracks,
-        "albums": rows.albums,
-        "artists": rows.artists,
-        "track_artists": rows.track_artists,
-        "chart_entries": rows.chart,
-    }
+    columns_by_table = {"snapshots": snapshot_columns}
+    for table in ("tracks", "albums", "artists", "track_artists", "chart_entries"):
+        columns_by_table[table] = rows.table_columns(table)
     for name, schema in schemas.TABLES.items():
         columns = columns_by_table[name]
         if name != "snapshots":
@@ -257,39 +272,20 @@ def _snapshot_columns(
 class _Rows:
     """Column lists of the per-entry tables, filled in playlist order."""
 
-    def __init__(self) -> None:
+    def __init__(self, derived: dict | None = None) -> None:
+        self._derived = derived
         self.chart: dict[str, list] = {
             "position": [],
             "track_id": [],
             "added_at": [],
             "popularity": [],
         }
-        self.tracks: dict[str, list] = {
-            "track_id": [],
-            "name": [],
-            "duration_ms": [],
-            "explicit": [],
-            "album_id": [],
-            "track_number": [],
-            "disc_number": [],
-            "isrc": [],
-            "spotify_url": [],
-        }
-        self.albums: dict[str, list] = {
-            "album_id": [],
-            "name": [],
-            "album_type": [],
-            "release_date": [],
-            "release_date_precision": [],
-            "total_tracks": [],
-            "spotify_url": [],
-        }
-        self.artists: dict[str, list] = {"artist_id": [], "name": [], "spotify_url": []}
-        self.track_artists: dict[str, list] = {
-            "track_id": [],
-            "artist_id": [],
-            "artist_position": [],
-        }
+        # The other tables gather whole rows (tuples in their schema's column order, without
+        # extracted_at): a track's rows are worked out once and appended as they are.
+        self.track_rows: list[tuple] = []
+        self.album_rows: list[tuple] = []
+        self.artist_rows: list[tuple] = []
+        self.track_artist_rows: list[tuple] = []
         self.item_count = 0
         self.skipped = {SKIPPED_EPISODES: 0, SKIPPED_LOCAL: 0, SKIPPED_NULL: 0}
         self._seen_tracks: set[str] = set()
@@ -337,66 +333,121 @@ class _Rows:
                 self._add_track(track_id, track)
 
     def _add_track(self, track_id: str, track: dict) -> None:
-        album = track.get("album")
-        album_id = _object_id(album)
-        external_ids = track.get("external_ids")
-        columns = self.tracks
-        columns["track_id"].append(track_id)
-        columns["name"].append(_text(track.get("name")))
-        columns["duration_ms"].append(_int64(track.get("duration_ms")))
-        columns["explicit"].append(_flag(track.get("explicit")))
-        columns["album_id"].append(album_id)
-        columns["track_number"].append(_int32(track.get("track_number")))
-        columns["disc_number"].append(_int32(track.get("disc_number")))
-        columns["isrc"].append(
-            _text(external_ids.get("isrc")) if isinstance(external_ids, dict) else None
-        )
-        columns["spotify_url"].append(_spotify_url(track, "track", track_id))
-
-        credited = track.get("artists")
-        if isinstance(credited, list):
-            credited_ids: set[str] = set()
-            for artist_position, artist in enumerate(credited, start=1):
-                artist_id = _object_id(artist)
-                # A local file's artists have no id; a repeated credit would duplicate the key.
-                if artist_id is None or artist_id in credited_ids:
-                    continue
-                credited_ids.add(artist_id)
-                self.track_artists["track_id"].append(track_id)
-                self.track_artists["artist_id"].append(artist_id)
-                self.track_artists["artist_position"].append(_int32(artist_position))
-                self._add_artist(artist_id, artist)
-
+        derived = self._derived.get(id(track)) if self._derived is not None else None
+        if derived is not None and derived[0] is track:
+            rows = derived[1]
+        else:
+            rows = _track_rows(track_id, track)
+            if self._derived is not None:
+                # Keyed by identity: the decoder hands out one dict per distinct track
+                # object, kept alive here beside its rows.
+                self._derived[id(track)] = (track, rows)
+        self.track_rows.append(rows.track)
+        self.track_artist_rows.extend(rows.track_artists)
+        for artist in rows.credited_artists:
+            self._add_artist(artist)
+        album_id = rows.album_id
         if album_id is not None and album_id not in self._seen_albums:
             self._seen_albums.add(album_id)
-            self._add_album(album_id, album)
+            self.album_rows.append(rows.album)
+            for artist in rows.album_artists:
+                self._add_artist(artist)
 
-    def _add_album(self, album_id: str, album: dict) -> None:
+    def _add_artist(self, artist: tuple) -> None:
+        if artist[0] in self._seen_artists:
+            return
+        self._seen_artists.add(artist[0])
+        self.artist_rows.append(artist)
+
+    def table_columns(self, table: str) -> dict[str, list]:
+        """One per-entry table's columns (all but extracted_at)."""
+        if table == "chart_entries":
+            return self.chart
+        rows = {
+            "tracks": self.track_rows,
+            "albums": self.album_rows,
+            "artists": self.artist_rows,
+            "track_artists": self.track_artist_rows,
+        }[table]
+        names = schemas.TABLES[table].names[:-1]  # extracted_at is last in these schemas
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+        return dict(zip(names, columns, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class _TrackRows:
+    """What one track object gives the tables, the same in whichever snapshot it appears.
+    Rows are tuples in their table's column order, without extracted_at."""
+
+    track: tuple
+    track_artists: tuple[tuple, ...]
+    credited_artists: tuple[tuple, ...]
+    album_id: str | None
+    album: tuple | None
+    album_artists: tuple[tuple, ...]
+
+
+def _track_rows(track_id: str, track: dict) -> _TrackRows:
+    album = track.get("album")
+    album_id = _object_id(album)
+    external_ids = track.get("external_ids")
+    row = (
+        track_id,
+        _text(track.get("name")),
+        _int64(track.get("duration_ms")),
+        _flag(track.get("explicit")),
+        album_id,
+        _int32(track.get("track_number")),
+        _int32(track.get("disc_number")),
+        _text(external_ids.get("isrc")) if isinstance(external_ids, dict) else None,
+        _spotify_url(track, "track", track_id),
+    )
+    track_artists = []
+    credited_artists = []
+    credited = track.get("artists")
+    if isinstance(credited, list):
+        credited_ids: set[str] = set()
+        for artist_position, artist in enumerate(credited, start=1):
+            artist_id = _object_id(artist)
+            # A local file's artists have no id; a repeated credit would duplicate the key.
+            if artist_id is None or artist_id in credited_ids:
+                continue
+            credited_ids.add(artist_id)
+            track_artists.append((track_id, artist_id, _int32(artist_position)))
+            credited_artists.append(_artist_row(artist_id, artist))
+    album_row = None
+    album_artists = []
+    if album_id is not None:
         release_date, precision = _release_date(
             _text(album.get("release_date")), _text(album.get("release_date_precision"))
         )
-        columns = self.albums
-        columns["album_id"].append(album_id)
-        columns["name"].append(_text(album.get("name")))
-        columns["album_type"].append(_text(album.get("album_type")))
-        columns["release_date"].append(release_date)
-        columns["release_date_precision"].append(precision)
-        columns["total_tracks"].append(_int32(album.get("total_tracks")))
-        columns["spotify_url"].append(_spotify_url(album, "album", album_id))
-        album_artists = album.get("artists")
-        if isinstance(album_artists, list):
-            for artist in album_artists:
+        album_row = (
+            album_id,
+            _text(album.get("name")),
+            _text(album.get("album_type")),
+            release_date,
+            precision,
+            _int32(album.get("total_tracks")),
+            _spotify_url(album, "album", album_id),
+        )
+        listed = album.get("artists")
+        if isinstance(listed, list):
+            for artist in listed:
                 artist_id = _object_id(artist)
                 if artist_id is not None:
-                    self._add_artist(artist_id, artist)
+                    album_artists.append(_artist_row(artist_id, artist))
+    return _TrackRows(
+        row,
+        tuple(track_artists),
+        tuple(credited_artists),
+        album_id,
+        album_row,
+        tuple(album_artists),
+    )
 
-    def _add_artist(self, artist_id: str, artist: dict) -> None:
-        if artist_id in self._seen_artists:
-            return
-        self._seen_artists.add(artist_id)
-        self.artists["artist_id"].append(artist_id)
-        self.artists["name"].append(_text(artist.get("name")))
-        self.artists["spotify_url"].append(_spotify_url(artist, "artist", artist_id))
+
+def _artist_row(artist_id: str, artist: dict) -> tuple:
+    return artist_id, _text(artist.get("name")), _spotify_url(artist, "artist", artist_id)
 
 
 def _classify(entry: Any) -> tuple[str | None, dict | None]:
