@@ -189,8 +189,9 @@ class TableBatch:
             table: {name: [] for name in schema.names} for table, schema in schemas.TABLES.items()
         }
         self.snapshots = 0
-        # A track object's rows, worked out once per batch (see ``decode_envelope``).
-        self._derived: dict[int, tuple[dict, _TrackRows]] = {}
+        # Each track object's verdict and rows, worked out once per batch (see
+        # ``decode_envelope``): id(item) -> (item, verdict).
+        self._derived: dict[int, tuple[Any, tuple]] = {}
 
     def add(self, envelope: dict, raw_key: str) -> tuple[str, dict[str, int]]:
         """Append one snapshot's rows; returns its ``dt`` and its entry counts."""
@@ -318,30 +319,31 @@ class _Rows:
         skipped = self.skipped
         # Skipped entries keep their slot: positions are the playlist's own order.
         for position, entry in enumerate(entries, start=offset + 1):
-            skip_reason, track = _classify(entry)
+            skip_reason, rows = _classify(entry, self._verdict)
             if skip_reason is not None:
                 skipped[skip_reason] += 1
                 continue
-            track_id = track["id"]
+            track_id = rows.track[0]
             added_at = entry.get("added_at")
             chart_positions.append(position)
             chart_track_ids.append(track_id)
             chart_added_at.append(_timestamp_ms(added_at) if type(added_at) is str else None)
-            chart_popularity.append(_int32(track.get("popularity")))
+            chart_popularity.append(rows.popularity)
             if track_id not in self._seen_tracks:
                 self._seen_tracks.add(track_id)
-                self._add_track(track_id, track)
+                self._add_track(rows)
 
-    def _add_track(self, track_id: str, track: dict) -> None:
-        derived = self._derived.get(id(track)) if self._derived is not None else None
-        if derived is not None and derived[0] is track:
-            rows = derived[1]
-        else:
-            rows = _track_rows(track_id, track)
-            if self._derived is not None:
-                # Keyed by identity: the decoder hands out one dict per distinct track
-                # object, kept alive here beside its rows.
-                self._derived[id(track)] = (track, rows)
+    def _verdict(self, item: Any) -> tuple[str | None, _TrackRows | None]:
+        if self._derived is None:
+            return _item_verdict(item)
+        # Keyed by identity: the decoder hands out one dict per distinct track object,
+        # kept alive here beside its verdict.
+        known = self._derived.get(id(item))
+        if known is None or known[0] is not item:
+            known = self._derived[id(item)] = (item, _item_verdict(item))
+        return known[1]
+
+    def _add_track(self, rows: _TrackRows) -> None:
         self.track_rows.append(rows.track)
         self.track_artist_rows.extend(rows.track_artists)
         for artist in rows.credited_artists:
@@ -380,6 +382,7 @@ class _TrackRows:
     Rows are tuples in their table's column order, without extracted_at."""
 
     track: tuple
+    popularity: int | None
     track_artists: tuple[tuple, ...]
     credited_artists: tuple[tuple, ...]
     album_id: str | None
@@ -438,6 +441,7 @@ def _track_rows(track_id: str, track: dict) -> _TrackRows:
                     album_artists.append(_artist_row(artist_id, artist))
     return _TrackRows(
         row,
+        _int32(track.get("popularity")),
         tuple(track_artists),
         tuple(credited_artists),
         album_id,
@@ -450,10 +454,11 @@ def _artist_row(artist_id: str, artist: dict) -> tuple:
     return artist_id, _text(artist.get("name")), _spotify_url(artist, "artist", artist_id)
 
 
-def _classify(entry: Any) -> tuple[str | None, dict | None]:
-    """``(None, track)`` for an entry that becomes a chart row, else ``(skip counter, None)``.
+def _classify(entry: Any, item_verdict) -> tuple[str | None, _TrackRows | None]:
+    """``(None, rows)`` for an entry that becomes a chart row, else ``(skip counter, None)``.
 
     Every entry lands in exactly one bucket, so items == tracks + all skipped counters.
+    ``item_verdict`` judges the entry's item (``_item_verdict``, perhaps remembered).
     """
     if not isinstance(entry, dict):
         return SKIPPED_NULL, None
@@ -461,6 +466,16 @@ def _classify(entry: Any) -> tuple[str | None, dict | None]:
     item = entry.get("item")
     if item is None:
         item = entry.get("track")
+    skip_reason, rows = item_verdict(item)
+    if skip_reason in (SKIPPED_NULL, SKIPPED_EPISODES):
+        return skip_reason, None
+    if entry.get("is_local") is True:
+        return SKIPPED_LOCAL, None
+    return skip_reason, rows
+
+
+def _item_verdict(item: Any) -> tuple[str | None, _TrackRows | None]:
+    """The skip counter an entry's item alone decides, or its rows when it is a chart track."""
     if not isinstance(item, dict):
         return SKIPPED_NULL, None
     kind = item.get("type")
@@ -477,12 +492,13 @@ def _classify(entry: Any) -> tuple[str | None, dict | None]:
     # ``episode: true`` marks an episode served in track shape by the old endpoint.
     if kind != "track" or item.get("episode") is True:
         return SKIPPED_EPISODES, None
-    if entry.get("is_local") is True or item.get("is_local") is True:
+    if item.get("is_local") is True:
         return SKIPPED_LOCAL, None
-    if _object_id(item) is None:
+    track_id = _object_id(item)
+    if track_id is None:
         # Only local files lack an id in practice; they cannot be joined to anything.
         return SKIPPED_LOCAL, None
-    return None, item
+    return None, _track_rows(track_id, item)
 
 
 def _archive_pages(envelope: dict, raw_key: str) -> list[dict]:
