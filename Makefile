@@ -43,7 +43,7 @@ package: $(INSTALLED)
 	$(BIN)/python lambda/package.py --out build/lambda
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check etl_lib lambda tests
+	$(BIN)/ruff check etl_lib lambda tests bench infra
 
 bench: $(INSTALLED)
 	$(BIN)/python -m bench

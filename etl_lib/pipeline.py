@@ -404,12 +404,12 @@ def _transform_day(
 ) -> TransformSummary:
     summary = TransformSummary()
     batch = TableBatch()
-    track_objects: dict = {}  # shared by the day's snapshots, see decode_envelope
+    seen: dict = {}  # shared by the day's snapshots, see decode_envelope
     transformed = []
     for key in raw_keys:
         try:
             data = lake.read_bytes(lake_root, key)
-            _, counts = batch.add(decode_envelope(data, key, track_objects), key)
+            _, counts = batch.add(decode_envelope(data, key, seen), key)
         except CorruptPayload as exc:
             summary.quarantined[key] = str(exc)
             quarantine(lake_root, key, str(exc))

@@ -108,7 +108,8 @@ class _Entry(TypedDict, total=False):
 
 
 class _Page(TypedDict, total=False):
-    items: list[_Entry | None]
+    # Entries are decoded apart (``decode_envelope``), once per distinct entry.
+    items: list[msgspec.Raw]
     offset: Any
 
 
@@ -132,41 +133,44 @@ class _Envelope(TypedDict, total=False):
 
 
 _ENVELOPE_DECODER = msgspec.json.Decoder(_Envelope)
+_ENTRY_DECODER = msgspec.json.Decoder(_Entry | None)
 _ITEM_DECODER = msgspec.json.Decoder(_Item | None)
 
 
-def decode_envelope(data: bytes, raw_key: str, track_objects: dict | None = None) -> Any:
+def decode_envelope(data: bytes, raw_key: str, seen: dict | None = None) -> Any:
     """A raw file's JSON as the transform sees it: the fields it reads, decoded fast.
 
-    ``track_objects`` (JSON text -> decoded object) is shared by the snapshots of one batch:
-    a chart repeats most of its tracks from one snapshot to the next, and a repeated track
-    object is decoded once and handed out as the same dict, whose rows the transform then
-    works out once. Anything the narrow decode does not take as is (another shape, NaN, bad
-    UTF-8) is decoded by json.loads instead, so the tables are the same either way.
+    ``seen`` (JSON text of an entry -> decoded entry) is shared by the snapshots of one
+    batch: a chart repeats most of its entries from one snapshot to the next, and a repeated
+    entry is decoded once and handed out as the same dict, whose verdict and rows the
+    transform then works out once (``TableBatch``). Anything the narrow decode does not take
+    as is (another shape, NaN, bad UTF-8) is decoded by json.loads instead, so the tables are
+    the same either way.
     """
-    if track_objects is None:
-        track_objects = {}
+    if seen is None:
+        seen = {}
     try:
         envelope = _ENVELOPE_DECODER.decode(data)
         for page in envelope.get("pages") or ():
-            for entry in page.get("items") or ():
-                if entry is None:
-                    continue
-                if "item" in entry:
-                    entry["item"] = _track_object(entry["item"], track_objects)
-                if entry.get("item") is None and "track" in entry:
-                    entry["track"] = _track_object(entry["track"], track_objects)
+            if "items" in page:
+                page["items"] = [_decoded_entry(raw, seen) for raw in page["items"]]
         return envelope
     except (msgspec.ValidationError, msgspec.DecodeError):
         return loads(data, raw_key)
 
 
-def _track_object(raw: msgspec.Raw, track_objects: dict) -> Any:
+def _decoded_entry(raw: msgspec.Raw, seen: dict) -> Any:
     text = bytes(raw)
-    found = track_objects.get(text)
-    if found is None:
-        found = track_objects[text] = _ITEM_DECODER.decode(text)
-    return found
+    entry = seen.get(text)
+    if entry is None:
+        entry = _ENTRY_DECODER.decode(text)
+        if entry is not None:
+            if "item" in entry:
+                entry["item"] = _ITEM_DECODER.decode(entry["item"])
+            if entry.get("item") is None and "track" in entry:
+                entry["track"] = _ITEM_DECODER.decode(entry["track"])
+        seen[text] = entry
+    return entry
 
 
 def transform_envelope(envelope: dict, raw_key: str) -> TransformResult:
@@ -189,8 +193,8 @@ class TableBatch:
             table: {name: [] for name in schema.names} for table, schema in schemas.TABLES.items()
         }
         self.snapshots = 0
-        # Each track object's verdict and rows, worked out once per batch (see
-        # ``decode_envelope``): id(item) -> (item, verdict).
+        # Each entry's verdict and rows, worked out once per batch (see
+        # ``decode_envelope``): id(entry) -> (entry, verdict).
         self._derived: dict[int, tuple[Any, tuple]] = {}
 
     def add(self, envelope: dict, raw_key: str) -> tuple[str, dict[str, int]]:
@@ -319,28 +323,27 @@ class _Rows:
         skipped = self.skipped
         # Skipped entries keep their slot: positions are the playlist's own order.
         for position, entry in enumerate(entries, start=offset + 1):
-            skip_reason, rows = _classify(entry, self._verdict)
+            skip_reason, rows, added_at = self._verdict(entry)
             if skip_reason is not None:
                 skipped[skip_reason] += 1
                 continue
             track_id = rows.track[0]
-            added_at = entry.get("added_at")
             chart_positions.append(position)
             chart_track_ids.append(track_id)
-            chart_added_at.append(_timestamp_ms(added_at) if type(added_at) is str else None)
+            chart_added_at.append(added_at)
             chart_popularity.append(rows.popularity)
             if track_id not in self._seen_tracks:
                 self._seen_tracks.add(track_id)
                 self._add_track(rows)
 
-    def _verdict(self, item: Any) -> tuple[str | None, _TrackRows | None]:
+    def _verdict(self, entry: Any) -> tuple[str | None, _TrackRows | None, int | None]:
         if self._derived is None:
-            return _item_verdict(item)
-        # Keyed by identity: the decoder hands out one dict per distinct track object,
-        # kept alive here beside its verdict.
-        known = self._derived.get(id(item))
-        if known is None or known[0] is not item:
-            known = self._derived[id(item)] = (item, _item_verdict(item))
+            return _entry_verdict(entry)
+        # Keyed by identity: the decoder hands out one dict per distinct entry, kept alive
+        # here beside its verdict.
+        known = self._derived.get(id(entry))
+        if known is None or known[0] is not entry:
+            known = self._derived[id(entry)] = (entry, _entry_verdict(entry))
         return known[1]
 
     def _add_track(self, rows: _TrackRows) -> None:
@@ -454,24 +457,27 @@ def _artist_row(artist_id: str, artist: dict) -> tuple:
     return artist_id, _text(artist.get("name")), _spotify_url(artist, "artist", artist_id)
 
 
-def _classify(entry: Any, item_verdict) -> tuple[str | None, _TrackRows | None]:
-    """``(None, rows)`` for an entry that becomes a chart row, else ``(skip counter, None)``.
+def _entry_verdict(entry: Any) -> tuple[str | None, _TrackRows | None, int | None]:
+    """``(None, rows, added_at)`` for an entry that becomes a chart row, else
+    ``(skip counter, None, None)``.
 
     Every entry lands in exactly one bucket, so items == tracks + all skipped counters.
-    ``item_verdict`` judges the entry's item (``_item_verdict``, perhaps remembered).
     """
     if not isinstance(entry, dict):
-        return SKIPPED_NULL, None
+        return SKIPPED_NULL, None, None
     # 2026 API: ``item``; recordings made before it only have the deprecated ``track``.
     item = entry.get("item")
     if item is None:
         item = entry.get("track")
-    skip_reason, rows = item_verdict(item)
+    skip_reason, rows = _item_verdict(item)
     if skip_reason in (SKIPPED_NULL, SKIPPED_EPISODES):
-        return skip_reason, None
+        return skip_reason, None, None
     if entry.get("is_local") is True:
-        return SKIPPED_LOCAL, None
-    return skip_reason, rows
+        return SKIPPED_LOCAL, None, None
+    if skip_reason is not None:
+        return skip_reason, None, None
+    added_at = entry.get("added_at")
+    return None, rows, _timestamp_ms(added_at) if type(added_at) is str else None
 
 
 def _item_verdict(item: Any) -> tuple[str | None, _TrackRows | None]:

@@ -101,11 +101,12 @@ def main() -> None:
         f"heartbeat {sizes['heartbeat_bytes']:.0f} B"
     )
     costs = {n: monthly_cost(n, sizes) for n in args.playlists}
-    print(f"\n| USD per month | " + " | ".join(f"{n} playlist(s)" for n in costs) + " |")
+    print("\n| USD per month | " + " | ".join(f"{n} playlist(s)" for n in costs) + " |")
     print("| --- |" + " ---: |" * len(costs))
     for item in next(iter(costs.values())):
         print(f"| {item} | " + " | ".join(f"{c[item]:.2f}" for c in costs.values()) + " |")
-    print("| **total** | " + " | ".join(f"**{sum(c.values()):.2f}**" for c in costs.values()) + " |")
+    totals = " | ".join(f"**{sum(c.values()):.2f}**" for c in costs.values())
+    print(f"| **total** | {totals} |")
 
 
 if __name__ == "__main__":
