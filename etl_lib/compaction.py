@@ -209,10 +209,12 @@ def rewrite_partition(
         written.append(key)
     lake.delete(lake_root, existing.all_keys())
     # A per-raw file written while this ran, inside the new range, is now hidden from
-    # readers but not in the batch: take it in with another rewrite.
-    current = list_partition(lake_root, partition)
-    if lake.superseded(current.all_keys()) - set(written):
-        return rewrite_partition(lake_root, partition, current)
+    # readers but not in the batch: take it in with another rewrite. Its commit-table file
+    # is enough to see it (one listing); one still being written settles itself afterwards
+    # (``settle_raw_file``).
+    commits = list_partition(lake_root, partition, [schemas.COMMIT_TABLE])
+    if lake.superseded(commits.all_keys()) - set(written):
+        return rewrite_partition(lake_root, partition, list_partition(lake_root, partition))
     return written
 
 
