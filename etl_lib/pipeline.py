@@ -352,7 +352,9 @@ def transform_bulk(
     file per raw file, and days are spread over ``workers`` processes (default: one per
     core, or one for under 200 files). Each day is committed on its own, so an interrupted
     run resumes where it stopped: the next run finds only the days still pending. Bad files
-    go to quarantine.
+    go to quarantine. Workers are forked on Linux; elsewhere, or once this process runs
+    threads (an S3 lake), they are spawned, and a script calling this needs the usual
+    ``if __name__ == "__main__":`` guard.
     """
     lake.ensure_root(lake_root)
     keys = sorted(set(pending_raw_keys(lake_root) if raw_keys is None else raw_keys))
