@@ -54,19 +54,24 @@ def _median_latency(runs: list[dict[str, float]]) -> Latency:
     )
 
 
+def _timed_set(connection: duckdb.DuckDBPyConnection) -> dict[str, float]:
+    """Seconds per query of one pass over the set: transpile and run, as the report does."""
+    schema = catalog.connection_schema(connection)
+    run = {}
+    for query in report_queries():
+        started = time.perf_counter()
+        connection.execute(sql.to_duckdb(query.statement, schema), query.params).df()
+        run[query.name] = time.perf_counter() - started
+    return run
+
+
 def warehouse_latency(lake_root: str, repetitions: int) -> Latency:
-    """The set as the report runs it (``reports.load_inputs``: one connection, each query
-    transpiled and run), timed per query with the same calls."""
+    """The set as the report runs it (``reports.load_inputs``: one catalog connection, each
+    query transpiled and run), timed per query with the same calls."""
     runs = []
     for _ in range(repetitions):
-        run = {}
         with catalog.connect(lake_root) as connection:
-            schema = catalog.connection_schema(connection)
-            for query in report_queries():
-                started = time.perf_counter()
-                connection.execute(sql.to_duckdb(query.statement, schema), query.params).df()
-                run[query.name] = time.perf_counter() - started
-        runs.append(run)
+            runs.append(_timed_set(connection))
     return _median_latency(runs)
 
 
@@ -95,17 +100,9 @@ def _parquet_sources(base: str) -> dict[str, str]:
 def plain_view_latency(lake_root: str, repetitions: int) -> Latency:
     """The same SQL over bare ``read_parquet`` views: the floor under the catalog's views,
     which also skip the files a newer batch file covers."""
-    runs = []
     with duckdb.connect() as connection:
         _plain_views(connection, _parquet_sources(str(Path(lake_root).resolve())))
-        schema = catalog.connection_schema(connection)
-        for _ in range(repetitions):
-            run = {}
-            for query in report_queries():
-                started = time.perf_counter()
-                connection.execute(sql.to_duckdb(query.statement, schema), query.params).df()
-                run[query.name] = time.perf_counter() - started
-            runs.append(run)
+        runs = [_timed_set(connection) for _ in range(repetitions)]
     return _median_latency(runs)
 
 

@@ -43,11 +43,12 @@ SORT_KEYS: dict[str, list[str]] = {
 # reading any rows.
 RAW_STAMPS_METADATA = "spotify_charts_lake.raw_stamps"
 
+# Wraps a list of work items for display (the CLI passes a progress bar); identity by default.
 Track = Callable[[list, str], Iterable]
 STEP = "compact"
 
 
-def _untracked(items: list, _description: str) -> Iterable:
+def untracked(items: list, _description: str) -> Iterable:
     return items
 
 
@@ -240,7 +241,7 @@ def compact(
     days: Iterable[str] | None = None,
     month: str | None = None,
     playlist_ids: Iterable[str] | None = None,
-    track: Track = _untracked,
+    track: Track = untracked,
 ) -> CompactSummary:
     """Rewrite each partition in scope (every one by default) to one file per table.
 

@@ -19,21 +19,16 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from etl_lib import archive, compaction, envelope, lake, schemas, spotify
+from etl_lib.compaction import Track, untracked
 from etl_lib.config import Settings
 from etl_lib.errors import ConfigError, CorruptPayload, EtlError, QuotaExceeded, RateLimited
 from etl_lib.transform import TableBatch, TransformResult, decode_envelope, transform_envelope
 
 Progress = Callable[[str], None]
-# Wraps a list of work items for display (the CLI passes a progress bar); identity by default.
-Track = Callable[[list, str], Iterable]
 
 
 def _quiet(_: str) -> None:
     pass
-
-
-def _untracked(items: list, _description: str) -> Iterable:
-    return items
 
 
 @dataclass(frozen=True)
@@ -199,7 +194,7 @@ def import_payloads(
     *,
     playlist_id: str | None = None,
     extracted_at: datetime | None = None,
-    track: Track = _untracked,
+    track: Track = untracked,
 ) -> list[Landed]:
     """Land payloads captured elsewhere (a file, or every file in a folder) in the raw zone.
 
@@ -302,7 +297,7 @@ def transform(
     lake_root: str,
     raw_keys: Iterable[str] | None = None,
     *,
-    track: Track = _untracked,
+    track: Track = untracked,
 ) -> TransformSummary:
     """Transform the given raw files, or every pending one; bad files go to quarantine.
 
@@ -326,7 +321,7 @@ def all_raw_keys(lake_root: str) -> list[str]:
 
 
 def retransform_all(
-    lake_root: str, *, workers: int | None = None, track: Track = _untracked
+    lake_root: str, *, workers: int | None = None, track: Track = untracked
 ) -> TransformSummary:
     """Transform every raw file again (after a schema change), in bulk: each day's new batch
     file replaces that day's older files."""
@@ -343,7 +338,7 @@ def transform_bulk(
     raw_keys: Iterable[str] | None = None,
     *,
     workers: int | None = None,
-    track: Track = _untracked,
+    track: Track = untracked,
 ) -> TransformSummary:
     """Transform many raw files (every pending one by default) a playlist-day at a time.
 
@@ -433,7 +428,7 @@ def backfill(
     path: str,
     *,
     extracted_at: datetime | None = None,
-    track: Track = _untracked,
+    track: Track = untracked,
 ) -> list[Landed]:
     """Land archived ranked snapshots (archive JSON or markdown, by content) in the raw zone.
 

@@ -101,7 +101,7 @@ class _Item(TypedDict, total=False):
 class _Entry(TypedDict, total=False):
     added_at: Any
     is_local: Any
-    # Track objects are decoded apart (``decode_envelope``), once per distinct object.
+    # Decoded as _Item by ``_decoded_entry``, which decodes each distinct entry once.
     item: msgspec.Raw
     # Read only when ``item`` is absent or null (recordings older than 2026).
     track: msgspec.Raw
