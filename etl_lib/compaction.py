@@ -174,7 +174,6 @@ def rewrite_partition(
     """Write one batch file per table holding the partition's visible rows plus
     ``new_tables`` (a bulk transform's snapshots, which win over older copies), then delete
     the ``existing`` files. Returns the keys written."""
-    new_raw_keys = list(new_raw_keys)
     replaced = None
     if new_tables is not None:
         replaced = pc.unique(new_tables["snapshots"].column("extracted_at").combine_chunks())
