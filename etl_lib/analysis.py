@@ -49,6 +49,12 @@ def window_dates(as_of: date | str, days: int) -> list[date]:
     return [last_day - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
 
 
+def window_bounds(as_of: date | str, days: int) -> tuple[str, str]:
+    """The window's first and last day as 'YYYY-MM-DD', the strings queries bind for ``dt``."""
+    window = window_dates(as_of, days)
+    return window[0].isoformat(), window[-1].isoformat()
+
+
 def query_params(
     name: str, playlist_id: str, as_of: date | str, days: int, *, top: int = 10
 ) -> list:
@@ -63,8 +69,7 @@ def query_params(
         return [playlist_id, playlist_id, int(top)]
     if name not in WINDOW_QUERIES:
         raise ValueError(f"no shipped query named {name!r}")
-    window = window_dates(as_of, days)
-    params: list = [playlist_id, window[0].isoformat(), window[-1].isoformat()]
+    params: list = [playlist_id, *window_bounds(as_of, days)]
     if name in TOP_N_QUERIES:
         params.append(int(top))
     return params

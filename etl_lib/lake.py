@@ -73,14 +73,14 @@ def parse_raw_key(key: str) -> dict[str, str] | None:
     return match.groupdict() if match else None
 
 
-_TABLE_FILE = re.compile(
-    r"^tables/(?P<table>[a-z_]+)/dt=(?P<dt>\d{4}-\d{2}-\d{2})/(?P<playlist_id>[A-Za-z0-9]+)_"
-    r"(?P<first>\d{8}T\d{6}Z)(?:-(?P<last>\d{8}T\d{6}Z)_(?P<generation>g\d{8}T\d{12}Z[0-9a-f]{4}))?"
-    r"\.parquet$"
-)
-# The same file names as SQL engines see them (DuckDB's ``filename``, ``glob()``).
+# Table file names, for Python and for SQL engines (DuckDB's ``filename``, ``glob()``).
 _STAMP_PATTERN = "[0-9]{8}T[0-9]{6}Z"
 _GENERATION_PATTERN = "g[0-9]{8}T[0-9]{12}Z[0-9a-f]{4}"
+_TABLE_FILE = re.compile(
+    r"^tables/(?P<table>[a-z_]+)/dt=(?P<dt>[0-9]{4}-[0-9]{2}-[0-9]{2})/(?P<playlist_id>[A-Za-z0-9]+)_"
+    rf"(?P<first>{_STAMP_PATTERN})(?:-(?P<last>{_STAMP_PATTERN})_(?P<generation>{_GENERATION_PATTERN}))?"
+    r"\.parquet$"
+)
 FILE_DT_PATTERN = r"dt=([0-9]{4}-[0-9]{2}-[0-9]{2})/[^/]*$"
 FILE_PLAYLIST_PATTERN = rf"([A-Za-z0-9]+)_{_STAMP_PATTERN}[^/]*\.parquet$"
 FILE_GENERATION_PATTERN = rf"_({_GENERATION_PATTERN})\.parquet$"

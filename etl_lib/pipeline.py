@@ -22,7 +22,7 @@ from etl_lib import archive, compaction, envelope, lake, schemas, spotify
 from etl_lib.compaction import Track, untracked
 from etl_lib.config import Settings
 from etl_lib.errors import ConfigError, CorruptPayload, EtlError, QuotaExceeded, RateLimited
-from etl_lib.transform import TableBatch, TransformResult, decode_envelope, transform_envelope
+from etl_lib.transform import TableBatch, TransformResult, transform_envelope
 
 Progress = Callable[[str], None]
 
@@ -401,12 +401,11 @@ def _transform_day(
 ) -> TransformSummary:
     summary = TransformSummary()
     batch = TableBatch()
-    seen: dict = {}  # shared by the day's snapshots, see decode_envelope
     transformed = []
     for key in raw_keys:
         try:
             data = lake.read_bytes(lake_root, key)
-            _, counts = batch.add(decode_envelope(data, key, seen), key)
+            _, counts = batch.add_json(data, key)
         except CorruptPayload as exc:
             summary.quarantined[key] = str(exc)
             quarantine(lake_root, key, str(exc))

@@ -51,8 +51,7 @@ def input_queries(
     """The report's queries (``etl_lib/sql/report``), each with its bound parameters: the
     window's daily charts, the latest track, album, credit and artist attributes, and the
     playlist's freshness."""
-    window = analysis.window_dates(as_of, days)
-    first_day, last_day = window[0].isoformat(), window[-1].isoformat()
+    first_day, last_day = analysis.window_bounds(as_of, days)
     params = {"daily": [playlist_id, first_day, last_day], "freshness": [playlist_id, last_day]}
     return {
         name: (statement, params.get(name, []))

@@ -192,10 +192,15 @@ class TableBatch:
         self.columns: dict[str, dict[str, list]] = {
             table: {name: [] for name in schema.names} for table, schema in schemas.TABLES.items()
         }
-        self.snapshots = 0
-        # Each entry's verdict and rows, worked out once per batch (see
-        # ``decode_envelope``): id(entry) -> (entry, verdict).
+        # A chart repeats most of its entries from one snapshot to the next: each distinct
+        # entry is decoded once (JSON text -> entry, see ``decode_envelope``) and its verdict
+        # and rows worked out once (id(entry) -> (entry, verdict)).
+        self._decoded: dict[bytes, Any] = {}
         self._derived: dict[int, tuple[Any, tuple]] = {}
+
+    def add_json(self, data: bytes, raw_key: str) -> tuple[str, dict[str, int]]:
+        """Append one raw file's snapshot, decoded with ``decode_envelope``."""
+        return self.add(decode_envelope(data, raw_key, self._decoded), raw_key)
 
     def add(self, envelope: dict, raw_key: str) -> tuple[str, dict[str, int]]:
         """Append one snapshot's rows; returns its ``dt`` and its entry counts."""
@@ -204,7 +209,6 @@ class TableBatch:
             target = self.columns[table]
             for name, values in columns.items():
                 target[name].extend(values)
-        self.snapshots += 1
         return dt, counts
 
     def to_tables(self) -> dict[str, pa.Table]:
