@@ -290,7 +290,7 @@ def run() -> int:
             ),
             report.Row(
                 "Bulk as a share of the parse-only ceiling",
-                f"{share_of_ceiling:.0%}",
+                f"{share_of_ceiling:.1%}",
                 f"≥ {BULK_SHARE_OF_CEILING:.0%}",
                 share_of_ceiling >= BULK_SHARE_OF_CEILING,
             ),
