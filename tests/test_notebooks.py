@@ -75,6 +75,12 @@ def test_report_publishes_html_charts_and_status(demo_lake):
     html = lake.read_bytes(demo_lake, f"{prefix}/report.html").decode()
     assert "2026-10-02" in html and "2026-10-31" in html  # the window is stated
     assert "import " not in html  # code cells are left out
+    assert "<script" not in html  # nbconvert's CDN scripts are left out too
+    # The name the report showed is recorded, and the index links to the report.
+    assert status["playlist_name"] and status["playlist_name"] in html
+    index = lake.read_bytes(demo_lake, reports.INDEX).decode()
+    assert f'href="{DEMO_PLAYLIST}/{AS_OF}/report.html"' in index
+    assert status["playlist_name"] in index
     charts = [name for name in status["files"] if name.startswith("charts/")]
     assert any(name.endswith(".png") for name in charts)
     assert any(name.endswith(".svg") for name in charts)

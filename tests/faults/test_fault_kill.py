@@ -73,7 +73,8 @@ def _simulated_envelope(simulator: ChartSimulator, moment: datetime) -> dict:
     entries = simulator.chart(PLAYLIST, moment.date())
     page = {"items": entries, "offset": 0, "limit": 50, "next": None, "total": len(entries)}
     source = {"kind": "spotify-web-api", "api_base_url": "https://api.spotify.com/v1"}
-    return envelope.make_envelope(simulator.playlist(PLAYLIST, moment.date()), [page], moment, source)
+    playlist = simulator.playlist(PLAYLIST, moment.date())
+    return envelope.make_envelope(playlist, [page], moment, source)
 
 
 def _land_raw_zone(lake_root: str) -> None:
