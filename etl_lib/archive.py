@@ -33,7 +33,8 @@ from typing import Any, Literal
 import requests
 
 from etl_lib import lake
-from etl_lib.envelope import ENVELOPE_VERSION, format_utc
+from etl_lib.bounded_http import BoundedSession, DeadlineExceeded
+from etl_lib.envelope import ENVELOPE_VERSION, format_utc, loads
 from etl_lib.errors import ArchiveError, ConfigError, CorruptPayload, PlaylistNotFound
 
 ARCHIVE_BASE_URL = "https://raw.githubusercontent.com/mackorone/spotify-playlist-archive/main"
@@ -401,11 +402,17 @@ def _json_playlist(document: Any, source_name: str) -> dict[str, Any]:
 
 
 def capture_time_from_name(path: Path) -> datetime | None:
-    """The UTC instant in a file name like ``2021-03-06T00:13:23Z.md`` (or ``...Z.json``)."""
-    if match := _CAPTURE_NAME.match(path.name):
-        return datetime.strptime(match["stamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    if match := _COMPACT_CAPTURE_NAME.match(path.name):
-        return datetime.strptime(match["stamp"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    """The UTC instant in a file name like ``2021-03-06T00:13:23Z.md`` (or ``...Z.json``,
+    ``20210306T001323Z.json``); None when the name holds no valid time."""
+    for pattern, layout in (
+        (_CAPTURE_NAME, "%Y-%m-%dT%H:%M:%SZ"),
+        (_COMPACT_CAPTURE_NAME, "%Y%m%dT%H%M%SZ"),
+    ):
+        if match := pattern.fullmatch(path.name):
+            try:
+                return datetime.strptime(match["stamp"], layout).replace(tzinfo=UTC)
+            except ValueError:  # shaped like a time but not one: month 13, second 61
+                return None
     return None
 
 
@@ -428,8 +435,10 @@ def envelope_from_archive_file(path: Path, *, extracted_at: datetime | None = No
             f"{name}: its name is not a UTC capture time like 2021-03-06T00:13:23Z.md, so "
             "when it was captured is unknown: pass --extracted-at"
         )
-    text = _decode(data, name)
-    document: dict[str, Any] | str = json.loads(text) if archive_format == "json" else text
+    # JSON within the payload limits (nesting, number size, text), as every import is.
+    document: dict[str, Any] | str = (
+        loads(data, name) if archive_format == "json" else _decode(data, name)
+    )
     return make_archive_envelope(
         document, extracted_at=captured_at, origin={"file": path.name}, source_name=name
     )
@@ -471,17 +480,26 @@ def fetch_archive_envelope(
     *,
     extracted_at: datetime,
     timeout: float | tuple[float, float] = 10,
+    deadline_seconds: float = 60,
 ) -> dict:
     """Download ``playlists/pretty/<playlist_id>.json`` from the archive as an envelope.
 
-    ``timeout`` is seconds for connecting and for each read, or a ``(connect, read)`` pair.
-    404 raises ``PlaylistNotFound``; other failures raise ``ArchiveError``.
+    ``timeout`` is seconds for connecting and for each read, or a ``(connect, read)`` pair;
+    ``deadline_seconds`` bounds the whole download, however slowly the body arrives.
+    404 raises ``PlaylistNotFound``; a body that is not the archive's JSON raises
+    ``CorruptPayload``; other failures raise ``ArchiveError``.
     """
     lake.check_playlist_id(playlist_id)
     url = archive_url(base_url, playlist_id)
     connect_read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
     try:
-        response = requests.get(url, timeout=connect_read)
+        with BoundedSession(deadline_seconds) as session:
+            response = session.get(url, timeout=connect_read)
+    except DeadlineExceeded as exc:
+        raise ArchiveError(
+            f"the playlist archive at {url} did not finish answering within "
+            f"{deadline_seconds:g} s: try again later, or check the archive base URL"
+        ) from exc
     except requests.RequestException as exc:
         raise ArchiveError(
             f"cannot reach the playlist archive at {url} ({type(exc).__name__}): check the "

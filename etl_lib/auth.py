@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+import requests
 import spotipy
 from spotipy.cache_handler import MemoryCacheHandler
 from spotipy.oauth2 import SpotifyOauthError, SpotifyPKCE
@@ -126,6 +127,7 @@ def login(
         scope=settings.scope,
         cache_handler=token_cache,
         requests_timeout=(settings.connect_timeout_seconds, settings.read_timeout_seconds),
+        requests_session=spotify.token_session(settings),
         open_browser=False,
     )
     auth.OAUTH_AUTHORIZE_URL = settings.authorize_url
@@ -147,6 +149,12 @@ def login(
             f"the token endpoint refused the authorization code ({exc.error_description or exc})"
             ": start `spotify-etl auth login` again"
         ) from exc
+    except requests.RequestException as exc:  # unreachable, 5xx, too slow, not JSON
+        raise SpotifyAuthError(
+            f"the token endpoint {settings.token_url} did not answer the authorization code "
+            f"usably ({type(exc).__name__}): check SPOTIFY_TOKEN_URL, then start "
+            "`spotify-etl auth login` again"
+        ) from exc
     token = token_cache.get_cached_token()
     user = _current_user(settings, token["access_token"])
     stored = replace(
@@ -159,24 +167,37 @@ def login(
         credential_sources.write_secrets_manager(
             settings.secret_id, stored, region=settings.aws_region
         )
-        return replace(stored, origin=f"secret {settings.secret_id}")
+        return replace(
+            stored, origin=f"secret {settings.secret_id}", refresh_token_source="secret"
+        )
     path = credential_sources.write_file(settings.credentials_file, stored)
-    return replace(stored, origin=f"file {path}")
+    return replace(stored, origin=f"file {path}", refresh_token_source="file")
 
 
 def _current_user(settings: Settings, access_token: str) -> dict:
     client = spotipy.Spotify(
         auth=access_token,
         requests_timeout=(settings.connect_timeout_seconds, settings.read_timeout_seconds),
-        retries=0,
+        requests_session=spotify.api_session(settings),
     )
     client.prefix = settings.api_base_url.rstrip("/") + "/"
     try:
-        return client.me()
+        user = client.me()
     except spotipy.SpotifyException as exc:
         raise SpotifyAuthError(
             f"the API did not accept the new user token ({exc.http_status}): try again"
         ) from exc
+    except requests.RequestException as exc:
+        raise SpotifyAuthError(
+            f"the API at {settings.api_base_url} did not answer who the new user is "
+            f"({type(exc).__name__}): check SPOTIFY_API_BASE_URL, then try again"
+        ) from exc
+    if not isinstance(user, dict):
+        raise SpotifyAuthError(
+            f"the API at {settings.api_base_url} answered who the new user is with a body that "
+            "is not a JSON object: check SPOTIFY_API_BASE_URL, then try again"
+        )
+    return user
 
 
 def status(settings: Settings) -> AuthStatus:

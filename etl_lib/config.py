@@ -51,6 +51,9 @@ class Settings:
     scope: str = DEFAULT_SCOPE
     connect_timeout_seconds: float = 5.0
     read_timeout_seconds: float = 20.0
+    # The whole of one HTTP request (connect, send, every read of the body): requests bounds
+    # each socket read only, so a server trickling bytes could hold a reply open forever.
+    request_deadline_seconds: float = 60.0
     max_retries: int = 3
     # Waiting on Retry-After beyond this, per run, stops the run instead (a Lambda has 15 min).
     rate_limit_budget_seconds: float = 120.0
@@ -126,12 +129,34 @@ def _seconds(env, name: str, default: float) -> float:
         raise ConfigError(f"{name}={text!r} is not a number of seconds") from exc
 
 
+# Every S3 request is bounded by these together; see s3_storage_options.
+S3_CONNECT_TIMEOUT_SECONDS = 5.0
+S3_READ_TIMEOUT_SECONDS = 20.0
+S3_MAX_ATTEMPTS = 3
+# s3fs retries some errors again around each botocore call (5 attempts by default), which
+# multiplies the worst case; one s3fs attempt leaves botocore's as the only retry policy.
+S3FS_ATTEMPTS = 1
+# botocore's standard mode waits rand(0, 1) * min(2 ** (attempt - 1), 20) s before a retry;
+# s3fs sleeps min(1.7 ** attempt * 0.1, 15) s after each failed attempt, the last one too.
+_BOTOCORE_MAX_BACKOFF_SECONDS = 20
+
+
 def s3_storage_options(environ: dict[str, str] | None = None) -> dict:
     """fsspec/s3fs options for an s3:// lake.
 
     Honours AWS_ENDPOINT_URL(_S3), AWS_REGION/AWS_DEFAULT_REGION and AWS_PROFILE as boto3
     does; credentials are left to botocore's usual chain. SPOTIFY_ETL_S3_ENDPOINT_URL points
     only the lake at an S3-compatible store.
+
+    Each S3 request is bounded: a connect timeout (SPOTIFY_ETL_S3_CONNECT_TIMEOUT, default
+    5 s), a read timeout (SPOTIFY_ETL_S3_READ_TIMEOUT, default 20 s, the longest silence
+    while waiting for an answer) and botocore's attempts (SPOTIFY_ETL_S3_MAX_ATTEMPTS,
+    default 3, standard retry mode), with s3fs's own retries reduced to one attempt
+    (``S3FS_ATTEMPTS``). So an endpoint that accepts connections and never answers fails a
+    request after at most attempts x (connect + read) + the backoffs between attempts
+    (under 1 + 2 + ... s): 3 x (5 + 20) + 3 + 0.1 = 78.1 s with the defaults
+    (``s3_request_worst_case_seconds``); the storage operation that sent it stops there
+    with one line naming the key.
     """
     env = os.environ if environ is None else environ
     client_kwargs = {}
@@ -148,11 +173,17 @@ def s3_storage_options(environ: dict[str, str] | None = None) -> dict:
     if region:
         client_kwargs["region_name"] = region
     options: dict = {
-        # Bounded: a wrong endpoint fails in seconds instead of retrying for minutes.
         "config_kwargs": {
-            "connect_timeout": 5,
-            "read_timeout": 60,
-            "retries": {"max_attempts": 3, "mode": "standard"},
+            "connect_timeout": _positive(
+                env, "SPOTIFY_ETL_S3_CONNECT_TIMEOUT", S3_CONNECT_TIMEOUT_SECONDS
+            ),
+            "read_timeout": _positive(env, "SPOTIFY_ETL_S3_READ_TIMEOUT", S3_READ_TIMEOUT_SECONDS),
+            "retries": {
+                "max_attempts": int(
+                    _positive(env, "SPOTIFY_ETL_S3_MAX_ATTEMPTS", S3_MAX_ATTEMPTS, integer=True)
+                ),
+                "mode": "standard",
+            },
         },
     }
     if client_kwargs:
@@ -160,3 +191,28 @@ def s3_storage_options(environ: dict[str, str] | None = None) -> dict:
     if env.get("AWS_PROFILE"):
         options["profile"] = env["AWS_PROFILE"]
     return options
+
+
+def s3_request_worst_case_seconds(options: dict) -> float:
+    """The longest one S3 request can take under ``s3_storage_options``: every attempt
+    connecting just within the connect timeout, then waiting out the read timeout."""
+    config = options["config_kwargs"]
+    attempts = config["retries"]["max_attempts"]
+    backoffs = sum(min(2**retry, _BOTOCORE_MAX_BACKOFF_SECONDS) for retry in range(attempts - 1))
+    per_call = attempts * (config["connect_timeout"] + config["read_timeout"]) + backoffs
+    s3fs_sleeps = sum(min(1.7**attempt * 0.1, 15) for attempt in range(S3FS_ATTEMPTS))
+    return S3FS_ATTEMPTS * per_call + s3fs_sleeps
+
+
+def _positive(env, name: str, default: float, *, integer: bool = False) -> float:
+    text = env.get(name)
+    if not text:
+        return default
+    kind = "a whole number" if integer else "a number of seconds"
+    try:
+        value = int(text) if integer else float(text)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={text!r} is not {kind}: set it to {kind} above 0") from exc
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{name}={text!r} is not {kind} above 0: set it to one")
+    return value

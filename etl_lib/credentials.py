@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,8 +30,11 @@ class Credentials:
     refresh_token: str | None = field(default=None, repr=False)
     scope: str | None = None
     user_id: str | None = None
-    # Where these came from, for `auth status` and for saving a rotated refresh token.
+    # Where these came from, for `auth status`.
     origin: str = "none"
+    # Where the refresh token was read ("secret", "environment" or "file"), which is where a
+    # rotated one goes back; None when it was handed over in code.
+    refresh_token_source: str | None = None
 
     def as_secret_document(self) -> dict[str, str]:
         return {name: getattr(self, name) for name in FIELDS if getattr(self, name)}
@@ -39,7 +43,10 @@ class Credentials:
 def _from_document(document: Any, origin: str) -> Credentials:
     if not isinstance(document, dict):
         raise ConfigError(f"{origin} does not hold a JSON object with Spotify credentials")
-    return Credentials(**{name: document.get(name) for name in FIELDS}, origin=origin)
+    kind = origin.split(" ", 1)[0]  # "file" or "secret"
+    values = {name: document.get(name) for name in FIELDS}
+    source = kind if values["refresh_token"] else None
+    return Credentials(**values, origin=origin, refresh_token_source=source)
 
 
 def read_file(path: Path) -> Credentials:
@@ -60,14 +67,45 @@ def read_file(path: Path) -> Credentials:
 
 
 def write_file(path: Path, credentials: Credentials) -> Path:
-    """Write owner-only (0600) via a temporary file, so the secret is never world-readable."""
+    """Write owner-only (0600), atomically, through a temporary file of its own.
+
+    The temporary file gets a fresh random name and is created exclusively without following
+    symlinks, and is 0600 before the first byte, so nothing left in the folder (a stale
+    temporary file of any mode, a symlink planted to catch the secret) is ever written through
+    or reused. A crash leaves the previous file whole.
+    """
     path = path.expanduser()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_name(path.name + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        json.dump(credentials.as_secret_document(), handle, indent=2)
-    os.replace(temporary, path)
+    document = json.dumps(credentials.as_secret_document(), indent=2).encode("utf-8")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    for _attempt in range(8):
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        try:
+            descriptor = os.open(temporary, flags, 0o600)
+        except FileExistsError:  # something already there, perhaps planted: another name
+            continue
+        break
+    else:
+        raise ConfigError(
+            f"cannot create a temporary file beside {path}: its folder is full of names this "
+            f"writer would use; remove the .{path.name}.*.tmp files there"
+        )
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)  # the umask can only narrow the mode: pinned
+            handle.write(document)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    # The rename itself survives a power cut once the folder is synced too.
+    folder = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
     return path
 
 
@@ -96,10 +134,17 @@ def read_secrets_manager(secret_id: str, *, region: str | None = None) -> Creden
 
 def write_secrets_manager(secret_id: str, credentials: Credentials, *, region=None) -> None:
     import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    boto3.client("secretsmanager", region_name=region).put_secret_value(
-        SecretId=secret_id, SecretString=json.dumps(credentials.as_secret_document())
-    )
+    try:
+        boto3.client("secretsmanager", region_name=region).put_secret_value(
+            SecretId=secret_id, SecretString=json.dumps(credentials.as_secret_document())
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise ConfigError(
+            f"cannot write secret {secret_id!r} to Secrets Manager ({exc}): allow "
+            "secretsmanager:PutSecretValue on it"
+        ) from exc
 
 
 def from_environment(environ: dict[str, str]) -> Credentials:
@@ -109,7 +154,8 @@ def from_environment(environ: dict[str, str]) -> Credentials:
         or environ.get("SPOTIPY_CLIENT_SECRET"),
         "refresh_token": environ.get("SPOTIFY_REFRESH_TOKEN"),
     }
-    return Credentials(**values, origin="environment")
+    source = "environment" if values["refresh_token"] else None
+    return Credentials(**values, origin="environment", refresh_token_source=source)
 
 
 def load(
@@ -131,4 +177,52 @@ def load(
     origin = " + ".join(
         label for label, used in (("environment", used_env), (from_file.origin, used_file)) if used
     )
-    return replace(Credentials(**merged), origin=origin or "none")
+    source = from_env.refresh_token_source or from_file.refresh_token_source
+    return replace(Credentials(**merged), origin=origin or "none", refresh_token_source=source)
+
+
+def store_rotated_refresh_token(
+    credentials: Credentials,
+    refresh_token: str,
+    *,
+    secret_id: str | None,
+    credentials_file: Path,
+    region: str | None = None,
+) -> str | None:
+    """Save a refresh token the token endpoint rotated back where the old one was read.
+
+    Returns why it could not be saved (a token from the environment, or handed over in
+    code), for the caller to say once; None once saved.
+    """
+    source = credentials.refresh_token_source
+    if source == "secret" and secret_id:
+        write_secrets_manager(
+            secret_id, replace(credentials, refresh_token=refresh_token), region=region
+        )
+        return None
+    if source == "file":
+        # From the file as it is now, so values from the environment stay out of it, except
+        # the client id the token belongs to when the file lacks one.
+        stored = read_file(credentials_file)
+        updated = replace(
+            stored, refresh_token=refresh_token, client_id=stored.client_id or credentials.client_id
+        )
+        try:
+            write_file(credentials_file, updated)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot store the rotated refresh token in {credentials_file} "
+                f"({exc.strerror or exc}): make its folder writable by you, then run "
+                "`spotify-etl auth login` again, since the old token is no longer valid"
+            ) from exc
+        return None
+    if source == "environment":
+        return (
+            "Spotify rotated the refresh token from SPOTIFY_REFRESH_TOKEN, which this run cannot "
+            "update, and the old one is no longer valid: set SPOTIFY_REFRESH_TOKEN to a new one, "
+            "or unset it and run `spotify-etl auth login` to keep it in the credentials file"
+        )
+    return (
+        "Spotify rotated the refresh token, which was given to this run directly and is not "
+        "stored anywhere: the old one is no longer valid; run `spotify-etl auth login`"
+    )

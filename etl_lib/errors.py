@@ -60,3 +60,13 @@ class SpotifyUnavailable(SpotifyError):
 
 class ArchiveError(EtlError):
     """The public playlist archive (or the local server standing in for it) could not be read."""
+
+
+class SpotifyProtocolError(SpotifyError):
+    """The API answered what no correct server sends: a body that is not a JSON object, a
+    ``next`` link to another origin, or pages that repeat or never end."""
+
+
+class PayloadLimitExceeded(CorruptPayload):
+    """A payload beyond what a playlist snapshot can be (nesting, number size, item count,
+    capture time): refused with the limit it broke."""

@@ -3,21 +3,36 @@
 The API base URL, token URL and authorize URL are settings, so the same code talks to
 Spotify or to the local server in ``etl_lib.local_spotify``.
 
-Every call goes through one policy, because spotipy's own would hang or mislead: explicit
-connect/read timeouts; 5xx and connection errors retried a bounded number of times with
-jittered backoff; a 429 waited out only while its ``Retry-After`` fits the run's budget
-(else ``RateLimited``), ``QUOTA_EXCEEDED`` stopped at once (``QuotaExceeded``); a 401
-answered by one token refresh, then ``SpotifyAuthError``. HTTP failures become the
-exceptions in ``etl_lib.errors`` with messages that explain Spotify's 2026 rules.
+Every call goes through one policy, because spotipy's own would hang or mislead:
+
+* Each request, to the API or the token endpoint, has connect/read timeouts and an overall
+  deadline (``request_deadline_seconds``, enforced while the body arrives, see
+  ``etl_lib.bounded_http``); API requests go only to the API's origin (scheme, host, port of
+  ``api_base_url``) and token requests only to the token endpoint's, redirects unfollowed.
+* 5xx answers (the token endpoint's too), connection errors and deadlines are retried
+  ``max_retries`` times with jittered backoff, then ``SpotifyUnavailable``.
+* A 429 waits its ``Retry-After`` (whole seconds, at most a year) while the total fits the
+  run's budget, else ``RateLimited``; a ``Retry-After`` that is absent, zero, negative, past
+  or unreadable gets jittered backoff instead, ``max_retries`` times; ``QUOTA_EXCEEDED``
+  stops at once (``QuotaExceeded``).
+* A 401 is answered by one token refresh, then ``SpotifyAuthError``.
+* A 200 whose body is not a JSON object (HTML from a proxy, a truncated reply), a ``next``
+  link to another origin (the token is never sent there), a page URL seen before, or more
+  pages than ``total``/50 + 1 fail that playlist with ``SpotifyProtocolError``.
+
+HTTP failures become the exceptions in ``etl_lib.errors``, one line each, with messages
+that explain Spotify's 2026 rules. A refresh token the token endpoint rotates is stored
+back where it was read (``credentials.store_rotated_refresh_token``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -27,6 +42,7 @@ import spotipy
 from spotipy.cache_handler import CacheHandler, MemoryCacheHandler
 from spotipy.oauth2 import SpotifyClientCredentials, SpotifyOauthError, SpotifyPKCE
 
+from etl_lib import bounded_http
 from etl_lib import credentials as credential_sources
 from etl_lib.config import Settings
 from etl_lib.errors import (
@@ -37,6 +53,7 @@ from etl_lib.errors import (
     RateLimited,
     SpotifyAuthError,
     SpotifyError,
+    SpotifyProtocolError,
     SpotifyUnavailable,
 )
 
@@ -48,8 +65,28 @@ _ALTERNATIVES = (
     "extended quota, or the public archive (`--source archive`)"
 )
 
+# Longer is read as "not within any run's budget"; it also keeps the time it names in range.
+MAX_RETRY_AFTER_SECONDS = 366 * 86400
+
 # spotipy logs every HTTP error at ERROR level; this module reports them as exceptions instead.
 logging.getLogger("spotipy").setLevel(logging.CRITICAL)
+log = logging.getLogger(__name__)
+
+
+class _ServerFailure(requests.RequestException):
+    """The token endpoint answered 5xx (spotipy would report it as a refused grant)."""
+
+    def __init__(self, status: int, response: requests.Response):
+        super().__init__(f"{status} from {response.url}", response=response)
+        self.status = status
+
+
+class _TokenSession(bounded_http.BoundedSession):
+    def request(self, method, url, *args, **kwargs):
+        response = super().request(method, url, *args, **kwargs)
+        if response.status_code >= 500:
+            raise _ServerFailure(response.status_code, response)
+        return response
 
 
 class _StoredTokenCache(CacheHandler):
@@ -107,45 +144,97 @@ class SpotifyReader:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def call(self, what: str, request: Callable[[], Any]) -> Any:
-        failures = 0
+        failures = 0  # 5xx, connection errors, deadlines
+        backoffs = 0  # 429s without a usable Retry-After
         refreshed = False
+        refresh_due = False
         while True:
             try:
+                if refresh_due:  # in here: the token endpoint's failures get the same policy
+                    self._refresh_token()
+                    refresh_due = False
                 return request()
             except spotipy.SpotifyException as exc:
                 status = exc.http_status
                 if status == 429:
-                    self._wait_out_rate_limit(what, exc)
+                    backoffs += self._wait_out_rate_limit(what, exc, backoffs)
                     continue
                 if status >= 500 and failures < self.settings.max_retries:
                     failures += 1
                     self.sleep(_backoff(failures))
                     continue
                 if status == 401 and not refreshed:
-                    refreshed = True
-                    self._refresh_token()
+                    refreshed = refresh_due = True
                     continue
                 raise _explain(exc, what, failures, refreshed) from exc
             except SpotifyOauthError as exc:
                 raise SpotifyAuthError(_oauth_message(exc, self.settings)) from exc
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except bounded_http.OffOrigin as exc:
+                raise SpotifyProtocolError(
+                    f"refused to send a request for {what} to {exc.url}: it is not on "
+                    f"{exc.origin}, where the credentials belong; check SPOTIFY_API_BASE_URL "
+                    "and SPOTIFY_TOKEN_URL"
+                ) from exc
+            except requests.JSONDecodeError as exc:  # spotipy parses token replies unguarded
+                raise SpotifyProtocolError(
+                    f"the token endpoint {self.settings.token_url} answered 200 with a body "
+                    f"that is not JSON while reading {what}: check SPOTIFY_TOKEN_URL (a proxy "
+                    "or captive portal answers HTML), or try again later"
+                ) from exc
+            except (requests.ConnectionError, requests.Timeout, _ServerFailure) as exc:
                 if failures < self.settings.max_retries:
                     failures += 1
                     self.sleep(_backoff(failures))
                     continue
-                raise SpotifyUnavailable(
-                    f"cannot reach the Spotify API at {self.settings.api_base_url} while "
-                    f"reading {what} ({type(exc).__name__}, {failures + 1} attempts): check "
-                    "the network or SPOTIFY_API_BASE_URL"
-                ) from exc
+                raise self._unavailable(what, exc, failures + 1) from exc
 
-    def _wait_out_rate_limit(self, what: str, exc: spotipy.SpotifyException) -> None:
+    def _unavailable(self, what: str, exc: requests.RequestException, attempts: int):
+        url = getattr(exc.request, "url", None) or ""
+        on_token_endpoint = url.startswith(self.settings.token_url)
+        where = (
+            f"the token endpoint {self.settings.token_url}"
+            if on_token_endpoint
+            else f"the Spotify API at {self.settings.api_base_url}"
+        )
+        setting = "SPOTIFY_TOKEN_URL" if on_token_endpoint else "SPOTIFY_API_BASE_URL"
+        if isinstance(exc, _ServerFailure):
+            return SpotifyUnavailable(
+                f"{where} kept failing ({exc.status}) while reading {what}, {attempts} "
+                "attempts: try again later"
+            )
+        if isinstance(exc, bounded_http.DeadlineExceeded):
+            return SpotifyUnavailable(
+                f"{where} did not finish answering within "
+                f"{self.settings.request_deadline_seconds:g} s while reading {what} "
+                f"(DeadlineExceeded, {attempts} attempts): try again later, or check {setting}"
+            )
+        return SpotifyUnavailable(
+            f"cannot reach {where} while reading {what} ({type(exc).__name__}, {attempts} "
+            f"attempts): check the network or {setting}"
+        )
+
+    def _wait_out_rate_limit(
+        self, what: str, exc: spotipy.SpotifyException, backoffs: int
+    ) -> int:
+        """Sleep as the 429 asks, or raise; returns 1 when it was a backoff, else 0."""
         if _says_quota_exceeded(exc):
             raise QuotaExceeded(
                 f"the app's API quota is exhausted (429 QUOTA_EXCEEDED) while reading {what}: "
                 "waiting will not help; try again after the quota resets, or use another app"
             ) from exc
-        wait = _retry_after_seconds(exc, self.now())
+        header = (exc.headers or {}).get("Retry-After")
+        asked = retry_after_seconds(header, self.now())
+        wait: float
+        if asked is not None:
+            wait = asked
+        else:
+            if backoffs >= self.settings.max_retries:
+                raise RateLimited(
+                    f"rate limited until an unknown time (429 {backoffs + 1} times, no usable "
+                    f"Retry-After: {_shown(header)}) while reading {what}: try again later",
+                    until=self.now(),
+                ) from exc
+            wait = _backoff(backoffs + 1)
         if wait > self.budget.remaining_seconds:
             until = self.now() + timedelta(seconds=wait)
             raise RateLimited(
@@ -156,6 +245,7 @@ class SpotifyReader:
             ) from exc
         self.budget.remaining_seconds -= wait
         self.sleep(wait)
+        return 0 if asked is not None else 1
 
     def _refresh_token(self) -> None:
         auth = self.client.auth_manager
@@ -166,25 +256,81 @@ class SpotifyReader:
             auth.cache_handler.save_token_to_cache(None)
 
     def playlist(self, playlist_id: str) -> dict:
-        return self.call(
-            f"playlist {playlist_id}",
-            lambda: self.client.playlist(playlist_id, fields=PLAYLIST_FIELDS),
+        what = f"playlist {playlist_id}"
+        return _json_object(
+            what,
+            self.call(what, lambda: self.client.playlist(playlist_id, fields=PLAYLIST_FIELDS)),
         )
 
     def item_pages(self, playlist_id: str) -> list[dict]:
-        """Every page of the playlist's items, following ``next`` until it is null."""
+        """Every page of the playlist's items, following ``next`` until it is null.
+
+        ``next`` must stay on the API's origin, name a page not read yet, and the pages may
+        not outnumber what ``total`` allows: a server answering otherwise would otherwise
+        be followed forever, or be handed the token.
+        """
         what = f"the items of playlist {playlist_id}"
-        page = self.call(
-            what, lambda: self.client.playlist_items(playlist_id, limit=PAGE_SIZE, offset=0)
+        page = _json_object(
+            what,
+            self.call(
+                what, lambda: self.client.playlist_items(playlist_id, limit=PAGE_SIZE, offset=0)
+            ),
         )
+        total = page.get("total")
+        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+            raise SpotifyProtocolError(
+                f"the API answered {what} with a page without a valid total ({_shown(total)}): "
+                "check SPOTIFY_API_BASE_URL, or try again later"
+            )
+        most_pages = total // PAGE_SIZE + 1
+        api_origin = bounded_http.origin_of(self.settings.api_base_url)
         pages = [page]
-        while page.get("next"):
-            page = self.call(what, lambda previous=page: self.client.next(previous))
+        seen = {page.get("href")}
+        while (next_url := page.get("next")) is not None:
+            if not isinstance(next_url, str) or bounded_http.origin_of(next_url) != api_origin:
+                raise SpotifyProtocolError(
+                    f"the API's next link for {what} points away from {api_origin} "
+                    f"({_shown(next_url)}): stopped paging without following it, so the token "
+                    "was not sent there; check SPOTIFY_API_BASE_URL"
+                )
+            if next_url in seen:
+                raise SpotifyProtocolError(
+                    f"the API's next link for {what} repeats a page already read "
+                    f"({_shown(next_url)}): stopped paging after {len(pages)} pages; try again "
+                    "later"
+                )
+            if len(pages) >= most_pages:
+                raise SpotifyProtocolError(
+                    f"the API kept paging {what} past {most_pages} pages, more than its total "
+                    f"of {total} items needs: stopped paging; try again later"
+                )
+            seen.add(next_url)
+            page = _json_object(
+                what, self.call(what, lambda url=next_url: self.client.next({"next": url}))
+            )
             pages.append(page)
         return pages
 
     def me(self) -> dict:
-        return self.call("the current user", self.client.me)
+        what = "the current user"
+        return _json_object(what, self.call(what, self.client.me))
+
+
+def _json_object(what: str, result: Any) -> dict:
+    # spotipy answers None for a 200 whose body does not parse.
+    if not isinstance(result, dict):
+        raise SpotifyProtocolError(
+            f"the API answered {what} with a body that is not a JSON object (HTML from a proxy "
+            "or captive portal, or a truncated reply): check SPOTIFY_API_BASE_URL, or try "
+            "again later"
+        )
+    return result
+
+
+def _shown(value: Any, limit: int = 120) -> str:
+    """A value from the server for a one-line message: repr, shortened."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _backoff(failures: int) -> float:
@@ -196,18 +342,27 @@ def _says_quota_exceeded(exc: spotipy.SpotifyException) -> bool:
     return "QUOTA_EXCEEDED" in f"{exc.msg} {exc.reason}"
 
 
-def _retry_after_seconds(exc: spotipy.SpotifyException, now: datetime) -> float:
-    header = (exc.headers or {}).get("Retry-After")
+def retry_after_seconds(header: str | None, now: datetime) -> int | None:
+    """Whole seconds to wait, at most ``MAX_RETRY_AFTER_SECONDS``; None when unusable.
+
+    Unusable: absent, not a number or an HTTP date, NaN, zero, negative, a date not in the
+    future. Fractions round up; infinity and anything huge become the maximum.
+    """
     if header is None:
-        return 1.0
+        return None
+    text = header.strip()
     try:
-        return max(0.0, float(header))
+        seconds = float(text)
     except ValueError:
-        pass
-    try:  # the HTTP-date form
-        return max(0.0, (parsedate_to_datetime(header) - now).total_seconds())
-    except (TypeError, ValueError):
-        return 1.0
+        try:  # the HTTP-date form
+            seconds = (parsedate_to_datetime(text) - now).total_seconds()
+        except (TypeError, ValueError, OverflowError, IndexError):
+            return None
+    if math.isnan(seconds) or seconds <= 0:
+        return None
+    if seconds >= MAX_RETRY_AFTER_SECONDS:
+        return MAX_RETRY_AFTER_SECONDS
+    return math.ceil(seconds)
 
 
 def _explain(
@@ -238,7 +393,10 @@ def _explain(
             f"the Spotify API kept failing ({status}) while reading {what}, "
             f"{failures + 1} attempts: try again later"
         )
-    return SpotifyError(f"the API answered {status} while reading {what}: {exc.msg.strip()}")
+    # The message may be a whole HTML page: one line of it, shortened.
+    detail = " ".join(str(exc.msg).split())
+    detail = detail if len(detail) <= 200 else detail[:197] + "..."
+    return SpotifyError(f"the API answered {status} while reading {what}: {detail}")
 
 
 def _oauth_message(exc: SpotifyOauthError, settings: Settings) -> str:
@@ -260,17 +418,38 @@ def _oauth_message(exc: SpotifyOauthError, settings: Settings) -> str:
 
 
 def _store_rotated_refresh_token(settings: Settings) -> Callable[[str], None]:
+    said = False
+
     def store(refresh_token: str) -> None:
-        updated = replace(settings.credentials, refresh_token=refresh_token)
-        if settings.secret_id:
-            credential_sources.write_secrets_manager(
-                settings.secret_id, updated, region=settings.aws_region
-            )
-        elif settings.credentials.origin.startswith("file") or not settings.credentials.origin:
-            credential_sources.write_file(settings.credentials_file, updated)
-        # A token from the environment cannot be written back; the next login replaces it.
+        nonlocal said
+        problem = credential_sources.store_rotated_refresh_token(
+            settings.credentials,
+            refresh_token,
+            secret_id=settings.secret_id,
+            credentials_file=settings.credentials_file,
+            region=settings.aws_region,
+        )
+        if problem and not said:  # once per run, however often the token rotates in it
+            said = True
+            log.warning("%s", problem)
 
     return store
+
+
+def token_session(settings: Settings) -> requests.Session:
+    """The session for the token endpoint: its origin only, each request within the deadline."""
+    return _TokenSession(settings.request_deadline_seconds, origin=settings.token_url)
+
+
+def api_session(settings: Settings) -> requests.Session:
+    """The session for the API: its origin only, each request within the deadline.
+
+    No urllib3 retries: retries are this module's policy (urllib3 would sleep for any
+    Retry-After, however long).
+    """
+    return bounded_http.BoundedSession(
+        settings.request_deadline_seconds, origin=settings.api_base_url
+    )
 
 
 def auth_manager(settings: Settings):
@@ -297,6 +476,7 @@ def auth_manager(settings: Settings):
                 _store_rotated_refresh_token(settings),
             ),
             requests_timeout=timeout,
+            requests_session=token_session(settings),
             open_browser=False,
         )
         auth.OAUTH_AUTHORIZE_URL = settings.authorize_url
@@ -311,17 +491,16 @@ def auth_manager(settings: Settings):
             client_secret=creds.client_secret,
             cache_handler=MemoryCacheHandler(),
             requests_timeout=timeout,
+            requests_session=token_session(settings),
         )
     auth.OAUTH_TOKEN_URL = settings.token_url
     return auth
 
 
 def make_reader(settings: Settings, **policy) -> SpotifyReader:
-    # A plain session: retries are this module's policy, not urllib3's (which sleeps for
-    # any Retry-After, however long).
     client = spotipy.Spotify(
         auth_manager=auth_manager(settings),
-        requests_session=requests.Session(),
+        requests_session=api_session(settings),
         requests_timeout=(settings.connect_timeout_seconds, settings.read_timeout_seconds),
     )
     client.prefix = settings.api_base_url.rstrip("/") + "/"

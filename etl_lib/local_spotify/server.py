@@ -16,10 +16,14 @@ What it models:
   to a user token of its owner or a collaborator, 403 to anyone else; its metadata is
   readable by any token but then comes without the embedded ``items``/``tracks`` pages.
 * Entries carry ``item``, the deprecated ``track``, or both (``entry_fields``).
-* Faults: ``fail_next`` (429 with Retry-After, 5xx bursts, HTML error pages),
-  ``quota_exceeded`` and ``delay_next`` for slow replies.
+* Faults: ``fail_next`` (429 with any Retry-After, 5xx bursts, HTML error pages, a 200
+  with HTML or bytes that are not JSON, on the API or the token endpoint),
+  ``quota_exceeded``, ``delay_next`` for slow replies, ``trickle_next`` for bodies sent a
+  few bytes at a time, ``misdirect_next`` for item pages whose ``next`` points to
+  themselves or to another server.
 * Test hooks: ``issue_token``, ``mint_refresh_token``, ``expire_access_tokens``,
-  ``revoke_refresh_tokens``; every request is logged in ``requests``.
+  ``revoke_refresh_tokens``; every request is logged in ``requests``, and those that
+  carried an ``Authorization`` header also in ``authorized_requests``.
 
 Run it in the foreground with ``python -m etl_lib.local_spotify --port 8765``.
 """
@@ -38,7 +42,7 @@ import threading
 import time
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any, NamedTuple, Self
@@ -122,7 +126,7 @@ class _Fault:
     status: int
     remaining: int
     headers: dict[str, str]
-    body: dict[str, Any] | str | None
+    body: dict[str, Any] | str | bytes | None
     path_contains: str | None
 
 
@@ -130,6 +134,21 @@ class _Fault:
 class _Delay:
     seconds: float
     remaining: int
+    path_contains: str | None
+
+
+@dataclass
+class _Trickle:
+    piece_bytes: int
+    interval_seconds: float
+    remaining: int
+    path_contains: str | None
+
+
+@dataclass
+class _Misdirection:
+    target: str  # "self", or the absolute URL served as next
+    remaining: int | None  # None: every page from now on
     path_contains: str | None
 
 
@@ -168,6 +187,8 @@ class _Response:
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
     content_type: str = "application/json; charset=utf-8"
+    # (bytes per piece, seconds between pieces): the body is sent slowly, see trickle_next.
+    trickle: tuple[int, float] | None = None
 
 
 def _json_response(
@@ -249,12 +270,15 @@ class LocalSpotifyServer(LoopbackServer):
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.entry_fields = entry_fields
         self.requests: list[RecordedRequest] = []
+        self.authorized_requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._tokens: dict[str, _AccessToken] = {}
         self._refresh_tokens: dict[str, _Grant] = {}
         self._codes: dict[str, _AuthorizationCode] = {}
         self._faults: list[_Fault] = []
         self._delays: list[_Delay] = []
+        self._trickles: list[_Trickle] = []
+        self._misdirections: list[_Misdirection] = []
         # Set by stop(): delayed replies wake up and are dropped instead of holding it up.
         self._stopping = threading.Event()
 
@@ -310,7 +334,7 @@ class LocalSpotifyServer(LoopbackServer):
         *,
         times: int = 1,
         headers: dict[str, str] | None = None,
-        body: dict[str, Any] | str | None = None,
+        body: dict[str, Any] | str | bytes | None = None,
         path_contains: str | None = None,
     ) -> None:
         """Answer the next ``times`` matching requests with ``status`` instead.
@@ -318,7 +342,8 @@ class LocalSpotifyServer(LoopbackServer):
         Without ``path_contains`` only authorized ``/v1`` requests match; with it, any
         request whose path and query contain it (``"/api/token"`` reaches the token
         endpoint, ``"/authorize"`` the authorize one). The default body is Spotify's error
-        object; a ``str`` body is sent as text/html, like a gateway's error page.
+        object; a ``str`` body is sent as text/html, like a gateway's error page; ``bytes``
+        are sent as they are, labelled application/json (a truncated or garbled reply).
         """
         if not 100 <= status <= 599:
             raise ValueError(f"not an HTTP status: {status}")
@@ -365,11 +390,53 @@ class LocalSpotifyServer(LoopbackServer):
         with self._lock:
             self._delays.append(_Delay(seconds, times, path_contains))
 
+    def trickle_next(
+        self,
+        *,
+        piece_bytes: int = 1,
+        interval_seconds: float = 0.1,
+        times: int = 1,
+        path_contains: str | None = None,
+    ) -> None:
+        """Send the next ``times`` matching replies' bodies ``piece_bytes`` at a time.
+
+        The headers go at once; then one piece every ``interval_seconds``, so each read of a
+        client sees data before its read timeout while the whole reply takes as long as the
+        body is big. Matching is as for ``delay_next``; ``stop()`` cuts a trickle short.
+        """
+        if piece_bytes < 1:
+            raise ValueError(f"piece_bytes must be at least 1, got {piece_bytes}")
+        if not interval_seconds >= 0:
+            raise ValueError(f"interval_seconds must be at least 0, got {interval_seconds}")
+        if times < 1:
+            raise ValueError(f"times must be at least 1, got {times}")
+        with self._lock:
+            self._trickles.append(_Trickle(piece_bytes, interval_seconds, times, path_contains))
+
+    def misdirect_next(
+        self, target: str, *, times: int | None = None, path_contains: str | None = None
+    ) -> None:
+        """Serve item pages whose ``next`` is ``target`` instead of the true next page.
+
+        ``"self"`` makes each page's ``next`` its own URL (a client following it never
+        ends); an absolute URL sends the client elsewhere (another server, to see whether
+        the token follows). Applies to the next ``times`` item pages, the last one included
+        (all of them when ``times`` is None), whose URL contains ``path_contains``.
+        """
+        if target != "self" and not urlsplit(target).scheme:
+            raise ValueError(f"target must be 'self' or an absolute URL, got {target!r}")
+        if times is not None and times < 1:
+            raise ValueError(f"times must be at least 1, got {times}")
+        with self._lock:
+            self._misdirections.append(_Misdirection(target, times, path_contains))
+
     def clear_faults(self) -> None:
-        """Forget scripted faults and delays not yet used."""
+        """Forget scripted faults, delays, trickles and misdirections not yet used."""
         with self._lock:
             self._faults.clear()
             self._delays.clear()
+            self._trickles.clear()
+            self._misdirections.clear()
 
     # test hooks: tokens -------------------------------------------------------------------
 
@@ -413,9 +480,32 @@ class LocalSpotifyServer(LoopbackServer):
 
     # request handling ---------------------------------------------------------------------
 
-    def _record(self, method: str, target: str) -> None:
+    def _record(self, method: str, target: str, authorized: bool) -> None:
         with self._lock:
             self.requests.append(RecordedRequest(method, target))
+            if authorized:
+                self.authorized_requests.append(RecordedRequest(method, target))
+
+    def _take_trickle(self, target: str) -> tuple[int, float] | None:
+        with self._lock:
+            for trickle in self._trickles:
+                if _matches(trickle.path_contains, target):
+                    trickle.remaining -= 1
+                    if trickle.remaining == 0:
+                        self._trickles.remove(trickle)
+                    return trickle.piece_bytes, trickle.interval_seconds
+        return None
+
+    def _take_misdirection(self, page_url: str) -> str | None:
+        with self._lock:
+            for misdirection in self._misdirections:
+                if misdirection.path_contains is None or misdirection.path_contains in page_url:
+                    if misdirection.remaining is not None:
+                        misdirection.remaining -= 1
+                        if misdirection.remaining == 0:
+                            self._misdirections.remove(misdirection)
+                    return misdirection.target
+        return None
 
     def _take_delay(self, target: str) -> float:
         with self._lock:
@@ -437,6 +527,8 @@ class LocalSpotifyServer(LoopbackServer):
                     break
             else:
                 return None
+        if isinstance(fault.body, bytes):
+            return _Response(fault.status, fault.body, tuple(fault.headers.items()))
         if isinstance(fault.body, str):
             return _Response(
                 fault.status,
@@ -455,12 +547,14 @@ class LocalSpotifyServer(LoopbackServer):
         self, method: str, target: str, headers: Mapping[str, str], body: bytes
     ) -> _Response | None:
         """The response to one request, or ``None`` to close the connection unanswered."""
-        self._record(method, target)
+        self._record(method, target, bool(headers.get("Authorization")))
         delay = self._take_delay(target)
         # The wait ends early when the server stops; the reply is then dropped.
         if delay and self._stopping.wait(delay):
             return None
-        return self._dispatch(method, target, headers, body)
+        response = self._dispatch(method, target, headers, body)
+        trickle = self._take_trickle(target)
+        return response if trickle is None else replace(response, trickle=trickle)
 
     def _dispatch(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes
@@ -733,6 +827,8 @@ class LocalSpotifyServer(LoopbackServer):
         entries = self.simulator.chart(playlist_id, self._clock, api_base_url=self.base_url)
         passed_on = [(k, v) for k, v in query if k not in ("offset", "limit")]
         page = self._page(playlist_id, endpoint, entries, offset, limit, passed_on)
+        if target := self._take_misdirection(page["href"]):
+            page["next"] = page["href"] if target == "self" else target
         return _json_response(200, select_fields(page, params.get("fields")))
 
     def _page(
@@ -879,7 +975,16 @@ class _Handler(LoopbackHandler):
             for name, value in response.headers:
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(response.body)
+            if response.trickle is None:
+                self.wfile.write(response.body)
+                return
+            piece_bytes, interval = response.trickle
+            for start in range(0, len(response.body), piece_bytes):
+                self.wfile.write(response.body[start : start + piece_bytes])
+                self.wfile.flush()
+                if self.server.app._stopping.wait(interval):
+                    self.close_connection = True
+                    return
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up first (a read timeout on a delayed reply): nothing to tell.
             self.close_connection = True
