@@ -140,15 +140,8 @@ def _parquet_views(connection: duckdb.DuckDBPyConnection, lake_root: str) -> Non
     """The catalog's own views, reading the same files through the counting filesystem."""
     connection.execute("SET TimeZone = 'UTC'")
     base = str(Path(lake_root).resolve())
-    local_prefix = f"'{base}/{lake.TABLES}/"
-    for name, statement in catalog.duckdb_view_statements(base):
-        if name in schemas.TABLES:
-            if local_prefix not in statement:
-                raise BenchError(
-                    f"the catalog's view of {name} does not read {local_prefix}...: "
-                    "bench/queries.py cannot point it at the counting filesystem"
-                )
-            statement = statement.replace(local_prefix, f"'{counting_fs.url(base)}/{lake.TABLES}/")
+    table_root = counting_fs.url(base) + "/"
+    for _, statement in catalog.duckdb_view_statements(base, table_root=table_root):
         connection.execute(statement)
 
 

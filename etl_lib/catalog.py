@@ -5,11 +5,21 @@ from the path as a string, the type Athena's partition projection gives it too; 
 lake they persist in ``<lake>/catalog.duckdb``. Athena: the Glue Data Catalog
 (``etl_lib.glue``) plus the same derived views created in Athena (``etl_lib.athena``).
 The derived views (``latest_*``, ``daily_chart``) are the shipped SQL in ``etl_lib/sql/views``.
+
+A local catalog holds only views, and their paths are relative to the lake (DuckDB's
+``file_search_path``, set by ``connect``): a copied or moved lake reads its own files, and
+glob characters in the lake's path are never expanded. ``build_catalog`` writes a new
+database file beside the old one and renames it over ``catalog.duckdb``: readers keep the file
+they opened, and two builds at once never wait for each other.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import tempfile
+import time
 
 import duckdb
 import pyarrow as pa
@@ -19,6 +29,13 @@ from etl_lib.errors import ConfigError, LakeError
 
 CATALOG_FILE = "catalog.duckdb"
 ENGINES = ("duckdb", "athena")
+# Only a process that opened catalog.duckdb for writing itself (a duckdb shell, say) holds a
+# lock readers must wait for: this project's builds replace the file instead.
+LOCK_WAIT_SECONDS = 10.0
+# A write renames its temporary file within seconds, so one this old was left by a killed
+# process; younger ones may belong to a writer still running.
+STALE_TEMPORARY_SECONDS = 3600.0
+_LOCK_HOLDER = re.compile(r"held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 
 _DUCKDB_TYPES = {
     pa.string(): "VARCHAR",
@@ -71,11 +88,18 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _table_view(lake_root: str, table: str, schema: pa.Schema) -> str:
+def _table_root(lake_root: str) -> str:
+    """Where the views find ``tables/``: "" (relative to the lake, through the connection's
+    ``file_search_path``) for a local lake, the lake's URL for an object store."""
+    if lake.is_local(lake_root):
+        return ""
+    _, base = lake.filesystem(lake_root)
+    return lake_root.split("://", 1)[0] + "://" + base + "/"
+
+
+def _table_view(lake_root: str, table: str, schema: pa.Schema, table_root: str) -> str:
     if any(lake.list_keys(lake_root, f"{lake.TABLES}/{table}/", ".parquet")):
-        _, base = lake.filesystem(lake_root)
-        scheme = "" if lake.is_local(lake_root) else lake_root.split("://", 1)[0] + "://"
-        pattern = f"{scheme}{base}/{lake.TABLES}/{table}/*/*.parquet"
+        pattern = f"{table_root}{lake.TABLES}/{table}/*/*.parquet"
         # Files a newer batch file covers are skipped (the rule of etl_lib.lake.superseded),
         # so a reader never counts a snapshot twice while a compaction replaces files.
         return f"""CREATE OR REPLACE VIEW {table} AS
@@ -106,10 +130,19 @@ WHERE filename NOT IN (SELECT file FROM superseded)"""
     return f"CREATE OR REPLACE VIEW {table} AS SELECT {', '.join(columns)} WHERE false"
 
 
-def duckdb_view_statements(lake_root: str) -> list[tuple[str, str]]:
-    """(name, DDL) of every DuckDB view: the tables first, then the shipped derived views."""
+def duckdb_view_statements(
+    lake_root: str, table_root: str | None = None
+) -> list[tuple[str, str]]:
+    """(name, DDL) of every DuckDB view: the tables first, then the shipped derived views.
+
+    ``table_root`` is the prefix of the views' ``tables/...`` patterns (by default
+    ``_table_root``: none for a local lake, whose connections resolve them in the lake).
+    """
+    if table_root is None:
+        table_root = _table_root(lake_root)
     statements = [
-        (table, _table_view(lake_root, table, schema)) for table, schema in schemas.TABLES.items()
+        (table, _table_view(lake_root, table, schema, table_root))
+        for table, schema in schemas.TABLES.items()
     ]
     types = table_schema()
     for name, view in sql.shipped("views").items():
@@ -118,12 +151,27 @@ def duckdb_view_statements(lake_root: str) -> list[tuple[str, str]]:
 
 
 def create_duckdb_views(connection: duckdb.DuckDBPyConnection, lake_root: str) -> list[str]:
-    connection.execute("SET TimeZone = 'UTC'")
+    _read_in_lake(connection, lake_root)
     names = []
     for name, statement in duckdb_view_statements(lake_root):
         connection.execute(statement)
         names.append(name)
     return names
+
+
+def _read_in_lake(connection: duckdb.DuckDBPyConnection, lake_root: str) -> None:
+    """Session settings the views need: UTC, and relative paths resolved in a local lake."""
+    connection.execute("SET TimeZone = 'UTC'")
+    if not lake.is_local(lake_root):
+        return
+    _, base = lake.filesystem(lake_root)
+    if "," in base:
+        # DuckDB splits file_search_path on commas, with no way to escape one.
+        raise ConfigError(
+            f"lake path {base!r} contains a comma, which DuckDB cannot search: "
+            "rename or move the lake folder"
+        )
+    connection.execute(f"SET file_search_path = {_quote(base)}")
 
 
 def connect(lake_root: str) -> duckdb.DuckDBPyConnection:
@@ -140,8 +188,12 @@ def connect(lake_root: str) -> duckdb.DuckDBPyConnection:
                 f"no catalog in lake {lake_root!r}: run `spotify-etl catalog --lake {lake_root}` "
                 "(or `spotify-etl run`) first"
             )
-        connection = duckdb.connect(path, read_only=True)
-        connection.execute("SET TimeZone = 'UTC'")
+        connection = _open_read_only(path, lake_root)
+        try:
+            _read_in_lake(connection, lake_root)
+        except BaseException:
+            connection.close()
+            raise
         return connection
     fs, _ = lake.filesystem(lake_root)
     connection = duckdb.connect()
@@ -149,6 +201,35 @@ def connect(lake_root: str) -> duckdb.DuckDBPyConnection:
     with lake.storage_errors(lake_root):
         create_duckdb_views(connection, lake_root)
     return connection
+
+
+def _open_read_only(path: str, lake_root: str) -> duckdb.DuckDBPyConnection:
+    """Open the catalog, waiting up to LOCK_WAIT_SECONDS for a process that locked it."""
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    pause = 0.05
+    while True:
+        try:
+            return duckdb.connect(path, read_only=True)
+        except duckdb.IOException as exc:
+            message = str(exc)
+            if "not a valid DuckDB database" in message:
+                raise LakeError(
+                    f"{path} is not a DuckDB database: run `spotify-etl catalog --lake "
+                    f"{lake_root}` to rebuild it"
+                ) from exc
+            holder = _LOCK_HOLDER.search(message)
+            if holder is None:
+                raise
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LakeError(
+                    f"{path} is locked by {holder['program']} (PID {holder['pid']}), which "
+                    f"opened it for writing; still locked after {LOCK_WAIT_SECONDS:g} s: close "
+                    "that process's connection to it (this project only ever reads it), then "
+                    "run the command again"
+                ) from exc
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, 1.0)
 
 
 def build_catalog(lake_root: str, engine: str = "duckdb", settings=None) -> list[str]:
@@ -165,5 +246,22 @@ def build_catalog(lake_root: str, engine: str = "duckdb", settings=None) -> list
         # checks that the lake answers.
         with connect(lake_root) as connection:
             return [row[0] for row in connection.execute("SHOW TABLES").fetchall()]
-    with duckdb.connect(catalog_path(lake_root)) as connection:
-        return create_duckdb_views(connection, lake_root)
+    # `run` catalogs after every load, so leftovers of killed writes go within the hour.
+    lake.remove_stale_temporaries(lake_root, STALE_TEMPORARY_SECONDS)
+    path = catalog_path(lake_root)
+    # DuckDB derives its write-ahead log's path from the database's and trips on a "?" in it
+    # (a lake folder may hold one): the catalog is built under a plain name, then copied in.
+    with tempfile.TemporaryDirectory(prefix="spotify-etl-catalog-") as scratch:
+        built = os.path.join(scratch, CATALOG_FILE)
+        with duckdb.connect(built) as connection:
+            names = create_duckdb_views(connection, lake_root)
+            connection.execute("CHECKPOINT")  # everything in the file, no log beside it
+        # A build killed midway leaves a temporary file like any other write's.
+        temporary = lake.temporary_path(path)
+        try:
+            shutil.copyfile(built, temporary)
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+    return names

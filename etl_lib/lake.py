@@ -19,7 +19,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etl_lib.config import s3_storage_options
+from etl_lib.config import S3FS_ATTEMPTS, s3_request_worst_case_seconds, s3_storage_options
 from etl_lib.errors import ConfigError, EtlError, LakeError
 
 RAW = "raw"
@@ -28,16 +28,16 @@ QUARANTINE = "quarantine"
 STATE = "_state"
 HEARTBEATS = "heartbeats"
 
-_SPOTIFY_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
-_STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+_SPOTIFY_ID = re.compile(r"[A-Za-z0-9]{1,64}")
 _RAW_KEY = re.compile(
-    r"^raw/playlist_id=(?P<playlist_id>[A-Za-z0-9]+)/dt=(?P<dt>\d{4}-\d{2}-\d{2})/"
-    r"(?P<stamp>\d{8}T\d{6}Z)\.json$"
+    r"raw/playlist_id=(?P<playlist_id>[A-Za-z0-9]+)/dt=(?P<dt>\d{4}-\d{2}-\d{2})/"
+    r"(?P<stamp>\d{8}T\d{6}Z)\.json"
 )
 
 
 def check_playlist_id(playlist_id: str) -> str:
-    if not _SPOTIFY_ID.match(playlist_id or ""):
+    # fullmatch: "$" would also accept a trailing newline, which then ends up in folder names.
+    if not isinstance(playlist_id, str) or not _SPOTIFY_ID.fullmatch(playlist_id):
         raise ConfigError(
             f"playlist id {playlist_id!r} is not a Spotify ID: use the 22-character base62 id "
             "from the playlist's URL (open.spotify.com/playlist/<id>)"
@@ -45,8 +45,11 @@ def check_playlist_id(playlist_id: str) -> str:
     return playlist_id
 
 
+# Built from the fields, not with strftime: "%Y" does not pad years before 1000 on every
+# platform, and keys must sort and parse alike whatever the year.
 def utc_stamp(moment: datetime) -> str:
-    return as_utc(moment).strftime(_STAMP_FORMAT)
+    m = as_utc(moment)
+    return f"{m.year:04d}{m.month:02d}{m.day:02d}T{m.hour:02d}{m.minute:02d}{m.second:02d}Z"
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -56,20 +59,25 @@ def as_utc(moment: datetime) -> datetime:
 
 
 def partition_date(moment: datetime) -> str:
-    return as_utc(moment).strftime("%Y-%m-%d")
+    m = as_utc(moment)
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d}"
 
 
 def raw_key(playlist_id: str, extracted_at: datetime) -> str:
+    """The raw key of a snapshot; it always reads back with ``parse_raw_key``."""
     check_playlist_id(playlist_id)
-    return (
+    key = (
         f"{RAW}/playlist_id={playlist_id}/dt={partition_date(extracted_at)}/"
         f"{utc_stamp(extracted_at)}.json"
     )
+    if parse_raw_key(key) is None:
+        raise ValueError(f"{key!r} would not read back as a raw key")
+    return key
 
 
 def parse_raw_key(key: str) -> dict[str, str] | None:
     """The playlist id, dt and stamp of a raw key, or None when the key is not one."""
-    match = _RAW_KEY.match(key)
+    match = _RAW_KEY.fullmatch(key)
     return match.groupdict() if match else None
 
 
@@ -211,6 +219,9 @@ def filesystem(root: str) -> tuple[fsspec.AbstractFileSystem, str]:
         ) from exc
     except ValueError as exc:
         raise LakeError(f"cannot open lake root {root!r}: {exc}") from exc
+    if hasattr(fs, "retries"):
+        # s3fs takes its retry count as an attribute only (config.S3FS_ATTEMPTS says why).
+        fs.retries = S3FS_ATTEMPTS
     return fs, path.rstrip("/")
 
 
@@ -220,49 +231,110 @@ def object_store_options(root: str) -> dict:
     return s3_storage_options()
 
 
+def _storage_failures() -> tuple[type[BaseException], ...]:
+    """Exception types that mean the object store failed (as opposed to a bug of ours)."""
+    failures: tuple[type[BaseException], ...] = (OSError, TimeoutError)
+    try:
+        import botocore.exceptions
+
+        failures += (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+    except ImportError:  # no AWS extra: only local lakes, whose errors stay as they are
+        pass
+    try:
+        import aiohttp
+
+        failures += (aiohttp.ClientError,)
+    except ImportError:
+        pass
+    return failures
+
+
 @contextmanager
-def storage_errors(root: str):
-    """Turn object-store failures into one line naming the resource and the setting to fix."""
+def storage_errors(root: str, key: str = ""):
+    """Turn object-store failures into one line naming the bucket, the key and the setting
+    to fix. They come after botocore's bounded retries (``config.s3_storage_options``);
+    local lakes keep their errors as they are."""
     try:
         yield
-    except (EtlError, FileNotFoundError) as exc:
-        if isinstance(exc, EtlError) or is_local(root):
-            raise
-        raise LakeError(
-            f"{_bucket(root)}: the bucket does not exist or the key is missing ({exc}); "
-            "create the bucket or fix --lake / SPOTIFY_ETL_LAKE"
-        ) from exc
-    except PermissionError as exc:
-        raise LakeError(
-            f"access denied to {root}: check the AWS credentials (AWS_PROFILE, "
-            "AWS_ACCESS_KEY_ID) and the bucket's policy"
-        ) from exc
-    except Exception as exc:
-        message = str(exc)
-        name = type(exc).__name__
-        if is_local(root):
-            raise
-        if "EndpointConnectionError" in name or "ConnectTimeout" in name:
-            raise LakeError(
-                f"cannot reach the object store for {root} ({message.splitlines()[0]}): check "
-                "AWS_ENDPOINT_URL / SPOTIFY_ETL_S3_ENDPOINT_URL and the network"
-            ) from exc
-        if "NoCredentials" in name:
-            raise LakeError(
-                f"no AWS credentials for {root}: set AWS_PROFILE or AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY"
-            ) from exc
-        if "region" in message.lower() or "PermanentRedirect" in message:
-            raise LakeError(
-                f"{_bucket(root)} is in another region than the one configured "
-                f"({message.splitlines()[0]}): set AWS_REGION to the bucket's region"
-            ) from exc
+    except EtlError:
         raise
+    except Exception as exc:
+        if is_local(root) or not isinstance(exc, _storage_failures()):
+            raise
+        raise LakeError(_storage_failure_message(root, key, exc)) from exc
+
+
+def _storage_failure_message(root: str, key: str, exc: BaseException) -> str:
+    where = url(root, key)
+    name = type(exc).__name__
+    detail = " ".join(str(exc).split())[:300] or f"{name}: no answer in time"
+    if isinstance(exc, FileNotFoundError) or "NoSuchBucket" in detail:
+        return (
+            f"{where}: the bucket {_bucket(root)} does not exist or the key is missing "
+            f"({detail}); create the bucket or fix --lake / SPOTIFY_ETL_LAKE"
+        )
+    if isinstance(exc, PermissionError) or "AccessDenied" in detail:
+        return (
+            f"access denied to {where}: check the AWS credentials (AWS_PROFILE, "
+            "AWS_ACCESS_KEY_ID) and the bucket's policy"
+        )
+    if "NoCredentials" in name:
+        return (
+            f"no AWS credentials for {where}: set AWS_PROFILE or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY"
+        )
+    if "region" in detail.lower() or "PermanentRedirect" in detail:
+        return (
+            f"{_bucket(root)} is in another region than the one configured ({detail}) "
+            f"reading {where}: set AWS_REGION to the bucket's region"
+        )
+    options = s3_storage_options()
+    config = options["config_kwargs"]
+    limits = (
+        f"{config['retries']['max_attempts']} attempts of connect {config['connect_timeout']:g} s "
+        f"+ read {config['read_timeout']:g} s, at most "
+        f"{s3_request_worst_case_seconds(options):.0f} s"
+    )
+    endpoint = options.get("client_kwargs", {}).get("endpoint_url", "AWS")
+    if _is_connection_failure(exc):
+        return (
+            f"cannot reach the object store ({endpoint}) for {where} within {limits} "
+            f"({detail}): check AWS_ENDPOINT_URL / SPOTIFY_ETL_S3_ENDPOINT_URL and the network, "
+            "or raise SPOTIFY_ETL_S3_READ_TIMEOUT / SPOTIFY_ETL_S3_MAX_ATTEMPTS"
+        )
+    return (
+        f"the object store ({endpoint}) failed on {where} within {limits} ({detail}): "
+        "run the command again later, or raise SPOTIFY_ETL_S3_MAX_ATTEMPTS"
+    )
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    try:
+        import botocore.exceptions
+    except ImportError:
+        return False
+    return isinstance(
+        exc, botocore.exceptions.HTTPClientError | botocore.exceptions.ConnectionError
+    )
 
 
 def _bucket(root: str) -> str:
     scheme, _, rest = root.partition("://")
     return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+def _deadline(root: str) -> dict:
+    """fsspec's overall timeout for an object-store call that sends one request.
+
+    Each attempt is bounded by botocore's timeouts, except a PUT: it asks for
+    ``100-continue`` and aiohttp applies no read timeout while waiting for that answer, so an
+    endpoint that never answers would hold it forever. The deadline is the worst case one
+    request may take anyway (``config.s3_request_worst_case_seconds``).
+    """
+    options = object_store_options(root)
+    return {"timeout": s3_request_worst_case_seconds(options)} if options else {}
 
 
 def _full_path(root: str, key: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -275,7 +347,8 @@ def ensure_root(root: str) -> None:
     fs, base = filesystem(root)
     if not is_local(root):
         with storage_errors(root):
-            fs.ls(base.split("/", 1)[0], refresh=True)  # the bucket exists and may be listed
+            # The bucket exists and may be listed.
+            fs.ls(base.split("/", 1)[0], refresh=True, **_deadline(root))
         return
     if os.path.exists(base) and not os.path.isdir(base):
         raise LakeError(f"lake root {root!r} is a file, not a folder: pass --lake a folder path")
@@ -294,15 +367,50 @@ def write_bytes(root: str, key: str, data: bytes) -> None:
     reader never sees half a file; object stores give that guarantee for a single PUT."""
     fs, path = _full_path(root, key)
     if is_local(root):
-        directory = os.path.dirname(path)
-        os.makedirs(directory, exist_ok=True)
-        temporary = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        temporary = temporary_path(path)
         with open(temporary, "wb") as handle:
             handle.write(data)
         os.replace(temporary, path)
     else:
-        with storage_errors(root):
-            fs.pipe_file(path, data)  # one whole-object PUT: no partial object is ever visible
+        with storage_errors(root, key):
+            # One whole-object PUT: no partial object is ever visible.
+            fs.pipe_file(path, data, **_deadline(root))
+
+
+_TEMPORARY_NAME = re.compile(r"\..+\.[0-9a-f]{32}\.tmp")
+
+
+def temporary_path(path: str) -> str:
+    """Where a local file is written before it is renamed to ``path``: a hidden name in the
+    same folder that no listing or table pattern matches."""
+    directory, name = os.path.split(path)
+    return os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
+
+
+def remove_stale_temporaries(root: str, older_than_seconds: float) -> list[str]:
+    """Delete the temporary files of local writes that were killed before their rename.
+
+    Only files untouched for ``older_than_seconds`` go: a live writer's file is younger.
+    Readers never see any of them (hidden names, skipped by ``list_keys``). Returns their paths.
+    """
+    if not is_local(root):
+        return []  # object stores get whole-object PUTs, no temporary files
+    _, base = filesystem(root)
+    cutoff = datetime.now(UTC).timestamp() - older_than_seconds
+    removed = []
+    for directory, _, names in os.walk(base):
+        for name in names:
+            if not _TEMPORARY_NAME.fullmatch(name):
+                continue
+            path = os.path.join(directory, name)
+            try:
+                if os.stat(path).st_mtime < cutoff:
+                    os.remove(path)
+                    removed.append(path)
+            except FileNotFoundError:
+                pass  # renamed or removed meanwhile by its writer or another cleaner
+    return removed
 
 
 def write_new(root: str, key: str, data: bytes) -> bool:
@@ -316,23 +424,23 @@ def write_new(root: str, key: str, data: bytes) -> bool:
 def read_bytes(root: str, key: str) -> bytes:
     fs, path = _full_path(root, key)
     try:
-        with storage_errors(root):
-            return fs.cat_file(path)
+        with storage_errors(root, key):
+            return fs.cat_file(path, **_deadline(root))
     except FileNotFoundError as exc:
         raise LakeError(f"{url(root, key)} does not exist") from exc
 
 
 def exists(root: str, key: str) -> bool:
     fs, path = _full_path(root, key)
-    with storage_errors(root):
-        return fs.exists(path)
+    with storage_errors(root, key):
+        return fs.exists(path, **_deadline(root))
 
 
 def list_keys(root: str, prefix: str, suffix: str = "") -> Iterator[str]:
     """Keys under a prefix, sorted; temporary files of interrupted local writes are ignored."""
     fs, base = filesystem(root)
     start = f"{base}/{prefix}".rstrip("/")
-    with storage_errors(root):
+    with storage_errors(root, prefix):
         # find() pages through ListObjectsV2 on S3: no 1,000-key ceiling.
         paths = fs.find(start) if fs.exists(start) else []
     keys = []
@@ -367,7 +475,7 @@ def read_parquet(root: str, key: str) -> pa.Table:
 def read_parquet_metadata(root: str, key: str) -> dict[bytes, bytes]:
     """A Parquet file's key-value metadata, reading only its footer."""
     fs, path = _full_path(root, key)
-    with storage_errors(root), fs.open(path, "rb") as handle:
+    with storage_errors(root, key), fs.open(path, "rb") as handle:
         return pq.read_metadata(handle).metadata or {}
 
 
@@ -377,7 +485,8 @@ def delete(root: str, keys: list[str]) -> None:
         return
     fs, base = filesystem(root)
     paths = [f"{base}/{key}" for key in keys]
-    with storage_errors(root):
+    named = keys[0] if len(keys) == 1 else f"{keys[0]} and {len(keys) - 1} more keys"
+    with storage_errors(root, named):
         if is_local(root):
             for path in paths:
                 try:
