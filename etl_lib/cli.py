@@ -43,7 +43,7 @@ def _utc_datetime(text: str) -> datetime:
         return envelope.parse_utc(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO-8601 time with a UTC offset, e.g. 2026-11-25T08:00:00Z"
+            f"{exc}: give an ISO-8601 UTC time such as 2026-11-25T08:00:00Z"
         ) from exc
 
 
@@ -116,17 +116,27 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return _extract_status(outcomes)
 
 
+def _report_import(summary: pipeline.ImportSummary, done: str) -> int:
+    """The import's counts, then one line per refused file; 1 when any was refused."""
+    new = sum(result.written for result in summary.landed)
+    refused = f"; {len(summary.refused)} files refused" if summary.refused else ""
+    _say(f"{done.format(len(summary.landed))} ({new} new){refused}")
+    for reason in summary.refused.values():
+        _say(f"error: {reason} (not imported: fix the file, or remove it from the input)")
+    return 1 if summary.refused else 0
+
+
 def cmd_transform(args: argparse.Namespace) -> int:
+    import_status = 0
     if args.input:
-        landed = pipeline.import_payloads(
+        imported = pipeline.import_payloads(
             args.lake,
             args.input,
             playlist_id=args.playlist_id,
             extracted_at=args.extracted_at,
             track=_bar,
         )
-        new = sum(result.written for result in landed)
-        _say(f"imported {len(landed)} payloads into the raw zone ({new} new)")
+        import_status = _report_import(imported, "imported {} payloads into the raw zone")
     elif args.playlist_id or args.extracted_at:
         raise ConfigError("--playlist-id and --extracted-at only apply with --input")
     if args.all:
@@ -135,15 +145,16 @@ def cmd_transform(args: argparse.Namespace) -> int:
         summary = pipeline.transform_bulk(args.lake, workers=args.workers, track=_bar)
     else:
         summary = pipeline.transform(args.lake, track=_bar)
-    return _report_transform(summary)
+    # The good files land and transform before a refused one makes the exit code non-zero.
+    return _report_transform(summary) or import_status
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    landed = pipeline.backfill(args.lake, args.path, extracted_at=args.extracted_at, track=_bar)
-    _say(f"landed {len(landed)} archived snapshots ({sum(r.written for r in landed)} new)")
+    imported = pipeline.backfill(args.lake, args.path, extracted_at=args.extracted_at, track=_bar)
+    import_status = _report_import(imported, "landed {} archived snapshots")
     status = _report_transform(pipeline.transform_bulk(args.lake, track=_bar))
     cmd_catalog(args)
-    return status
+    return status or import_status
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
@@ -354,7 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     transform.add_argument(
         "--extracted-at",
         type=_utc_datetime,
-        help="with --input: when the payload was captured (default: the file's mtime, UTC)",
+        help="with --input: when a bare payload was captured (default: a UTC time in its "
+        "file name, else the file's mtime)",
     )
     transform.add_argument(
         "--all",

@@ -13,6 +13,11 @@ An envelope is a JSON object::
 
 Captured payloads (a bare paging object such as the recorded API responses, or a full
 playlist object with its first page embedded) are wrapped into the same shape on import.
+
+What a payload may be is bounded (``PayloadLimitExceeded`` names the limit): JSON nested at
+most ``MAX_DEPTH`` levels, integers of at most ``MAX_INTEGER_DIGITS`` digits, text that is
+valid Unicode (no lone surrogates), at most ``MAX_ITEMS`` entries per snapshot, and an
+``extracted_at`` between ``EARLIEST`` and ``LATEST``.
 """
 
 from __future__ import annotations
@@ -22,21 +27,69 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from etl_lib.errors import CorruptPayload
+from etl_lib.errors import CorruptPayload, PayloadLimitExceeded
 
 ENVELOPE_VERSION = 1
 _PLAYLIST_IN_HREF = re.compile(r"/playlists/(?P<id>[A-Za-z0-9]+)(?:/|\?|$)")
 
+# A real envelope is about 10 levels deep (envelope, pages, page, items, entry, item, album,
+# artists, artist, external_urls).
+MAX_DEPTH = 64
+# Python's own limit for turning digits into an int (and msgspec's): past it json.loads fails.
+MAX_INTEGER_DIGITS = 4300
+# Spotify caps a playlist at 10,000 items; twice that leaves room for a capture that saw
+# items move while paging, and still refuses a payload that is not a playlist snapshot.
+MAX_ITEMS = 20_000
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 12, 31, 23, 59, 59, tzinfo=UTC)
+TIME_RANGE = "1900-01-01..2100-12-31 (UTC)"
+# Text arrives as UTF-8 (checked strictly), so a lone surrogate can only come from an escape.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
 
 def format_utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    m = moment.astimezone(UTC)
+    # Field by field: strftime's %Y does not pad years before 1000 everywhere.
+    return (
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}Z"
+    )
 
 
 def parse_utc(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """An ISO-8601 time with a UTC offset, within ``EARLIEST``..``LATEST``, as UTC.
+
+    Raises ValueError saying what is wrong (not a string, no offset, out of range).
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"{shown(text)} is not an ISO-8601 time string")
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{shown(text)} is not an ISO-8601 time") from None
     if moment.tzinfo is None:
-        raise ValueError(f"timestamp {text!r} has no UTC offset")
-    return moment.astimezone(UTC)
+        raise ValueError(f"timestamp {shown(text)} has no UTC offset")
+    return in_time_range(moment)
+
+
+class TimeOutOfRange(ValueError):
+    """A time outside ``EARLIEST``..``LATEST``."""
+
+
+def in_time_range(moment: datetime) -> datetime:
+    """``moment`` as UTC, or ValueError when it lies outside ``EARLIEST``..``LATEST``."""
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 shifted by its offset past datetime's range
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
+        raise TimeOutOfRange(f"{moment.isoformat()} is outside {TIME_RANGE}")
+    return utc
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """A value as it goes into a one-line message: repr'd (escapes included), shortened."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def playlist_metadata(playlist: dict[str, Any]) -> dict[str, Any]:
@@ -112,11 +165,57 @@ def envelope_from_capture(
 
 
 def loads(data: bytes, name: str) -> Any:
+    """A payload's JSON, within the limits above; ``CorruptPayload`` saying why not."""
     try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = data.decode("utf-8-sig")  # strict: UTF-8-encoded surrogates are refused too
+    except UnicodeDecodeError as exc:
+        raise CorruptPayload(
+            f"{name}: not valid JSON (not UTF-8 text: {exc.reason} at byte {exc.start})"
+        ) from exc
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise PayloadLimitExceeded(f"{name}: JSON nested deeper than {MAX_DEPTH} levels") from None
+    except json.JSONDecodeError as exc:
         raise CorruptPayload(f"{name}: not valid JSON ({exc})") from exc
+    except ValueError as exc:  # int() of more digits than Python converts
+        raise PayloadLimitExceeded(
+            f"{name}: a number longer than {MAX_INTEGER_DIGITS:,} digits"
+        ) from exc
+    _check_depth_and_text(value, name, text_to_check=bool(_SURROGATE_ESCAPE.search(text)))
+    return value
+
+
+def _check_depth_and_text(value: Any, name: str, *, text_to_check: bool) -> None:
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise PayloadLimitExceeded(f"{name}: JSON nested deeper than {MAX_DEPTH} levels")
+        children = node.values() if isinstance(node, dict) else node
+        if text_to_check:
+            texts = [c for c in children if isinstance(c, str)]
+            if isinstance(node, dict):
+                texts.extend(node)
+            for text in texts:
+                _check_text(text, name)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+
+
+def _check_text(text: str, name: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PayloadLimitExceeded(
+            f"{name}: text that is not valid Unicode (a lone surrogate "
+            f"{shown(exc.object[exc.start : exc.end])} in {shown(text, 60)})"
+        ) from None
 
 
 def dumps(envelope: dict[str, Any]) -> bytes:
-    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    try:
+        return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (from an API response's JSON escape) has no UTF-8 form: keep the
+        # payload as it came, with escapes, and let the transform quarantine it with why.
+        return json.dumps(envelope, separators=(",", ":")).encode("ascii")

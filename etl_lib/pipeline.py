@@ -6,6 +6,7 @@ the CLI, the notebooks and the Lambda handlers call.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -17,12 +18,13 @@ from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 from etl_lib import archive, compaction, envelope, lake, schemas, spotify
 from etl_lib.compaction import Track, untracked
 from etl_lib.config import Settings
 from etl_lib.errors import ConfigError, CorruptPayload, EtlError, QuotaExceeded, RateLimited
-from etl_lib.transform import TableBatch, TransformResult, transform_envelope
+from etl_lib.transform import TableBatch, TransformResult, snapshot_header, transform_raw
 
 Progress = Callable[[str], None]
 
@@ -41,33 +43,156 @@ class Landed:
     items: int
 
 
-def _entry_count(payload: dict) -> int:
-    if "archive" in payload:
-        return len(archive.archive_entries(payload["archive"]))
-    return sum(len(page.get("items") or []) for page in payload["pages"])
+def failure_reason(name: str, exc: BaseException) -> str:
+    """One line saying why a file could not be used: the exception's type, then its message,
+    which names the file."""
+    message = " ".join(str(exc).split()) or "(no message)"
+    if name not in message:
+        message = f"{name}: {message}"
+    # A lone surrogate from a payload must not make the reason itself unwritable.
+    reason = f"{type(exc).__name__}: {message}".encode("utf-8", "backslashreplace").decode()
+    return reason if len(reason) <= 1000 else reason[:1000] + "..."
 
 
-def land_raw(lake_root: str, payload: dict, *, keep_colliding: bool = False) -> Landed:
-    """Write an envelope to its immutable raw key, derived from playlist id and extracted_at.
+# The first `"extracted_at":"` value of an envelope's bytes (20 characters, second precision)
+# is held apart in its fingerprint, so a payload's fingerprint at another second is known
+# without serializing it again: see ``_Shifted``.
+_MARKER = b'"extracted_at":"'
+_STAMP_LENGTH = len("2026-11-25T08:00:00Z")
+Fingerprint = tuple[int, bytes, bytes]
 
-    An existing object at that key is never overwritten. Identical bytes are a no-op. A
-    different payload on the same key is either a re-run of the same extraction instant
-    (``keep_colliding``: the snapshot is already there, keep it) or a different capture (move
-    to the next free second, so nothing is lost).
+
+def _fingerprint(data: bytes) -> Fingerprint:
+    """Equal for equal bytes, and (bar a sha256 collision) only for equal bytes."""
+    start = data.find(_MARKER)
+    if start < 0:
+        return -1, b"", hashlib.sha256(data).digest()
+    start += len(_MARKER)
+    end = start + _STAMP_LENGTH
+    digest = hashlib.sha256(memoryview(data)[:start])
+    digest.update(memoryview(data)[end:])
+    return start, data[start:end], digest.digest()
+
+
+@dataclass(frozen=True)
+class PreparedEnvelope:
+    """An envelope checked for landing: its id, time, bytes and entry count."""
+
+    payload: dict
+    name: str
+    playlist_id: str
+    extracted_at: datetime
+    data: bytes
+    items: int
+
+
+def prepare_envelope(payload: Any, name: str = "envelope") -> PreparedEnvelope:
+    """Check what landing needs (the transform's header checks and a Spotify playlist id);
+    ``CorruptPayload`` naming ``name`` otherwise. No I/O."""
+    header = snapshot_header(payload, name)
+    try:
+        playlist_id = lake.check_playlist_id(header.playlist_id)
+    except ConfigError as exc:
+        raise CorruptPayload(f"{name}: {exc}") from None
+    items = sum(
+        len(page["items"])
+        for page in header.pages
+        if isinstance(page, dict) and type(page.get("items")) is list
+    )
+    data = envelope.dumps(payload)
+    return PreparedEnvelope(payload, name, playlist_id, header.extracted_at, data, items)
+
+
+class _Shifted:
+    """One payload's bytes and fingerprint at later seconds, for walking past collisions."""
+
+    def __init__(self, prepared: PreparedEnvelope) -> None:
+        self.prepared = prepared
+        later = self.data(prepared.extracted_at + timedelta(seconds=1))
+        first, second = _fingerprint(prepared.data), _fingerprint(later)
+        # Only the capture time differs between the two: then the fingerprint at any second
+        # is this one with that second's stamp, and no serialization per probe is needed.
+        self.template = first if (first[0], first[2]) == (second[0], second[2]) else None
+
+    def data(self, moment: datetime) -> bytes:
+        payload = {**self.prepared.payload, "extracted_at": envelope.format_utc(moment)}
+        return envelope.dumps(payload)
+
+    def fingerprint(self, moment: datetime) -> Fingerprint:
+        if self.template is None:
+            return _fingerprint(self.data(moment))
+        start, _, digest = self.template
+        return start, envelope.format_utc(moment).encode(), digest
+
+
+class RawLanding:
+    """Lands envelopes in the raw zone under their immutable keys (``land_raw``'s rules).
+
+    Collisions are resolved from one listing of the playlist's day, taken at its first
+    collision; each existing raw file is read at most once, and the landing's own writes
+    are remembered, so landing n files costs O(n) storage calls whatever their times.
     """
-    playlist_id = lake.check_playlist_id(str(payload["playlist"].get("id") or ""))
-    extracted_at = envelope.parse_utc(payload["extracted_at"])
-    items = _entry_count(payload)
-    while True:
-        data = envelope.dumps(payload)
-        key = lake.raw_key(playlist_id, extracted_at)
-        if not lake.exists(lake_root, key):
-            lake.write_bytes(lake_root, key, data)
-            return Landed(playlist_id, key, True, items)
-        if keep_colliding or lake.read_bytes(lake_root, key) == data:
-            return Landed(playlist_id, key, False, items)
-        extracted_at += timedelta(seconds=1)
-        payload = {**payload, "extracted_at": envelope.format_utc(extracted_at)}
+
+    def __init__(self, lake_root: str) -> None:
+        self.lake_root = lake_root
+        self._taken: dict[str, set[str]] = {}  # listed day prefix -> keys present
+        self._fingerprints: dict[str, Fingerprint] = {}  # key -> fingerprint, read or written
+
+    def land(self, prepared: PreparedEnvelope, *, keep_colliding: bool = False) -> Landed:
+        """An existing object is never overwritten. Identical bytes are a no-op. A different
+        payload on the same key is either a re-run of the same extraction instant
+        (``keep_colliding``: the snapshot is already there, keep it) or a different capture
+        (it moves to the next free second, so nothing is lost)."""
+        playlist_id, moment = prepared.playlist_id, prepared.extracted_at
+        key = lake.raw_key(playlist_id, moment)
+        if self._free(key):
+            return self._write(prepared, key, prepared.data)
+        if keep_colliding or self._fingerprint_of(key) == _fingerprint(prepared.data):
+            return Landed(playlist_id, key, False, prepared.items)
+        shifted = _Shifted(prepared)
+        while True:
+            moment += timedelta(seconds=1)
+            key = lake.raw_key(playlist_id, moment)
+            if self._free(key):
+                return self._write(prepared, key, shifted.data(moment))
+            if self._fingerprint_of(key) == shifted.fingerprint(moment):
+                return Landed(playlist_id, key, False, prepared.items)
+
+    def _free(self, key: str) -> bool:
+        day = key.rsplit("/", 1)[0] + "/"
+        taken = self._taken.get(day)
+        if taken is not None and key in taken:
+            return False
+        # Checked just before writing even in a listed day: another writer may have landed
+        # the key since.
+        if key not in self._fingerprints and not lake.exists(self.lake_root, key):
+            return True
+        if taken is None:
+            taken = self._taken[day] = set(lake.list_keys(self.lake_root, day, ".json"))
+        taken.add(key)
+        return False
+
+    def _fingerprint_of(self, key: str) -> Fingerprint:
+        if key not in self._fingerprints:
+            self._fingerprints[key] = _fingerprint(lake.read_bytes(self.lake_root, key))
+        return self._fingerprints[key]
+
+    def _write(self, prepared: PreparedEnvelope, key: str, data: bytes) -> Landed:
+        lake.write_bytes(self.lake_root, key, data)
+        self._fingerprints[key] = _fingerprint(data)
+        taken = self._taken.get(key.rsplit("/", 1)[0] + "/")
+        if taken is not None:
+            taken.add(key)
+        return Landed(prepared.playlist_id, key, True, prepared.items)
+
+
+def land_raw(
+    lake_root: str, payload: dict, *, keep_colliding: bool = False, name: str = "envelope"
+) -> Landed:
+    """Write an envelope to its immutable raw key, derived from playlist id and extracted_at
+    (see ``RawLanding.land``); ``CorruptPayload`` naming ``name`` when it cannot be landed."""
+    prepared = prepare_envelope(payload, name)
+    return RawLanding(lake_root).land(prepared, keep_colliding=keep_colliding)
 
 
 @dataclass(frozen=True)
@@ -124,6 +249,7 @@ def _extract_one(settings, reader, playlist_id: str, extracted_at: datetime, for
             playlist_id,
             extracted_at=extracted_at,
             timeout=(settings.connect_timeout_seconds, settings.read_timeout_seconds),
+            deadline_seconds=settings.request_deadline_seconds,
         )
         metadata = payload["playlist"]
     else:
@@ -137,7 +263,9 @@ def _extract_one(settings, reader, playlist_id: str, extracted_at: datetime, for
         payload = envelope.make_envelope(
             metadata, pages, extracted_at, spotify.playlist_source(settings, playlist_id)
         )
-    landed = land_raw(settings.lake, payload, keep_colliding=True)
+    landed = land_raw(
+        settings.lake, payload, keep_colliding=True, name=f"playlist {playlist_id}'s snapshot"
+    )
     status = "extracted" if landed.written else "already landed"
     return ExtractOutcome(playlist_id, status, snapshot_id, landed.raw_key, landed.items)
 
@@ -188,6 +316,35 @@ def extract(
     return outcomes
 
 
+@dataclass
+class ImportSummary:
+    """What an import or backfill did: the payloads landed, and each file refused with why."""
+
+    landed: list[Landed] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+def _land_files(
+    lake_root: str,
+    files: list[Path],
+    envelope_of: Callable[[Path], Any],
+    step: str,
+    track: Track,
+) -> ImportSummary:
+    """Land each file's envelope; a file that cannot be used is refused with its reason and
+    the others go on. Storage errors are not the file's fault: they stop the import."""
+    landing = RawLanding(lake_root)
+    summary = ImportSummary()
+    for file in track(files, step):
+        try:
+            prepared = prepare_envelope(envelope_of(file), str(file))
+        except Exception as exc:  # anything wrong with this file's content or name
+            summary.refused[str(file)] = failure_reason(str(file), exc)
+            continue
+        summary.landed.append(landing.land(prepared))
+    return summary
+
+
 def import_payloads(
     lake_root: str,
     path: str,
@@ -195,11 +352,13 @@ def import_payloads(
     playlist_id: str | None = None,
     extracted_at: datetime | None = None,
     track: Track = untracked,
-) -> list[Landed]:
+) -> ImportSummary:
     """Land payloads captured elsewhere (a file, or every file in a folder) in the raw zone.
 
-    Bare Spotify responses are wrapped in an envelope; their extraction time is
-    ``extracted_at`` when given, else the file's modification time (UTC).
+    An envelope keeps its own ``extracted_at``. Bare Spotify responses are wrapped in an
+    envelope whose extraction time is ``extracted_at`` when given, else the UTC time in the
+    file's name (``2021-03-06T00:13:23Z.json``, ``20210306T001323Z.json``), else the file's
+    modification time. Every file is tried; the ones refused are listed with their reason.
     """
     source = Path(path)
     if source.is_dir():
@@ -211,17 +370,25 @@ def import_payloads(
     if playlist_id:
         lake.check_playlist_id(playlist_id)
     lake.ensure_root(lake_root)
-    landed = []
-    for file in track(files, "import"):
-        captured_at = extracted_at or datetime.fromtimestamp(file.stat().st_mtime, UTC)
-        payload = envelope.envelope_from_capture(
-            envelope.loads(file.read_bytes(), str(file)),
-            extracted_at=captured_at,
-            source_name=file.name,
-            playlist_id=playlist_id,
+
+    def envelope_of(file: Path) -> Any:
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{file}: cannot be read ({exc.strerror or exc})") from None
+        payload = envelope.loads(data, str(file))
+        if envelope.is_envelope(payload):
+            return payload
+        captured_at = (
+            extracted_at
+            or archive.capture_time_from_name(file)
+            or datetime.fromtimestamp(file.stat().st_mtime, UTC)
         )
-        landed.append(land_raw(lake_root, payload))
-    return landed
+        return envelope.envelope_from_capture(
+            payload, extracted_at=captured_at, source_name=file.name, playlist_id=playlist_id
+        )
+
+    return _land_files(lake_root, files, envelope_of, "import", track)
 
 
 @dataclass
@@ -273,24 +440,41 @@ def pending_raw_keys(lake_root: str) -> list[str]:
 
 def transform_raw_file(lake_root: str, raw_key: str) -> TransformResult:
     """Transform one raw file and write one Parquet file per table (overwriting its own)."""
-    payload = envelope.loads(lake.read_bytes(lake_root, raw_key), raw_key)
-    if not isinstance(payload, dict):
-        raise CorruptPayload(f"{raw_key}: not a JSON object")
-    result = transform_envelope(payload, raw_key)
+    result = transform_raw(lake.read_bytes(lake_root, raw_key), raw_key)
+    _write_raw_file_tables(lake_root, raw_key, result)
+    return result
+
+
+def _write_raw_file_tables(lake_root: str, raw_key: str, result: TransformResult) -> None:
     for table in schemas.TABLES:  # the commit table is last in this order
         key = lake.table_file_key_for_raw(table, raw_key)
         lake.write_parquet(lake_root, key, result.tables[table])
     compaction.settle_raw_file(lake_root, raw_key)
-    return result
 
 
-def quarantine(lake_root: str, raw_key: str, reason: str) -> str:
-    """Copy a raw file that cannot be transformed beside the reason; the raw file stays put."""
-    lake.write_bytes(lake_root, lake.quarantine_key(raw_key), lake.read_bytes(lake_root, raw_key))
+def quarantine(lake_root: str, raw_key: str, reason: str, data: bytes | None = None) -> str:
+    """Copy a raw file that cannot be transformed beside the reason; the raw file stays put.
+
+    ``data`` is the raw file's bytes when the caller has them already."""
+    if data is None:
+        data = lake.read_bytes(lake_root, raw_key)
+    lake.write_bytes(lake_root, lake.quarantine_key(raw_key), data)
     lake.write_bytes(
         lake_root, lake.quarantine_reason_key(raw_key), (reason + "\n").encode("utf-8")
     )
     return lake.quarantine_key(raw_key)
+
+
+def _quarantine_failed(
+    lake_root: str,
+    raw_key: str,
+    exc: BaseException,
+    summary: TransformSummary,
+    data: bytes | None = None,
+) -> None:
+    reason = failure_reason(raw_key, exc)
+    summary.quarantined[raw_key] = reason
+    quarantine(lake_root, raw_key, reason, data)
 
 
 def transform(
@@ -301,18 +485,24 @@ def transform(
 ) -> TransformSummary:
     """Transform the given raw files, or every pending one; bad files go to quarantine.
 
-    Each raw file's outputs are written before the next is read, so an interrupted run
-    resumes where it stopped: the next run finds only the files still pending.
+    Any error while decoding or transforming one raw file quarantines that file with a
+    one-line reason and the run goes on; storage errors (reading the raw file, writing the
+    tables) are not the file's fault and stop the run. Each raw file's outputs are written
+    before the next is read, so an interrupted run resumes where it stopped: the next run
+    finds only the files still pending.
     """
     lake.ensure_root(lake_root)
     keys = list(pending_raw_keys(lake_root) if raw_keys is None else raw_keys)
     summary = TransformSummary()
     for key in track(keys, "transform"):
+        data = lake.read_bytes(lake_root, key)
         try:
-            summary.add(key, transform_raw_file(lake_root, key))
-        except CorruptPayload as exc:
-            summary.quarantined[key] = str(exc)
-            quarantine(lake_root, key, str(exc))
+            result = transform_raw(data, key)
+        except Exception as exc:  # whatever this file's content breaks: its own fault
+            _quarantine_failed(lake_root, key, exc, summary, data)
+            continue
+        _write_raw_file_tables(lake_root, key, result)
+        summary.add(key, result)
     return summary
 
 
@@ -401,24 +591,32 @@ def _transform_day(
 ) -> TransformSummary:
     summary = TransformSummary()
     batch = TableBatch()
-    transformed = []
+    counts_by_key: dict[str, dict[str, int]] = {}
     for key in raw_keys:
+        data = lake.read_bytes(lake_root, key)
         try:
-            data = lake.read_bytes(lake_root, key)
-            _, counts = batch.add_json(data, key)
-        except CorruptPayload as exc:
-            summary.quarantined[key] = str(exc)
-            quarantine(lake_root, key, str(exc))
-            continue
-        transformed.append(key)
-        for name in summary.skipped:
-            summary.skipped[name] += counts.get(name, 0)
-    if transformed:
+            _, counts_by_key[key] = batch.add_json(data, key)
+        except Exception as exc:  # whatever this file's content breaks: its own fault
+            _quarantine_failed(lake_root, key, exc, summary, data)
+    if not counts_by_key:
+        return summary
+    try:
         tables = batch.to_tables()
+    except Exception:
+        # Rows Arrow refuses: find the files they came from, and commit the rest of the day.
+        for key, problem in batch.drop_unconvertible().items():
+            _quarantine_failed(lake_root, key, CorruptPayload(f"{key}: {problem}"), summary)
+            del counts_by_key[key]
+        tables = batch.to_tables()
+    if counts_by_key:
+        transformed = list(counts_by_key)
         compaction.rewrite_partition(lake_root, partition, existing, tables, transformed)
         summary.transformed.extend(transformed)
         for table, data in tables.items():
             summary.rows[table] += data.num_rows
+        for counts in counts_by_key.values():
+            for name in summary.skipped:
+                summary.skipped[name] += counts.get(name, 0)
     return summary
 
 
@@ -428,15 +626,19 @@ def backfill(
     *,
     extracted_at: datetime | None = None,
     track: Track = untracked,
-) -> list[Landed]:
+) -> ImportSummary:
     """Land archived ranked snapshots (archive JSON or markdown, by content) in the raw zone.
 
     Each file's capture time comes from its name (``2021-03-06T00:13:23Z.md``) unless
-    ``extracted_at`` is given. Re-running lands nothing twice.
+    ``extracted_at`` is given. Every file is tried; the ones refused are listed with their
+    reason. Re-running lands nothing twice.
     """
     files = archive.iter_archive_files(Path(path))
     lake.ensure_root(lake_root)
-    return [
-        land_raw(lake_root, archive.envelope_from_archive_file(file, extracted_at=extracted_at))
-        for file in track(files, "backfill")
-    ]
+    return _land_files(
+        lake_root,
+        files,
+        lambda file: archive.envelope_from_archive_file(file, extracted_at=extracted_at),
+        "backfill",
+        track,
+    )

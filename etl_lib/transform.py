@@ -2,8 +2,10 @@
 
 One envelope (one playlist snapshot) becomes one small Arrow table per name in
 ``schemas.TABLES``. Entries that are not chart tracks (episodes, local files, empty slots)
-are skipped and counted, never fatal; only an envelope whose structure is broken raises
-``CorruptPayload``.
+are skipped and counted, never fatal; an envelope whose structure is broken raises
+``CorruptPayload``, and one beyond the limits of ``etl_lib.envelope`` (item count, capture
+time, nesting, number size, text) ``PayloadLimitExceeded``. An ``added_at`` outside
+1900..2100, like any other odd field value, becomes null rather than refusing the snapshot.
 
 Envelopes from the public playlist archive (``source.kind == "archive"``) carry the archive's
 document instead of API pages; ``archive.archive_entries`` turns it into API-shaped entries
@@ -25,9 +27,17 @@ import msgspec
 import pyarrow as pa
 
 from etl_lib import archive, schemas
-from etl_lib.envelope import loads, parse_utc
-from etl_lib.errors import CorruptPayload
-from etl_lib.lake import parse_raw_key
+from etl_lib.envelope import (
+    EARLIEST,
+    LATEST,
+    MAX_ITEMS,
+    TimeOutOfRange,
+    loads,
+    parse_utc,
+    shown,
+)
+from etl_lib.errors import CorruptPayload, PayloadLimitExceeded
+from etl_lib.lake import parse_raw_key, partition_date
 
 SKIPPED_EPISODES = "skipped_episodes"
 SKIPPED_LOCAL = "skipped_local"
@@ -48,6 +58,17 @@ class TransformResult:
     dt: str
     tables: dict[str, pa.Table]
     counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class SnapshotHeader:
+    """What an envelope must hold before its entries are read: who, when, and the pages."""
+
+    extracted_at: datetime
+    playlist: dict
+    playlist_id: str
+    source_kind: str
+    pages: list
 
 
 # The fields the transform reads, and nothing else: decoding only these skips the bulk of a
@@ -144,19 +165,32 @@ def decode_envelope(data: bytes, raw_key: str, seen: dict | None = None) -> Any:
     batch: a chart repeats most of its entries from one snapshot to the next, and a repeated
     entry is decoded once and handed out as the same dict, whose verdict and rows the
     transform then works out once (``TableBatch``). Anything the narrow decode does not take
-    as is (another shape, NaN, bad UTF-8) is decoded by json.loads instead, so the tables are
-    the same either way.
+    as is (another shape, NaN, bad UTF-8, lone surrogates, huge numbers, deep nesting) is
+    decoded by ``envelope.loads`` instead, which checks the payload limits, so the tables
+    are the same either way. The narrow decode bounds the depth of what it builds by its
+    types; deeper input than Python's recursion limit takes the checked path.
     """
     if seen is None:
         seen = {}
     try:
         envelope = _ENVELOPE_DECODER.decode(data)
-        for page in envelope.get("pages") or ():
+        pages = envelope.get("pages") or ()
+        # Checked before the entries are decoded, so a huge payload costs no more memory.
+        _check_item_count(sum(len(page.get("items") or ()) for page in pages), raw_key)
+        for page in pages:
             if "items" in page:
                 page["items"] = [_decoded_entry(raw, seen) for raw in page["items"]]
         return envelope
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return loads(data, raw_key)
+
+
+def _check_item_count(items: int, raw_key: str) -> None:
+    if items > MAX_ITEMS:
+        raise PayloadLimitExceeded(
+            f"{raw_key}: {items:,} entries, more than the {MAX_ITEMS:,} a snapshot may hold "
+            "(Spotify caps a playlist at 10,000 items)"
+        )
 
 
 def _decoded_entry(raw: msgspec.Raw, seen: dict) -> Any:
@@ -180,12 +214,18 @@ def transform_envelope(envelope: dict, raw_key: str) -> TransformResult:
     return TransformResult(dt=dt, tables=batch.to_tables(), counts=counts)
 
 
+def transform_raw(data: bytes, raw_key: str) -> TransformResult:
+    """All lake tables of one raw file's bytes, decoded as the bulk path decodes them."""
+    return transform_envelope(decode_envelope(data, raw_key), raw_key)
+
+
 class TableBatch:
     """Column lists of every lake table for one or many snapshots, turned into Arrow at once.
 
     Building Arrow tables costs about the same for 50 rows as for 50,000, so a bulk transform
-    gathers many snapshots here and converts once. A snapshot that raises ``CorruptPayload``
-    adds nothing: its rows are gathered apart and appended only when the whole of it is good.
+    gathers many snapshots here and converts once. A snapshot that raises adds nothing: its
+    rows are gathered apart and appended only when the whole of it is good. Should Arrow
+    refuse the rows at ``to_tables``, ``drop_unconvertible`` finds the snapshots at fault.
     """
 
     def __init__(self) -> None:
@@ -197,6 +237,8 @@ class TableBatch:
         # and rows worked out once (id(entry) -> (entry, verdict)).
         self._decoded: dict[bytes, Any] = {}
         self._derived: dict[int, tuple[Any, tuple]] = {}
+        # Each snapshot's raw key and row count per table, in the order of the columns.
+        self._snapshots: list[tuple[str, dict[str, int]]] = []
 
     def add_json(self, data: bytes, raw_key: str) -> tuple[str, dict[str, int]]:
         """Append one raw file's snapshot, decoded with ``decode_envelope``."""
@@ -205,10 +247,13 @@ class TableBatch:
     def add(self, envelope: dict, raw_key: str) -> tuple[str, dict[str, int]]:
         """Append one snapshot's rows; returns its ``dt`` and its entry counts."""
         dt, columns_by_table, counts = _snapshot_columns(envelope, raw_key, self._derived)
+        sizes = {}
         for table, columns in columns_by_table.items():
             target = self.columns[table]
             for name, values in columns.items():
                 target[name].extend(values)
+            sizes[table] = len(columns[schemas.TABLES[table].names[0]])
+        self._snapshots.append((raw_key, sizes))
         return dt, counts
 
     def to_tables(self) -> dict[str, pa.Table]:
@@ -217,31 +262,59 @@ class TableBatch:
             for name, schema in schemas.TABLES.items()
         }
 
+    def drop_unconvertible(self) -> dict[str, str]:
+        """Take out the snapshots whose rows Arrow refuses; their raw keys and why.
+
+        For after ``to_tables`` failed: each snapshot's rows are converted alone, column by
+        column, and the batch keeps only the snapshots that convert.
+        """
+        refused: dict[str, str] = {}
+        kept: list[tuple[str, dict[str, int], dict[str, int]]] = []
+        offsets = dict.fromkeys(schemas.TABLES, 0)
+        for raw_key, sizes in self._snapshots:
+            starts = dict(offsets)
+            for table, size in sizes.items():
+                offsets[table] += size
+            problem = self._conversion_problem(starts, sizes)
+            if problem is None:
+                kept.append((raw_key, sizes, starts))
+            else:
+                refused[raw_key] = problem
+        if refused:
+            old = self.columns
+            self.columns = {
+                table: {
+                    name: [
+                        value
+                        for _, sizes, starts in kept
+                        for value in values[starts[table] : starts[table] + sizes[table]]
+                    ]
+                    for name, values in columns.items()
+                }
+                for table, columns in old.items()
+            }
+            self._snapshots = [(raw_key, sizes) for raw_key, sizes, _ in kept]
+        return refused
+
+    def _conversion_problem(self, starts: dict[str, int], sizes: dict[str, int]) -> str | None:
+        for table, schema in schemas.TABLES.items():
+            start, end = starts[table], starts[table] + sizes[table]
+            for field in schema:
+                try:
+                    pa.array(self.columns[table][field.name][start:end], type=field.type)
+                except Exception as exc:  # whatever Arrow raises names this snapshot's value
+                    return f"{table}.{field.name}: {type(exc).__name__}: {exc}"
+        return None
+
 
 def _snapshot_columns(
     envelope: dict, raw_key: str, derived: dict | None = None
 ) -> tuple[str, dict[str, dict[str, list]], dict[str, int]]:
-    if not isinstance(envelope, dict):
-        raise CorruptPayload(f"{raw_key}: envelope is a {type(envelope).__name__}, not an object")
-    extracted_at = _extracted_at(envelope, raw_key)
-    dt = extracted_at.strftime("%Y-%m-%d")
+    header = snapshot_header(envelope, raw_key)
+    extracted_at, playlist, playlist_id = header.extracted_at, header.playlist, header.playlist_id
+    source_kind, pages = header.source_kind, header.pages
+    dt = partition_date(extracted_at)
     extracted_ms = _epoch_ms(extracted_at)
-    playlist = envelope.get("playlist")
-    if not isinstance(playlist, dict):
-        raise CorruptPayload(f"{raw_key}: 'playlist' is missing or not an object")
-    playlist_id = _text(playlist.get("id"))
-    if not playlist_id:
-        raise CorruptPayload(f"{raw_key}: playlist id is missing")
-    source = envelope.get("source")
-    source_kind = _text(source.get("kind")) if isinstance(source, dict) else None
-    if not source_kind:
-        raise CorruptPayload(f"{raw_key}: 'source.kind' is missing")
-    if source_kind == archive.SOURCE_KIND:
-        pages = _archive_pages(envelope, raw_key)
-    else:
-        pages = envelope.get("pages")
-        if not isinstance(pages, list):
-            raise CorruptPayload(f"{raw_key}: 'pages' is missing or not a list")
     _check_key_matches(raw_key, playlist_id, dt)
 
     rows = _Rows(derived)
@@ -276,6 +349,36 @@ def _snapshot_columns(
             # Every row of a snapshot shares its extraction time; set it once per table.
             columns["extracted_at"] = [extracted_ms] * len(columns[schema.names[0]])
     return dt, columns_by_table, counts
+
+
+def snapshot_header(envelope: Any, raw_key: str) -> SnapshotHeader:
+    """The envelope's capture time, playlist, source kind and pages, checked as the transform
+    needs them (``CorruptPayload``, or ``PayloadLimitExceeded`` past a limit); an archive
+    envelope's document is read into one API-shaped page."""
+    if not isinstance(envelope, dict):
+        raise CorruptPayload(f"{raw_key}: envelope is a {type(envelope).__name__}, not an object")
+    extracted_at = _extracted_at(envelope, raw_key)
+    playlist = envelope.get("playlist")
+    if not isinstance(playlist, dict):
+        raise CorruptPayload(f"{raw_key}: 'playlist' is missing or not an object")
+    playlist_id = _text(playlist.get("id"))
+    if not playlist_id:
+        raise CorruptPayload(f"{raw_key}: playlist id is missing")
+    source = envelope.get("source")
+    source_kind = _text(source.get("kind")) if isinstance(source, dict) else None
+    if not source_kind:
+        raise CorruptPayload(f"{raw_key}: 'source.kind' is missing")
+    if source_kind == archive.SOURCE_KIND:
+        pages = _archive_pages(envelope, raw_key)
+    else:
+        pages = envelope.get("pages")
+        if not isinstance(pages, list):
+            raise CorruptPayload(f"{raw_key}: 'pages' is missing or not a list")
+    _check_item_count(
+        sum(len(p["items"]) for p in pages if isinstance(p, dict) and type(p.get("items")) is list),
+        raw_key,
+    )
+    return SnapshotHeader(extracted_at, playlist, playlist_id, source_kind, pages)
 
 
 class _Rows:
@@ -534,13 +637,15 @@ def _archive_pages(envelope: dict, raw_key: str) -> list[dict]:
 def _extracted_at(envelope: dict, raw_key: str) -> datetime:
     text = envelope.get("extracted_at")
     if not isinstance(text, str):
-        raise CorruptPayload(f"{raw_key}: 'extracted_at' is missing or not a string")
+        raise CorruptPayload(
+            f"{raw_key}: 'extracted_at' is missing or not a string ({shown(text)}): an "
+            "ISO-8601 UTC time such as 2026-11-25T08:00:00Z is expected"
+        )
     try:
         return parse_utc(text)
     except ValueError as exc:
-        raise CorruptPayload(
-            f"{raw_key}: 'extracted_at' {text!r} is not an ISO-8601 UTC timestamp"
-        ) from exc
+        error = PayloadLimitExceeded if isinstance(exc, TimeOutOfRange) else CorruptPayload
+        raise error(f"{raw_key}: 'extracted_at' {exc}") from exc
 
 
 def _check_key_matches(raw_key: str, playlist_id: str, dt: str) -> None:
@@ -570,12 +675,17 @@ def _timestamp_ms(text: str) -> int | None:
     if moment.tzinfo is None:
         # Spotify documents every timestamp as UTC, even when the offset is missing.
         moment = moment.replace(tzinfo=UTC)
-    return _epoch_ms(moment)
+    milliseconds = _epoch_ms(moment)
+    return milliseconds if _EARLIEST_MS <= milliseconds <= _LATEST_MS else None
 
 
 def _epoch_ms(moment: datetime) -> int:
     # Integer arithmetic: float timestamps can be off by one millisecond.
     return (moment - _EPOCH) // _MILLISECOND
+
+
+_EARLIEST_MS = _epoch_ms(EARLIEST)
+_LATEST_MS = _epoch_ms(LATEST)
 
 
 @lru_cache(maxsize=4096)

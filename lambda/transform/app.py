@@ -3,8 +3,10 @@
 Event: an S3 ``ObjectCreated`` notification (``Records[].s3``). Only the objects it names
 are transformed; the raw prefix is never listed. Delivery is at least once, which is safe:
 each raw file's outputs have deterministic keys and are overwritten (or, in a day already
-compacted, merged into the day's batch file once). A file that cannot be
-transformed is quarantined and reported in the response, and the rest of the batch goes on.
+compacted, merged into the day's batch file once). A file that cannot be transformed, for
+whatever reason its content gives, is quarantined with a one-line reason, logged and
+reported in the response, and the rest of the batch goes on. A storage error is not the
+file's fault: it fails the invocation, which Lambda's asynchronous retries then repeat.
 The response is what the OnSuccess destination hands to the report function.
 """
 
