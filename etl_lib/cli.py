@@ -229,6 +229,7 @@ def _report(lake_root: str, playlist_id: str, as_of: str, days: int, engine: str
         )
         return 1
     print(f"Report: {result.url(lake_root, 'report.html')}")
+    print(f"Index:  {lake.url(lake_root, reports.INDEX)}")
     for name in result.files:
         if name.startswith("charts/"):
             print(f"Chart:  {result.url(lake_root, name)}")
