@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
@@ -24,8 +25,28 @@ from etl_lib.errors import ConfigError, EtlError, QuotaExceeded, RateLimited
 EXIT_TEMPORARY_FAILURE = 75  # sysexits' EX_TEMPFAIL: schedulers retry later
 
 
+def terminal_safe(text: str) -> str:
+    """``text`` with control and format characters shown as escapes (``\\x1b``, ``\\u202e``).
+
+    Messages carry names and error texts from Spotify or a payload; printed raw, an escape
+    sequence could retitle or recolour the user's terminal, or a bidi override reorder it.
+    Line breaks and tabs stay: they are ours.
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        char
+        if char in "\n\t" or unicodedata.category(char) not in _UNPRINTED
+        else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
+
+
+_UNPRINTED = {"Cc", "Cf", "Cs", "Co", "Cn"}
+
+
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(terminal_safe(message), file=sys.stderr, flush=True)
 
 
 # Bulk transform and compaction work a playlist's day at a time; everything else file by file.
@@ -84,7 +105,7 @@ def _print_frame(frame: pd.DataFrame, output_format: str) -> None:
         print("(no rows)")
     else:
         with pd.option_context("display.max_rows", 200, "display.max_colwidth", 60):
-            print(frame.to_string(index=False))
+            print(terminal_safe(frame.to_string(index=False)))
 
 
 def _report_transform(summary: pipeline.TransformSummary) -> int:
@@ -242,6 +263,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _latest_chart_date(lake_root: str, playlist_id: str, engine: str) -> str:
+    lake.check_playlist_id(playlist_id)
     if engine != "duckdb":
         raise ConfigError("pass --as-of with --engine athena")
     frame = warehouse.query(
@@ -449,7 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--playlist", default=config.DEFAULT_PLAYLISTS[0], metavar="ID")
     report.add_argument("--as-of", help="report date, YYYY-MM-DD (default: the latest chart)")
-    report.add_argument("--days", type=int, default=30, help="window in days (default: 30)")
+    report.add_argument(
+        "--days", type=_positive_int, default=30, help="window in days (default: 30)"
+    )
     add_engine_option(report)
 
     auth_parser = commands.add_parser(
@@ -482,7 +506,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     demo = add("demo", cmd_demo, "Run the whole pipeline offline against the local simulated API.")
-    demo.add_argument("--days", type=int, default=30, help="simulated days (default: 30)")
+    demo.add_argument(
+        "--days", type=_positive_int, default=30, help="simulated days (default: 30)"
+    )
     return parser
 
 
@@ -492,10 +518,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (RateLimited, QuotaExceeded) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         return EXIT_TEMPORARY_FAILURE
     except EtlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

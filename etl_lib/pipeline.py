@@ -353,7 +353,7 @@ def import_payloads(
     extracted_at: datetime | None = None,
     track: Track = untracked,
 ) -> ImportSummary:
-    """Land payloads captured elsewhere (a file, or every file in a folder) in the raw zone.
+    """Land payloads captured elsewhere (a file, or every file below a folder) in the raw zone.
 
     An envelope keeps its own ``extracted_at``. Bare Spotify responses are wrapped in an
     envelope whose extraction time is ``extracted_at`` when given, else the UTC time in the
@@ -362,9 +362,17 @@ def import_payloads(
     """
     source = Path(path)
     if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith("."))
+        # Every file below the folder, subfolders included; hidden files and folders (editor
+        # and VCS leftovers) are no payloads.
+        files = sorted(
+            p
+            for p in source.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(source).parts)
+        )
     elif source.is_file():
         files = [source]
+    elif source.exists():
+        raise ConfigError(f"--input {path!r} is not a regular file or a folder: pass one of those")
     else:
         raise ConfigError(f"--input {path!r} does not exist: pass a payload file or a folder")
     if playlist_id:

@@ -96,11 +96,53 @@ def report_prefix(playlist_id: str, as_of: str) -> str:
     return f"{REPORTS}/{lake.check_playlist_id(playlist_id)}/{as_of}"
 
 
+# A window longer than ten years is a typo, and the dates around year 1 or 9999 overflow.
+MAX_DAYS = 3660
+_EARLIEST_AS_OF = date(1900, 1, 1)
+_LATEST_AS_OF = date(2100, 12, 31)
+_CHART_DAYS = (
+    "SELECT min(dt) AS first_day, max(dt) AS last_day FROM snapshots WHERE playlist_id = ?"
+)
+
+
 def _check_as_of(as_of: str) -> str:
     try:
-        return date.fromisoformat(as_of).isoformat()
-    except ValueError as exc:
+        day = date.fromisoformat(as_of)
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"--as-of {as_of!r} is not a date like 2026-10-31") from exc
+    if not _EARLIEST_AS_OF <= day <= _LATEST_AS_OF:
+        raise ConfigError(f"--as-of {as_of} is outside 1900-01-01..2100-12-31: pass a chart date")
+    return day.isoformat()
+
+
+def check_request(
+    lake_root: str, playlist_id: str, as_of: str, days: int, *, engine: str, settings=None
+) -> str:
+    """The report's date, once the request is known to make a report; else ConfigError.
+
+    Checked before a kernel starts, so a mistyped date or window says so in one line instead
+    of failing inside the notebook and leaving a failed report for a date with no chart.
+    """
+    lake.check_playlist_id(playlist_id)
+    as_of = _check_as_of(as_of)
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+        raise ConfigError(f"--days {days!r} is not a whole number from 1 to {MAX_DAYS}")
+    first_day, last_day = analysis.window_bounds(as_of, days)
+    charted, _ = warehouse.run(
+        lake_root, _CHART_DAYS, [playlist_id], engine=engine, settings=settings
+    )
+    first_chart, last_chart = charted["first_day"].iloc[0], charted["last_day"].iloc[0]
+    if pd.isna(first_chart):
+        raise ConfigError(
+            f"no chart data for playlist {playlist_id} in lake {lake_root}: run "
+            "`spotify-etl run` (or extract and transform) first"
+        )
+    if last_day < str(first_chart) or str(last_chart) < first_day:
+        raise ConfigError(
+            f"no chart of playlist {playlist_id} between {first_day} and {last_day}: its charts "
+            f"run from {first_chart} to {last_chart}; pass an --as-of in that range"
+        )
+    return as_of
 
 
 def _failure(exc: BaseException) -> dict:
@@ -462,7 +504,7 @@ def run_report(
     notebook = Path(notebook or os.environ.get("SPOTIFY_ETL_REPORT_NOTEBOOK") or REPORT_NOTEBOOK)
     if not notebook.is_file():
         raise ConfigError(f"report notebook {notebook} not found: set SPOTIFY_ETL_REPORT_NOTEBOOK")
-    as_of = _check_as_of(as_of)
+    as_of = check_request(lake_root, playlist_id, as_of, days, engine=engine)
     prefix = report_prefix(playlist_id, as_of)
     started = datetime.now(UTC)
     clock = time.monotonic()

@@ -97,7 +97,10 @@ def test_folder_import_lands_every_good_file_and_lists_each_bad_one(tmp_path, ca
     _write(folder, "a_envelope.json", _envelope())
     _write(folder, "2021-03-06T00:13:23Z.json", _page(1))
     _write(folder, "20210306T001324Z.json", _page(2))
-    _write(folder, "zz_saved_page.json", _page(3))
+    (folder / "more").mkdir()
+    _write(folder / "more", "zz_saved_page.json", _page(3))  # subfolders are imported too
+    (folder / ".git").mkdir()
+    _write(folder / ".git", "HEAD", b"ref: refs/heads/main")  # hidden: no payload, no error
     root = str(tmp_path / "lake")
 
     status = cli.main(["transform", "--lake", root, "--input", str(folder)])
