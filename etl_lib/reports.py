@@ -487,6 +487,31 @@ def _recorded_name(lake_root: str, entry: IndexEntry) -> str | None:
     return name if isinstance(name, str) else None
 
 
+KERNEL_LOG = "kernel.log"
+
+
+def _private_kernel_manager(folder: Path) -> type:
+    """A kernel manager whose kernel talks to papermill over Unix sockets in ``folder`` (the
+    report's private work folder) instead of TCP ports on localhost, which any local process
+    could connect to or listen on (ipykernel warns about it on every run)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class PrivateKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+            self.ip = str(folder / "kernel")
+
+        async def start_kernel(self, **kwargs):
+            # The kernel's own log goes to a file, not the user's terminal: when the report
+            # is interrupted, its shutdown tracebacks are noise; when it dies, status.json
+            # quotes the file's end.
+            with open(folder / KERNEL_LOG, "ab") as log:
+                await super().start_kernel(**kwargs, stderr=log)
+
+    return PrivateKernelManager
+
+
 def run_report(
     lake_root: str,
     *,
@@ -508,7 +533,8 @@ def run_report(
     prefix = report_prefix(playlist_id, as_of)
     started = datetime.now(UTC)
     clock = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="report-") as workdir:
+    # ignore_cleanup_errors: a kernel stopped by Ctrl-C may still be removing its sockets.
+    with tempfile.TemporaryDirectory(prefix="report-", ignore_cleanup_errors=True) as workdir:
         work = Path(workdir)
         charts_dir = work / "charts"
         charts_dir.mkdir()
@@ -532,9 +558,14 @@ def run_report(
                 progress_bar=False,
                 execution_timeout=timeout_seconds,
                 cwd=str(notebook.parent),
+                kernel_manager_class=_private_kernel_manager(work),
             )
         except Exception as exc:  # noqa: BLE001 - every failure is reported in status.json
             outcome = _failure(exc)
+            kernel_log = work / KERNEL_LOG
+            if kernel_log.exists():
+                tail = kernel_log.read_text(encoding="utf-8", errors="replace").splitlines()
+                outcome["kernel_log"] = tail[-20:]
         status = {
             "parameters": parameters | {"output_dir": "charts/"},
             "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
