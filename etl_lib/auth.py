@@ -21,8 +21,8 @@ import spotipy
 from spotipy.cache_handler import MemoryCacheHandler
 from spotipy.oauth2 import SpotifyOauthError, SpotifyPKCE
 
+from etl_lib import bounded_http, spotify
 from etl_lib import credentials as credential_sources
-from etl_lib import spotify
 from etl_lib.config import Settings
 from etl_lib.credentials import Credentials
 from etl_lib.errors import ConfigError, SpotifyAuthError
@@ -149,13 +149,24 @@ def login(
             f"the token endpoint refused the authorization code ({exc.error_description or exc})"
             ": start `spotify-etl auth login` again"
         ) from exc
-    except requests.RequestException as exc:  # unreachable, 5xx, too slow, not JSON
+    except (spotify.InvalidTokenReply, bounded_http.Redirected) as exc:
+        raise SpotifyAuthError(
+            f"the token endpoint {settings.token_url} answered the authorization code with "
+            f"{_unusable_reply(exc)}: check SPOTIFY_TOKEN_URL, then start `spotify-etl auth "
+            "login` again"
+        ) from exc
+    except requests.RequestException as exc:  # unreachable, 5xx, too slow
         raise SpotifyAuthError(
             f"the token endpoint {settings.token_url} did not answer the authorization code "
             f"usably ({type(exc).__name__}): check SPOTIFY_TOKEN_URL, then start "
             "`spotify-etl auth login` again"
         ) from exc
     token = token_cache.get_cached_token()
+    if not token.get("refresh_token"):  # the code grant must give one: runs refresh from it
+        raise SpotifyAuthError(
+            f"the token endpoint {settings.token_url} answered the authorization code without "
+            "a refresh_token: check SPOTIFY_TOKEN_URL, then start `spotify-etl auth login` again"
+        )
     user = _current_user(settings, token["access_token"])
     stored = replace(
         creds,
@@ -172,6 +183,13 @@ def login(
         )
     path = credential_sources.write_file(settings.credentials_file, stored)
     return replace(stored, origin=f"file {path}", refresh_token_source="file")
+
+
+def _unusable_reply(exc: spotify.InvalidTokenReply | bounded_http.Redirected) -> str:
+    if isinstance(exc, spotify.InvalidTokenReply):
+        return f"{exc.status} and {exc.problem}"
+    target = f" to {exc.location_origin!r}" if exc.location_origin else ""
+    return f"a redirect ({exc.status}{target}), which is not followed"
 
 
 def _current_user(settings: Settings, access_token: str) -> dict:

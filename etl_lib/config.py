@@ -51,8 +51,8 @@ class Settings:
     scope: str = DEFAULT_SCOPE
     connect_timeout_seconds: float = 5.0
     read_timeout_seconds: float = 20.0
-    # The whole of one HTTP request (connect, send, every read of the body): requests bounds
-    # each socket read only, so a server trickling bytes could hold a reply open forever.
+    # The whole of one HTTP request (connect, send, status line, headers, body): requests
+    # bounds each socket read only, so a server trickling bytes could hold a reply open forever.
     request_deadline_seconds: float = 60.0
     max_retries: int = 3
     # Waiting on Retry-After beyond this, per run, stops the run instead (a Lambda has 15 min).
@@ -107,6 +107,7 @@ class Settings:
             "athena_output_location": env.get("SPOTIFY_ETL_ATHENA_OUTPUT") or None,
             "redirect_uri": env.get("SPOTIFY_REDIRECT_URI") or DEFAULT_REDIRECT_URI,
             "rate_limit_budget_seconds": _seconds(env, "SPOTIFY_ETL_RATE_LIMIT_BUDGET", 120.0),
+            "request_deadline_seconds": _positive(env, "SPOTIFY_ETL_HTTP_DEADLINE", 60.0),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "credentials" not in overrides:

@@ -64,7 +64,8 @@ class ArchiveError(EtlError):
 
 class SpotifyProtocolError(SpotifyError):
     """The API answered what no correct server sends: a body that is not a JSON object, a
-    ``next`` link to another origin, or pages that repeat or never end."""
+    redirect, a token reply spotipy cannot use, a ``next`` link to another origin, pages
+    that repeat or never end, or more items than a snapshot may hold."""
 
 
 class PayloadLimitExceeded(CorruptPayload):

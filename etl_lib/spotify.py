@@ -6,7 +6,7 @@ Spotify or to the local server in ``etl_lib.local_spotify``.
 Every call goes through one policy, because spotipy's own would hang or mislead:
 
 * Each request, to the API or the token endpoint, has connect/read timeouts and an overall
-  deadline (``request_deadline_seconds``, enforced while the body arrives, see
+  deadline (``request_deadline_seconds``, covering the headers as well as the body, see
   ``etl_lib.bounded_http``); API requests go only to the API's origin (scheme, host, port of
   ``api_base_url``) and token requests only to the token endpoint's, redirects unfollowed.
 * 5xx answers (the token endpoint's too), connection errors and deadlines are retried
@@ -16,9 +16,11 @@ Every call goes through one policy, because spotipy's own would hang or mislead:
   or unreadable gets jittered backoff instead, ``max_retries`` times; ``QUOTA_EXCEEDED``
   stops at once (``QuotaExceeded``).
 * A 401 is answered by one token refresh, then ``SpotifyAuthError``.
-* A 200 whose body is not a JSON object (HTML from a proxy, a truncated reply), a ``next``
-  link to another origin (the token is never sent there), a page URL seen before, or more
-  pages than ``total``/50 + 1 fail that playlist with ``SpotifyProtocolError``.
+* A 200 whose body is not a JSON object (HTML from a proxy, a truncated reply), a redirect
+  (never followed), a token reply without a usable ``access_token`` and ``expires_in``, a
+  ``next`` link to another origin (the token is never sent there), a page URL seen before,
+  more pages than ``total``/50 + 1, or more items than a snapshot may hold
+  (``etl_lib.envelope.MAX_ITEMS``) fail that playlist with ``SpotifyProtocolError``.
 
 HTTP failures become the exceptions in ``etl_lib.errors``, one line each, with messages
 that explain Spotify's 2026 rules. A refresh token the token endpoint rotates is stored
@@ -45,6 +47,7 @@ from spotipy.oauth2 import SpotifyClientCredentials, SpotifyOauthError, SpotifyP
 from etl_lib import bounded_http
 from etl_lib import credentials as credential_sources
 from etl_lib.config import Settings
+from etl_lib.envelope import MAX_ITEMS
 from etl_lib.errors import (
     ConfigError,
     PlaylistForbidden,
@@ -81,12 +84,69 @@ class _ServerFailure(requests.RequestException):
         self.status = status
 
 
+class InvalidTokenReply(requests.RequestException):
+    """The token endpoint answered what spotipy cannot use (it would fail with a KeyError)."""
+
+    def __init__(self, problem: str, response: requests.Response):
+        super().__init__(
+            f"{response.status_code} with {problem} from {response.url}", response=response
+        )
+        self.status = response.status_code
+        self.problem = problem
+
+
 class _TokenSession(bounded_http.BoundedSession):
     def request(self, method, url, *args, **kwargs):
         response = super().request(method, url, *args, **kwargs)
         if response.status_code >= 500:
             raise _ServerFailure(response.status_code, response)
+        if problem := token_reply_problem(response):
+            raise InvalidTokenReply(problem, response)
         return response
+
+
+def token_reply_problem(response: requests.Response) -> str | None:
+    """What keeps spotipy from using a token endpoint's reply, or None.
+
+    A 2xx must be a JSON object with a non-empty ``access_token`` string and a positive
+    ``expires_in`` (seconds), and ``refresh_token`` and ``scope`` strings when present; a
+    4xx, when it is JSON, an object (spotipy reads its ``error``).
+    """
+    if not 200 <= response.status_code < 500 or 300 <= response.status_code < 400:
+        return None
+    try:
+        reply = response.json()
+    except ValueError:
+        if response.status_code >= 400:
+            return None  # spotipy reports a 4xx's text as it is
+        return "a body that is not JSON (a proxy or captive portal answers HTML)"
+    if not isinstance(reply, dict):
+        return f"JSON that is not an object ({type(reply).__name__})"
+    if response.status_code >= 400:
+        return None
+    access_token = reply.get("access_token")
+    if access_token is None:
+        return "no access_token"
+    if not isinstance(access_token, str) or not access_token:
+        # Never the value itself: it may be a credential after all.
+        return f"an access_token that is not a non-empty string ({type(access_token).__name__})"
+    expires_in = reply.get("expires_in")
+    if expires_in is None:
+        return "no expires_in"
+    if (
+        not isinstance(expires_in, int | float)
+        or isinstance(expires_in, bool)
+        or not math.isfinite(expires_in)
+        or expires_in <= 0
+    ):
+        return f"an expires_in that is not a positive number of seconds ({_shown(expires_in)})"
+    refresh_token = reply.get("refresh_token")
+    if refresh_token is not None and (not isinstance(refresh_token, str) or not refresh_token):
+        return f"an unusable refresh_token ({type(refresh_token).__name__})"
+    scope = reply.get("scope")
+    if scope is not None and not isinstance(scope, str):
+        return f"a scope that is not a string ({_shown(scope)})"
+    return None
 
 
 class _StoredTokenCache(CacheHandler):
@@ -175,18 +235,35 @@ class SpotifyReader:
                     f"{exc.origin}, where the credentials belong; check SPOTIFY_API_BASE_URL "
                     "and SPOTIFY_TOKEN_URL"
                 ) from exc
-            except requests.JSONDecodeError as exc:  # spotipy parses token replies unguarded
+            except InvalidTokenReply as exc:
                 raise SpotifyProtocolError(
-                    f"the token endpoint {self.settings.token_url} answered 200 with a body "
-                    f"that is not JSON while reading {what}: check SPOTIFY_TOKEN_URL (a proxy "
-                    "or captive portal answers HTML), or try again later"
+                    f"the token endpoint {self.settings.token_url} answered {exc.status} with "
+                    f"{exc.problem} while reading {what}: check SPOTIFY_TOKEN_URL, or try "
+                    "again later"
                 ) from exc
+            except bounded_http.Redirected as exc:
+                raise self._redirected(what, exc) from exc
             except (requests.ConnectionError, requests.Timeout, _ServerFailure) as exc:
                 if failures < self.settings.max_retries:
                     failures += 1
                     self.sleep(_backoff(failures))
                     continue
                 raise self._unavailable(what, exc, failures + 1) from exc
+
+    def _redirected(self, what: str, exc: bounded_http.Redirected) -> SpotifyProtocolError:
+        url = getattr(exc.request, "url", None) or ""
+        if url.startswith(self.settings.token_url):
+            where, setting = f"the token endpoint {self.settings.token_url}", "SPOTIFY_TOKEN_URL"
+        else:
+            where, setting = "the API", "SPOTIFY_API_BASE_URL"
+        target = (
+            f"to {_shown(exc.location_origin)}" if exc.location_origin else "without a Location"
+        )
+        return SpotifyProtocolError(
+            f"{where} answered a redirect ({exc.status} {target}) while reading {what}; "
+            f"redirects are not followed, so the credentials go nowhere else: check {setting} "
+            "(a proxy or captive portal redirects), or try again later"
+        )
 
     def _unavailable(self, what: str, exc: requests.RequestException, attempts: int):
         url = getattr(exc.request, "url", None) or ""
@@ -265,9 +342,10 @@ class SpotifyReader:
     def item_pages(self, playlist_id: str) -> list[dict]:
         """Every page of the playlist's items, following ``next`` until it is null.
 
-        ``next`` must stay on the API's origin, name a page not read yet, and the pages may
-        not outnumber what ``total`` allows: a server answering otherwise would otherwise
-        be followed forever, or be handed the token.
+        ``next`` must stay on the API's origin and name a page not read yet; the pages may
+        not outnumber what ``total`` allows, and neither ``total`` nor the items received
+        may exceed what a snapshot may hold (``MAX_ITEMS``, so at most 401 pages): a server
+        answering otherwise would otherwise be followed for ever, or be handed the token.
         """
         what = f"the items of playlist {playlist_id}"
         page = _json_object(
@@ -282,11 +360,26 @@ class SpotifyReader:
                 f"the API answered {what} with a page without a valid total ({_shown(total)}): "
                 "check SPOTIFY_API_BASE_URL, or try again later"
             )
+        if total > MAX_ITEMS:
+            raise SpotifyProtocolError(
+                f"the API says {what} holds {total:,} items, more than the {MAX_ITEMS:,} a "
+                "snapshot may hold: not downloaded; check SPOTIFY_API_BASE_URL, or leave this "
+                "playlist out of SPOTIFY_ETL_PLAYLISTS"
+            )
         most_pages = total // PAGE_SIZE + 1
         api_origin = bounded_http.origin_of(self.settings.api_base_url)
         pages = [page]
+        items = _item_count(page)
         seen = {page.get("href")}
-        while (next_url := page.get("next")) is not None:
+        while True:
+            if items > MAX_ITEMS:
+                raise SpotifyProtocolError(
+                    f"the API sent {items:,} items for {what} in {len(pages)} pages, more "
+                    f"than the {MAX_ITEMS:,} a snapshot may hold: stopped paging; check "
+                    "SPOTIFY_API_BASE_URL, or try again later"
+                )
+            if (next_url := page.get("next")) is None:
+                return pages
             if not isinstance(next_url, str) or bounded_http.origin_of(next_url) != api_origin:
                 raise SpotifyProtocolError(
                     f"the API's next link for {what} points away from {api_origin} "
@@ -309,11 +402,16 @@ class SpotifyReader:
                 what, self.call(what, lambda url=next_url: self.client.next({"next": url}))
             )
             pages.append(page)
-        return pages
+            items += _item_count(page)
 
     def me(self) -> dict:
         what = "the current user"
         return _json_object(what, self.call(what, self.client.me))
+
+
+def _item_count(page: dict) -> int:
+    items = page.get("items")
+    return len(items) if isinstance(items, list) else 0
 
 
 def _json_object(what: str, result: Any) -> dict:

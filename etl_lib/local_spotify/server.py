@@ -18,9 +18,9 @@ What it models:
 * Entries carry ``item``, the deprecated ``track``, or both (``entry_fields``).
 * Faults: ``fail_next`` (429 with any Retry-After, 5xx bursts, HTML error pages, a 200
   with HTML or bytes that are not JSON, on the API or the token endpoint),
-  ``quota_exceeded``, ``delay_next`` for slow replies, ``trickle_next`` for bodies sent a
-  few bytes at a time, ``misdirect_next`` for item pages whose ``next`` points to
-  themselves or to another server.
+  ``quota_exceeded``, ``delay_next`` for slow replies, ``trickle_next`` for bodies (or
+  status lines and headers too) sent a few bytes at a time, ``misdirect_next`` for item
+  pages whose ``next`` points to themselves or to another server.
 * Test hooks: ``issue_token``, ``mint_refresh_token``, ``expire_access_tokens``,
   ``revoke_refresh_tokens``; every request is logged in ``requests``, and those that
   carried an ``Authorization`` header also in ``authorized_requests``.
@@ -143,6 +143,7 @@ class _Trickle:
     interval_seconds: float
     remaining: int
     path_contains: str | None
+    head: bool  # the status line and headers are trickled too, not only the body
 
 
 @dataclass
@@ -187,8 +188,8 @@ class _Response:
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
     content_type: str = "application/json; charset=utf-8"
-    # (bytes per piece, seconds between pieces): the body is sent slowly, see trickle_next.
-    trickle: tuple[int, float] | None = None
+    # (bytes per piece, seconds between pieces, head too): sent slowly, see trickle_next.
+    trickle: tuple[int, float, bool] | None = None
 
 
 def _json_response(
@@ -397,12 +398,15 @@ class LocalSpotifyServer(LoopbackServer):
         interval_seconds: float = 0.1,
         times: int = 1,
         path_contains: str | None = None,
+        head: bool = False,
     ) -> None:
         """Send the next ``times`` matching replies' bodies ``piece_bytes`` at a time.
 
         The headers go at once; then one piece every ``interval_seconds``, so each read of a
         client sees data before its read timeout while the whole reply takes as long as the
-        body is big. Matching is as for ``delay_next``; ``stop()`` cuts a trickle short.
+        body is big. With ``head`` the status line and headers are sent that way too: a
+        client waits for them inside its HTTP library, before any body is read. Matching is
+        as for ``delay_next``; ``stop()`` cuts a trickle short.
         """
         if piece_bytes < 1:
             raise ValueError(f"piece_bytes must be at least 1, got {piece_bytes}")
@@ -411,7 +415,9 @@ class LocalSpotifyServer(LoopbackServer):
         if times < 1:
             raise ValueError(f"times must be at least 1, got {times}")
         with self._lock:
-            self._trickles.append(_Trickle(piece_bytes, interval_seconds, times, path_contains))
+            self._trickles.append(
+                _Trickle(piece_bytes, interval_seconds, times, path_contains, head)
+            )
 
     def misdirect_next(
         self, target: str, *, times: int | None = None, path_contains: str | None = None
@@ -486,14 +492,14 @@ class LocalSpotifyServer(LoopbackServer):
             if authorized:
                 self.authorized_requests.append(RecordedRequest(method, target))
 
-    def _take_trickle(self, target: str) -> tuple[int, float] | None:
+    def _take_trickle(self, target: str) -> tuple[int, float, bool] | None:
         with self._lock:
             for trickle in self._trickles:
                 if _matches(trickle.path_contains, target):
                     trickle.remaining -= 1
                     if trickle.remaining == 0:
                         self._trickles.remove(trickle)
-                    return trickle.piece_bytes, trickle.interval_seconds
+                    return trickle.piece_bytes, trickle.interval_seconds, trickle.head
         return None
 
     def _take_misdirection(self, page_url: str) -> str | None:
@@ -968,19 +974,26 @@ class _Handler(LoopbackHandler):
         if response is None:
             self.close_connection = True
             return
+        headers = [
+            ("Content-Type", response.content_type),
+            ("Content-Length", str(len(response.body))),
+            *response.headers,
+        ]
         try:
-            self.send_response(response.status)
-            self.send_header("Content-Type", response.content_type)
-            self.send_header("Content-Length", str(len(response.body)))
-            for name, value in response.headers:
-                self.send_header(name, value)
-            self.end_headers()
+            if response.trickle is not None and response.trickle[2]:
+                data = self._head(response.status, headers) + response.body
+            else:
+                self.send_response(response.status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.end_headers()
+                data = response.body
             if response.trickle is None:
-                self.wfile.write(response.body)
+                self.wfile.write(data)
                 return
-            piece_bytes, interval = response.trickle
-            for start in range(0, len(response.body), piece_bytes):
-                self.wfile.write(response.body[start : start + piece_bytes])
+            piece_bytes, interval, _ = response.trickle
+            for start in range(0, len(data), piece_bytes):
+                self.wfile.write(data[start : start + piece_bytes])
                 self.wfile.flush()
                 if self.server.app._stopping.wait(interval):
                     self.close_connection = True
@@ -988,6 +1001,16 @@ class _Handler(LoopbackHandler):
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up first (a read timeout on a delayed reply): nothing to tell.
             self.close_connection = True
+
+    def _head(self, status: int, headers: list[tuple[str, str]]) -> bytes:
+        """The status line and headers as ``send_response`` would write them, as bytes."""
+        lines = [
+            f"{self.protocol_version} {status} {self.responses.get(status, ('',))[0]}",
+            f"Server: {self.version_string()}",
+            f"Date: {self.date_time_string()}",
+            *(f"{name}: {value}" for name, value in headers),
+        ]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     def do_GET(self) -> None:
         self._serve("GET")

@@ -17,13 +17,16 @@ from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 
-from etl_lib import archive, cli, lake, pipeline, spotify
+from etl_lib import archive, auth, bounded_http, cli, lake, pipeline, spotify
 from etl_lib.config import Settings
 from etl_lib.credentials import Credentials
+from etl_lib.envelope import MAX_ITEMS
 from etl_lib.errors import (
     ArchiveError,
     RateLimited,
+    SpotifyAuthError,
     SpotifyProtocolError,
     SpotifyUnavailable,
 )
@@ -137,6 +140,46 @@ def test_pages_beyond_what_total_allows_stop_paging(server, bounded):
     _assert_good_landed_once(bounded, outcomes[GOOD])
 
 
+def _endless_page(server, total: int, items: list, offset: int = 0) -> dict:
+    page_url = f"{server.base_url}/playlists/{BAD}/items?offset={{}}&limit=50"
+    return {
+        "href": page_url.format(offset),
+        "items": items,
+        "limit": 50,
+        "next": page_url.format(offset + 50),  # always a page not read yet
+        "offset": offset,
+        "previous": None,
+        "total": total,
+    }
+
+
+def test_a_total_beyond_what_a_snapshot_may_hold_is_not_paged_at_all(server, bounded):
+    # The probe's server: total 1,000,000,000 and a fresh next link on every page.
+    server.fail_next(
+        200, times=50, body=_endless_page(server, 10**9, []), path_contains=f"{BAD}/items"
+    )
+    outcomes, elapsed = _extract(bounded)
+    assert isinstance(outcomes[BAD].error, SpotifyProtocolError)
+    message = _one_line(outcomes[BAD].error)
+    assert "1,000,000,000 items" in message and f"{MAX_ITEMS:,}" in message
+    assert _requests_for(server, BAD) == 2  # the metadata and the first page
+    assert elapsed < 10
+    _assert_good_landed_once(bounded, outcomes[GOOD])
+
+
+def test_pages_carrying_more_items_than_a_snapshot_may_hold_stop_paging(server, bounded):
+    # A modest total, but pages far longer than the 50 asked for.
+    entry = {"added_at": "2026-10-01T00:00:00Z", "item": None}
+    first = _endless_page(server, 100, [entry] * (MAX_ITEMS // 2 + 1))
+    server.fail_next(200, times=2, body=first, path_contains=f"{BAD}/items")
+    outcomes, _ = _extract(bounded)
+    assert isinstance(outcomes[BAD].error, SpotifyProtocolError)
+    message = _one_line(outcomes[BAD].error)
+    assert f"sent {2 * (MAX_ITEMS // 2 + 1):,} items" in message and "2 pages" in message
+    assert _requests_for(server, BAD) == 3
+    _assert_good_landed_once(bounded, outcomes[GOOD])
+
+
 def test_a_next_link_to_another_origin_is_not_followed_and_gets_no_token(server, bounded):
     with LocalSpotifyServer(ChartSimulator(), now=NOW) as foreign:
         foreign_page = f"{foreign.base_url}/playlists/{BAD}/items?offset=50&limit=50"
@@ -195,6 +238,41 @@ def test_the_cli_prints_one_line_for_an_html_200(server, bounded, monkeypatch, c
     [line] = [line for line in err.splitlines() if line.startswith("error:")]
     assert BAD in line and "not a JSON object" in line
     assert f"{GOOD}: extracted" in err
+
+
+# --- redirects -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [301, 302, 307])
+@pytest.mark.parametrize("where", ["metadata", "items"])
+def test_a_redirect_is_reported_as_one_and_not_followed(server, bounded, status, where):
+    path = f"/playlists/{BAD}/items" if where == "items" else f"/playlists/{BAD}?"
+    with LocalSpotifyServer(ChartSimulator(), now=NOW) as foreign:
+        server.fail_next(
+            status,
+            headers={"Location": f"{foreign.base_url}/login?next=%2F"},
+            path_contains=path,
+        )
+        outcomes, _ = _extract(bounded)
+        assert isinstance(outcomes[BAD].error, SpotifyProtocolError)
+        message = _one_line(outcomes[BAD].error)
+        assert f"a redirect ({status} to '{foreign.origin}')" in message
+        assert "not followed" in message and "SPOTIFY_API_BASE_URL" in message
+        assert "not a JSON object" not in message
+        assert foreign.requests == []
+    assert _requests_for(server, BAD) == (1 if where == "metadata" else 2)
+    _assert_good_landed_once(bounded, outcomes[GOOD])
+
+
+def test_a_redirect_from_the_token_endpoint_fails_one_playlist(server, bounded):
+    server.fail_next(302, headers={"Location": "/elsewhere"}, path_contains="/api/token")
+    outcomes, _ = _extract(bounded)
+    message = _one_line(outcomes[BAD].error)
+    assert isinstance(outcomes[BAD].error, SpotifyProtocolError)
+    assert f"the token endpoint {server.token_url} answered a redirect (302 to " in message
+    assert server.origin in message and "SPOTIFY_TOKEN_URL" in message
+    assert _token_posts(server) == 2  # not retried; the next playlist's token is fine
+    _assert_good_landed_once(bounded, outcomes[GOOD])
 
 
 # --- Retry-After ---------------------------------------------------------------------------
@@ -275,6 +353,80 @@ def test_a_trickled_body_ends_at_the_request_deadline(server, bounded):
     _assert_good_landed_once(bounded, outcomes[GOOD])
 
 
+def test_trickled_headers_end_at_the_request_deadline(server, bounded):
+    # The status line and headers one byte every 0.2 s: they arrive inside the HTTP library,
+    # before any body is read, and each read sees data well within the 1 s read timeout.
+    server.trickle_next(
+        piece_bytes=1, interval_seconds=0.2, times=100, path_contains=BAD, head=True
+    )
+    outcomes, elapsed = _extract(bounded)
+    error = outcomes[BAD].error
+    assert isinstance(error, SpotifyUnavailable)
+    assert "within 1.5 s" in _one_line(error) and "DeadlineExceeded" in str(error)
+    attempts = bounded.max_retries + 1
+    assert _requests_for(server, BAD) == attempts
+    # The deadline itself, not the deadline plus a read timeout: the socket is cut at it.
+    assert elapsed < attempts * bounded.request_deadline_seconds + 2.5
+    _assert_good_landed_once(bounded, outcomes[GOOD])
+
+
+@pytest.fixture
+def keep_alive_server():
+    """HTTP/1.1 with keep-alive: ``/slow-head`` trickles its headers, anything else is quick."""
+    clients: set = set()
+    stop = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            clients.add(self.client_address)
+            if self.path == "/slow-head":
+                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                try:
+                    while not stop.wait(0.1):
+                        self.wfile.write(b"X-Wait: 1\r\n")
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
+                return
+            body = b'{"ok": true}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", clients
+    finally:
+        stop.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def test_the_deadline_cuts_only_its_own_request_on_a_kept_alive_connection(keep_alive_server):
+    base_url, clients = keep_alive_server
+    session = bounded_http.BoundedSession(0.3, origin=base_url)
+    for _ in range(4):  # idle past the deadline between requests: no late cut
+        assert session.get(base_url + "/quick", timeout=(1, 1)).json() == {"ok": True}
+        time.sleep(0.4)
+    assert len(clients) == 1  # one connection, reused every time
+    started = time.monotonic()
+    with pytest.raises(bounded_http.DeadlineExceeded):
+        session.get(base_url + "/slow-head", timeout=(1, 1))
+    assert time.monotonic() - started < 0.3 + 0.5
+    assert session.get(base_url + "/quick", timeout=(1, 1)).json() == {"ok": True}
+
+
 # --- the token endpoint ---------------------------------------------------------------------
 
 
@@ -321,6 +473,116 @@ def test_a_token_endpoint_answering_html_fails_one_playlist(server, bounded):
     assert isinstance(outcomes[BAD].error, SpotifyProtocolError)
     assert "token endpoint" in _one_line(outcomes[BAD].error)
     _assert_good_landed_once(bounded, outcomes[GOOD])
+
+
+INVALID_TOKEN_REPLIES = {
+    "no-expires_in": (
+        {"access_token": "BQ-from-a-broken-server", "token_type": "Bearer"},
+        "no expires_in",
+    ),
+    "no-access_token": ({"token_type": "Bearer", "expires_in": 3600}, "no access_token"),
+    "empty-object": ({}, "no access_token"),
+    "a-list": (b"[1, 2]", "JSON that is not an object (list)"),
+    "expires_in-text": (
+        {"access_token": "BQ-from-a-broken-server", "expires_in": "soon"},
+        "an expires_in that is not a positive number of seconds ('soon')",
+    ),
+    "access_token-number": (
+        {"access_token": 7, "expires_in": 3600},
+        "an access_token that is not a non-empty string (int)",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "reply, problem", INVALID_TOKEN_REPLIES.values(), ids=INVALID_TOKEN_REPLIES.keys()
+)
+def test_a_token_reply_spotipy_cannot_use_fails_one_playlist(server, bounded, reply, problem):
+    server.fail_next(200, body=reply, path_contains="/api/token")
+    outcomes, _ = _extract(bounded)
+    error = outcomes[BAD].error
+    assert isinstance(error, SpotifyProtocolError)
+    message = _one_line(error)
+    assert f"the token endpoint {server.token_url} answered 200 with {problem}" in message
+    assert "BQ-from-a-broken-server" not in message
+    assert _token_posts(server) == 2  # not retried: the same answer would come again
+    assert _requests_for(server, BAD) == 0
+    _assert_good_landed_once(bounded, outcomes[GOOD])
+
+
+def test_an_unusable_token_reply_to_a_refresh_fails_one_playlist(server, bounded):
+    user = Credentials(server.client_id, None, server.mint_refresh_token())
+    settings = replace(bounded, credentials=user)
+    server.fail_next(200, body={"access_token": "BQ-x"}, path_contains="/api/token")
+    reader = spotify.make_reader(settings, sleep=RecordedSleep())
+    outcomes = pipeline.extract(settings, [BAD, GOOD], reader=reader, clock=lambda: NOW)
+    assert isinstance(outcomes[0].error, SpotifyProtocolError)
+    assert "answered 200 with no expires_in" in _one_line(outcomes[0].error)
+    _assert_good_landed_once(settings, outcomes[1])
+
+
+def test_the_cli_prints_one_line_per_playlist_when_every_token_reply_is_unusable(
+    server, bounded, monkeypatch, capsys
+):
+    for name, value in {
+        "SPOTIFY_API_BASE_URL": server.base_url,
+        "SPOTIFY_TOKEN_URL": server.token_url,
+        "SPOTIFY_CLIENT_ID": server.client_id,
+        "SPOTIFY_CLIENT_SECRET": server.client_secret,
+        "SPOTIFY_ETL_PLAYLISTS": f"{BAD},{GOOD}",
+        "SPOTIFY_ETL_CREDENTIALS_FILE": str(bounded.credentials_file) + ".absent",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("SPOTIFY_REFRESH_TOKEN", "SPOTIFY_ETL_SECRET_ID", "SPOTIFY_ETL_AUTH_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    server.fail_next(200, times=100, body={"expires_in": 3600}, path_contains="/api/token")
+    assert cli.main(["extract", "--lake", bounded.lake]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "KeyError" not in err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 2
+    assert all("token endpoint" in line and "no access_token" in line for line in lines)
+    assert BAD in lines[0] and GOOD in lines[1]
+    assert list(lake.list_keys(bounded.lake, "raw/")) == []
+    assert _requests_for(server, BAD) == _requests_for(server, GOOD) == 0
+
+
+def test_login_reports_an_unusable_token_reply_in_one_line(server, bounded, tmp_path):
+    settings = replace(
+        bounded,
+        credentials=Credentials(server.client_id),
+        authorize_url=server.authorize_url,
+        credentials_file=tmp_path / "credentials.json",
+    )
+    shown: list[str] = []
+
+    def paste() -> str:  # the redirect the browser would land on, approved at once
+        return requests.get(shown[-1], allow_redirects=False, timeout=5).headers["Location"]
+
+    server.fail_next(
+        200, body={"access_token": "BQ-x", "expires_in": "soon"}, path_contains="/api/token"
+    )
+    with pytest.raises(SpotifyAuthError) as raised:
+        auth.login(settings, show_url=shown.append, paste=paste)
+    message = _one_line(raised.value)
+    assert "answered the authorization code with 200 and an expires_in" in message
+    assert not settings.credentials_file.exists()
+
+    # A reply that gives no refresh token cannot be stored for later runs.
+    server.fail_next(
+        200, body={"access_token": "BQ-x", "expires_in": 3600}, path_contains="/api/token"
+    )
+    with pytest.raises(SpotifyAuthError, match="without a refresh_token"):
+        auth.login(settings, show_url=shown.append, paste=paste)
+    assert not settings.credentials_file.exists()
+
+
+def test_trickled_token_headers_end_at_the_deadline_and_are_retried(server, bounded):
+    server.trickle_next(interval_seconds=0.2, times=1, path_contains="/api/token", head=True)
+    outcomes, elapsed = _extract(bounded)
+    assert [o.status for o in outcomes.values()] == ["extracted", "extracted"]
+    assert _token_posts(server) == 2
+    assert elapsed < bounded.request_deadline_seconds + 3
 
 
 def test_a_trickled_token_reply_ends_at_the_deadline_and_is_retried(server, bounded):
