@@ -15,6 +15,7 @@ they opened, and two builds at once never wait for each other.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -181,6 +182,7 @@ def connect(lake_root: str) -> duckdb.DuckDBPyConnection:
     lake gets an in-memory database reading the Parquet files through the lake's fsspec
     filesystem, so no DuckDB extension has to be downloaded.
     """
+    lake.require_root(lake_root)
     if lake.is_local(lake_root):
         path = catalog_path(lake_root)
         if not os.path.exists(path):
@@ -197,10 +199,27 @@ def connect(lake_root: str) -> duckdb.DuckDBPyConnection:
         return connection
     fs, _ = lake.filesystem(lake_root)
     connection = duckdb.connect()
-    connection.register_filesystem(fs)
-    with lake.storage_errors(lake_root):
-        create_duckdb_views(connection, lake_root)
+    try:
+        connection.register_filesystem(fs)
+        with lake.storage_errors(lake_root), object_store_errors(lake_root):
+            create_duckdb_views(connection, lake_root)
+    except BaseException:
+        connection.close()
+        raise
     return connection
+
+
+@contextlib.contextmanager
+def object_store_errors(lake_root: str):
+    """DuckDB errors that are the object store failing under the registered filesystem, as
+    the one line ``etl_lib.lake`` gives any storage failure; other DuckDB errors pass."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        failure = lake.reported_storage_failure(lake_root, str(exc))
+        if failure is None:
+            raise
+        raise failure from exc
 
 
 def _open_read_only(path: str, lake_root: str) -> duckdb.DuckDBPyConnection:
@@ -216,6 +235,14 @@ def _open_read_only(path: str, lake_root: str) -> duckdb.DuckDBPyConnection:
                 raise LakeError(
                     f"{path} is not a DuckDB database: run `spotify-etl catalog --lake "
                     f"{lake_root}` to rebuild it"
+                ) from exc
+            if "replaying WAL" in message:
+                # Another program wrote to a catalog that a build has since replaced: its log
+                # belongs to the old file.
+                raise LakeError(
+                    f"{path}.wal does not match {path} (a program other than spotify-etl "
+                    f"wrote to the catalog): run `spotify-etl catalog --lake {lake_root}` to "
+                    "rebuild it"
                 ) from exc
             holder = _LOCK_HOLDER.search(message)
             if holder is None:
@@ -240,7 +267,7 @@ def build_catalog(lake_root: str, engine: str = "duckdb", settings=None) -> list
 
         settings = settings or Settings.from_env(lake=lake_root)
         return glue.ensure_catalog(settings) + athena.create_views(settings)
-    lake.ensure_root(lake_root)
+    lake.require_root(lake_root)
     if not lake.is_local(lake_root):
         # Views over object storage live in each query's connection; building them here
         # checks that the lake answers.
@@ -260,6 +287,12 @@ def build_catalog(lake_root: str, engine: str = "duckdb", settings=None) -> list
         temporary = lake.temporary_path(path)
         try:
             shutil.copyfile(built, temporary)
+            # The new file is checkpointed whole and needs no log; a log beside the old file
+            # (another program wrote to it) would be replayed into the new one and refused.
+            # Removed before the rename: a reader then sees the old file without its log
+            # (views this project rebuilds anyway), never the new one with a foreign log.
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(f"{path}.wal")
             os.replace(temporary, path)
         finally:
             if os.path.exists(temporary):

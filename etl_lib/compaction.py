@@ -250,6 +250,8 @@ def compact(
         raise ConfigError(f"--month {month!r} is not a month: use YYYY-MM, e.g. 2026-01")
     day_set = set(days) if days is not None else None
     playlists = set(playlist_ids or ())
+    # A mistyped --lake or bucket would otherwise find nothing to do and succeed.
+    lake.require_root(lake_root)
     summary = CompactSummary()
     partitions = list_partitions(lake_root)
     todo = []

@@ -153,11 +153,14 @@ def s3_storage_options(environ: dict[str, str] | None = None) -> dict:
     5 s), a read timeout (SPOTIFY_ETL_S3_READ_TIMEOUT, default 20 s, the longest silence
     while waiting for an answer) and botocore's attempts (SPOTIFY_ETL_S3_MAX_ATTEMPTS,
     default 3, standard retry mode), with s3fs's own retries reduced to one attempt
-    (``S3FS_ATTEMPTS``). So an endpoint that accepts connections and never answers fails a
-    request after at most attempts x (connect + read) + the backoffs between attempts
-    (under 1 + 2 + ... s): 3 x (5 + 20) + 3 + 0.1 = 78.1 s with the defaults
-    (``s3_request_worst_case_seconds``); the storage operation that sent it stops there
-    with one line naming the key.
+    (``S3FS_ATTEMPTS``). Each attempt, from connecting to the answer's last byte, is also cut
+    at connect + read timeout (``etl_lib.lake`` adds that to the HTTP session), so an endpoint
+    that trickles its answer fails like one that never answers: a request after at most
+    attempts x (connect + read) + the backoffs between attempts (under 1 + 2 + ... s):
+    3 x (5 + 20) + 3 + 0.1 = 78.1 s with the defaults (``s3_request_worst_case_seconds``).
+    A storage operation of a few requests (an existence check, a footer read) has that as
+    its overall deadline too; a listing takes one bounded request per 1,000 keys. The command
+    stops at the first request that fails, with one line naming the key.
     """
     env = os.environ if environ is None else environ
     client_kwargs = {}
@@ -179,8 +182,10 @@ def s3_storage_options(environ: dict[str, str] | None = None) -> dict:
                 env, "SPOTIFY_ETL_S3_CONNECT_TIMEOUT", S3_CONNECT_TIMEOUT_SECONDS
             ),
             "read_timeout": _positive(env, "SPOTIFY_ETL_S3_READ_TIMEOUT", S3_READ_TIMEOUT_SECONDS),
+            # botocore's "max_attempts" counts retries after the first attempt (3 would make 4
+            # attempts); "total_max_attempts" counts every attempt.
             "retries": {
-                "max_attempts": int(
+                "total_max_attempts": int(
                     _positive(env, "SPOTIFY_ETL_S3_MAX_ATTEMPTS", S3_MAX_ATTEMPTS, integer=True)
                 ),
                 "mode": "standard",
@@ -198,7 +203,7 @@ def s3_request_worst_case_seconds(options: dict) -> float:
     """The longest one S3 request can take under ``s3_storage_options``: every attempt
     connecting just within the connect timeout, then waiting out the read timeout."""
     config = options["config_kwargs"]
-    attempts = config["retries"]["max_attempts"]
+    attempts = config["retries"]["total_max_attempts"]
     backoffs = sum(min(2**retry, _BOTOCORE_MAX_BACKOFF_SECONDS) for retry in range(attempts - 1))
     per_call = attempts * (config["connect_timeout"] + config["read_timeout"]) + backoffs
     s3fs_sleeps = sum(min(1.7**attempt * 0.1, 15) for attempt in range(S3FS_ATTEMPTS))

@@ -7,6 +7,7 @@ same key works on a local folder and on object storage.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -210,6 +211,13 @@ def is_local(root: str) -> bool:
 
 def filesystem(root: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """The filesystem behind a lake root and the root's path inside it."""
+    if not is_local(root) and not root.split("://", 1)[1].split("/", 1)[0]:
+        # fsspec would read the first folder as the bucket: "s3:///lake/raw/..." writes to a
+        # bucket named "raw".
+        raise ConfigError(
+            f"lake root {root!r} names no bucket: use s3://<bucket>[/<prefix>] in --lake / "
+            "SPOTIFY_ETL_LAKE"
+        )
     options = {} if is_local(root) else object_store_options(root)
     try:
         fs, path = fsspec.core.url_to_fs(root, **options)
@@ -228,7 +236,37 @@ def filesystem(root: str) -> tuple[fsspec.AbstractFileSystem, str]:
 def object_store_options(root: str) -> dict:
     if not root.startswith(("s3://", "s3a://")):
         return {}
-    return s3_storage_options()
+    options = s3_storage_options()
+    options["config_kwargs"]["http_session_cls"] = _attempt_bounded_session()
+    return options
+
+
+@functools.cache
+def _attempt_bounded_session() -> type:
+    """aiobotocore's HTTP session with an overall deadline on each attempt.
+
+    botocore's read timeout bounds a silence, so an endpoint trickling a byte of headers
+    every few seconds would hold an attempt forever; every request reaches S3 through this
+    session (s3fs calls, DuckDB's reads through the registered filesystem, opened files), so
+    each attempt ends within connect + read timeout, from connecting to the body's last byte,
+    and a request within ``config.s3_request_worst_case_seconds``. Built on first use: only
+    object-store lakes import aiobotocore.
+    """
+    import aiohttp
+    from aiobotocore.httpsession import AIOHTTPSession
+
+    class AttemptBoundedSession(AIOHTTPSession):
+        def __init__(self, *args, timeout=None, **kwargs):
+            super().__init__(*args, timeout=timeout, **kwargs)
+            limits = self._timeout
+            if limits.sock_connect is not None and limits.sock_read is not None:
+                self._timeout = aiohttp.ClientTimeout(
+                    sock_connect=limits.sock_connect,
+                    sock_read=limits.sock_read,
+                    total=limits.sock_connect + limits.sock_read,
+                )
+
+    return AttemptBoundedSession
 
 
 def _storage_failures() -> tuple[type[BaseException], ...]:
@@ -291,8 +329,8 @@ def _storage_failure_message(root: str, key: str, exc: BaseException) -> str:
     options = s3_storage_options()
     config = options["config_kwargs"]
     limits = (
-        f"{config['retries']['max_attempts']} attempts of connect {config['connect_timeout']:g} s "
-        f"+ read {config['read_timeout']:g} s, at most "
+        f"{config['retries']['total_max_attempts']} attempts of connect "
+        f"{config['connect_timeout']:g} s + read {config['read_timeout']:g} s, at most "
         f"{s3_request_worst_case_seconds(options):.0f} s"
     )
     endpoint = options.get("client_kwargs", {}).get("endpoint_url", "AWS")
@@ -320,13 +358,49 @@ def _is_connection_failure(exc: BaseException) -> bool:
     )
 
 
+# The failures of the object store a Python traceback may end with, by exception type name,
+# and the built-in type each is reported as.
+_REPORTED_FAILURES = (
+    (re.compile(r"FileNotFound|NoSuchBucket|NoSuchKey"), FileNotFoundError),
+    (re.compile(r"Permission|AccessDenied"), PermissionError),
+    (re.compile(r"Timeout"), TimeoutError),
+    (re.compile(r"Connection|Endpoint|ServerDisconnected|ClientOSError"), ConnectionError),
+    (re.compile(r"NoCredentials|ClientError|OSError|IOError|BotoCoreError"), OSError),
+)
+_TRACEBACK_END = re.compile(
+    r"^Traceback \(most recent call last\):\n(?:[ \t].*\n)*(?P<name>[\w.]+): (?P<detail>.*)$",
+    re.MULTILINE,
+)
+
+
+def reported_storage_failure(root: str, text: str) -> LakeError | None:
+    """The one-line error for an object-store failure that reached us as text, else None.
+
+    DuckDB reports an exception raised by the filesystem registered with it (``fsspec``, so
+    s3fs and botocore) as its own error whose message is the Python traceback, without the
+    exception itself.
+    """
+    if is_local(root):
+        return None
+    match = _TRACEBACK_END.search(text)
+    if match is None:
+        return None
+    name = match["name"].rsplit(".", 1)[-1]
+    for pattern, kind in _REPORTED_FAILURES:
+        if pattern.search(name):
+            # Same name as the original, so the message tells what it told.
+            failure = type(name, (kind,), {})(match["detail"])
+            return LakeError(_storage_failure_message(root, "", failure))
+    return None
+
+
 def _bucket(root: str) -> str:
     scheme, _, rest = root.partition("://")
     return f"{scheme}://{rest.split('/', 1)[0]}"
 
 
 def _deadline(root: str) -> dict:
-    """fsspec's overall timeout for an object-store call that sends one request.
+    """fsspec's overall timeout for an object-store call that sends one or a few requests.
 
     Each attempt is bounded by botocore's timeouts, except a PUT: it asks for
     ``100-continue`` and aiohttp applies no read timeout while waiting for that answer, so an
@@ -343,12 +417,11 @@ def _full_path(root: str, key: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 
 def ensure_root(root: str) -> None:
-    """Fail early, with the path in the message, when a lake root is unusable."""
+    """Fail early, with the path in the message, when a lake root is unusable; a missing
+    local folder is created (for commands that write a lake: extract, transform, imports)."""
     fs, base = filesystem(root)
     if not is_local(root):
-        with storage_errors(root):
-            # The bucket exists and may be listed.
-            fs.ls(base.split("/", 1)[0], refresh=True, **_deadline(root))
+        _check_bucket(root, fs, base)
         return
     if os.path.exists(base) and not os.path.isdir(base):
         raise LakeError(f"lake root {root!r} is a file, not a folder: pass --lake a folder path")
@@ -360,6 +433,32 @@ def ensure_root(root: str) -> None:
         ) from exc
     if not os.access(base, os.W_OK):
         raise LakeError(f"lake root {root!r} is not writable: pass --lake a writable folder")
+
+
+def require_root(root: str) -> None:
+    """Fail early, in one line, when a lake that a command only reads is not there.
+
+    Readers (catalog, query, compact, report) never create a lake: a mistyped ``--lake``
+    would otherwise give an empty catalog and empty answers.
+    """
+    fs, base = filesystem(root)
+    if not is_local(root):
+        _check_bucket(root, fs, base)
+        return
+    if os.path.isdir(base):
+        return
+    if os.path.exists(base):
+        raise LakeError(f"lake root {root!r} is a file, not a folder: pass --lake a folder path")
+    raise LakeError(
+        f"no lake at {root}: pass --lake (or SPOTIFY_ETL_LAKE) an existing lake's folder, or "
+        "create one with `spotify-etl run`, `extract` or `demo`"
+    )
+
+
+def _check_bucket(root: str, fs: fsspec.AbstractFileSystem, base: str) -> None:
+    with storage_errors(root):
+        # The bucket exists and may be listed (a missing one raises FileNotFoundError).
+        fs.ls(base.split("/", 1)[0], refresh=True, **_deadline(root))
 
 
 def write_bytes(root: str, key: str, data: bytes) -> None:
@@ -441,8 +540,10 @@ def list_keys(root: str, prefix: str, suffix: str = "") -> Iterator[str]:
     fs, base = filesystem(root)
     start = f"{base}/{prefix}".rstrip("/")
     with storage_errors(root, prefix):
-        # find() pages through ListObjectsV2 on S3: no 1,000-key ceiling.
-        paths = fs.find(start) if fs.exists(start) else []
+        # find() pages through ListObjectsV2 on S3: no 1,000-key ceiling. Each page is one
+        # request under the session's bounds (``_attempt_bounded_session``); the listing as a
+        # whole takes as many pages as the prefix holds.
+        paths = fs.find(start) if fs.exists(start, **_deadline(root)) else []
     keys = []
     for path in paths:
         key = path[len(base) + 1 :] if base else path
@@ -475,8 +576,12 @@ def read_parquet(root: str, key: str) -> pa.Table:
 def read_parquet_metadata(root: str, key: str) -> dict[bytes, bytes]:
     """A Parquet file's key-value metadata, reading only its footer."""
     fs, path = _full_path(root, key)
-    with storage_errors(root, key), fs.open(path, "rb") as handle:
-        return pq.read_metadata(handle).metadata or {}
+    with storage_errors(root, key):
+        # The size under the deadline spares the file its own HEAD; its footer reads are
+        # range GETs, each under the session's bounds (``_attempt_bounded_session``).
+        known = {} if is_local(root) else {"size": fs.size(path, **_deadline(root))}
+        with fs.open(path, "rb", **known) as handle:
+            return pq.read_metadata(handle).metadata or {}
 
 
 def delete(root: str, keys: list[str]) -> None:
@@ -494,7 +599,7 @@ def delete(root: str, keys: list[str]) -> None:
                 except FileNotFoundError:
                     pass
         else:
-            fs.rm(paths)
+            fs.rm(paths, **_deadline(root))
 
 
 def now_utc() -> datetime:

@@ -33,7 +33,8 @@ def query_all(
         for name, (statement, params) in statements.items():
             duckdb_sql = sql.to_duckdb(statement, schema)
             try:
-                frames[name] = connection.execute(duckdb_sql, list(params or [])).df()
+                with catalog.object_store_errors(lake_root):
+                    frames[name] = connection.execute(duckdb_sql, list(params or [])).df()
             except duckdb.Error as exc:
                 message = str(exc).splitlines()[0]
                 raise ConfigError(f"query failed: {message}") from exc

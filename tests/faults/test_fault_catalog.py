@@ -279,3 +279,62 @@ def test_stale_temporary_files_are_cleaned_and_never_read(cataloged):
     assert _per_snapshot(lake_root) == counts
     assert cli.main(["compact", "--lake", lake_root]) == 0
     assert _per_snapshot(lake_root) == counts
+
+
+WRITE_A_VIEW = """
+    import sys, duckdb
+    connection = duckdb.connect(sys.argv[1])  # another program writing to the catalog
+    connection.execute("CREATE VIEW answer AS SELECT 42")
+    print("written", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_a_catalog_another_program_wrote_to_is_replaced_with_its_log(cataloged, tmp_path, capsys):
+    lake_root, counts = cataloged
+    path = catalog.catalog_path(lake_root)
+    writer = _python(WRITE_A_VIEW, path)
+    try:
+        assert writer.stdout.readline().strip() == "written"
+        assert os.path.exists(f"{path}.wal")
+        saved_log = tmp_path / "foreign.wal"
+        shutil.copyfile(f"{path}.wal", saved_log)
+        assert cli.main(["catalog", "--lake", lake_root]) == 0
+        # The old file's log went with it: the new catalog answers, and keeps answering.
+        assert not os.path.exists(f"{path}.wal")
+        for _ in range(2):
+            assert _per_snapshot(lake_root) == counts
+
+        # A foreign log beside a catalog it does not belong to: one line saying what to run.
+        shutil.copyfile(saved_log, f"{path}.wal")
+        capsys.readouterr()
+        assert cli.main(["query", "--lake", lake_root, "SELECT 1"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "spotify-etl catalog" in err[0] and ".wal" in err[0], err
+        assert cli.main(["catalog", "--lake", lake_root]) == 0
+        assert _per_snapshot(lake_root) == counts
+    finally:
+        writer.kill()
+        writer.communicate()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["catalog"],
+        ["query", "SELECT count(*) FROM snapshots"],
+        ["compact"],
+        ["report", "--playlist", "37i9dQZEVXbNG2KDcFcKOF"],
+        ["report", "--playlist", "37i9dQZEVXbNG2KDcFcKOF", "--as-of", "2026-10-01"],
+    ],
+    ids=["catalog", "query", "compact", "report", "report-as-of"],
+)
+def test_a_command_that_reads_a_lake_refuses_a_missing_one_in_one_line(
+    tmp_path, capsys, command
+):
+    typo = tmp_path / "typo" / "lake"
+    code = cli.main([*command, "--lake", str(typo)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and err[0].startswith(f"error: no lake at {typo}"), err
+    assert not (tmp_path / "typo").exists()

@@ -1,8 +1,10 @@
-"""An S3 lake behind a faulty network: 500s, reset connections, an endpoint that never answers.
+"""An S3 lake behind a faulty network: 500s, reset connections, an endpoint that never answers
+or trickles its answer, and lake roots naming no bucket or a missing one.
 
 A small HTTP-aware TCP proxy on 127.0.0.1 sits between the lake and moto's S3 server. It
 passes requests until a set number of objects were written (PUTs), then faults the following
-requests (until told to recover), so a fault lands in the middle of a run.
+requests (until told to recover), so a fault lands in the middle of a run; it can fault only
+the requests of one kind (listings, Parquet reads).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -36,6 +39,8 @@ FAST_LIMITS = {
     "SPOTIFY_ETL_S3_MAX_ATTEMPTS": "2",
 }
 WORST_REQUEST = config.s3_request_worst_case_seconds(config.s3_storage_options(FAST_LIMITS))
+# Well under FAST_LIMITS' read timeout.
+TRICKLE_SECONDS = 0.25
 # Starting the interpreter and importing pandas/pyarrow, on a busy 2-core machine.
 PROCESS_ALLOWANCE = 20.0
 # From giving up to the process's exit: writing the error, interpreter shutdown.
@@ -49,7 +54,10 @@ S3_ERROR = (
 class FaultProxy:
     """Forwards HTTP requests to ``upstream`` one by one; once ``after_puts`` PUTs went
     through, it faults each request the chosen way (``error``: a 500, ``reset``: a TCP reset,
-    ``blackhole``: silence), ``recover_after`` times (None: until ``heal``), then passes."""
+    ``blackhole``: silence, ``trickle``: a status line, then a header byte every
+    ``TRICKLE_SECONDS``, never a whole answer), ``recover_after`` times (None: until
+    ``heal``), then passes. With ``only``, just the requests whose request line holds it are
+    faulted, after ``skip`` of them passed."""
 
     def __init__(self, upstream: tuple[str, int]):
         self.upstream = upstream
@@ -62,10 +70,20 @@ class FaultProxy:
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         self._spawn(self._accept)
 
-    def fault(self, mode: str, *, after_puts: int = 0, recover_after: int | None = None) -> None:
+    def fault(
+        self,
+        mode: str,
+        *,
+        after_puts: int = 0,
+        recover_after: int | None = None,
+        only: bytes = b"",
+        skip: int = 0,
+    ) -> None:
         with self._lock:
             self.mode, self.puts_left, self.faults_left = mode, after_puts, recover_after
+            self.only, self.skip_left = only, skip
             self.faulted = 0
+            self.faulted_requests: list[bytes] = []
             self.first_fault_at: float | None = None
 
     def heal(self) -> None:
@@ -92,11 +110,17 @@ class FaultProxy:
             if self.puts_left > 0:
                 self.puts_left -= head.startswith(b"PUT ")
                 return "pass"
+            if self.only not in head.split(b"\r\n", 1)[0]:
+                return "pass"
+            if self.skip_left > 0:
+                self.skip_left -= 1
+                return "pass"
             if self.faults_left is not None:
                 if self.faults_left == 0:
                     return "pass"
                 self.faults_left -= 1
             self.faulted += 1
+            self.faulted_requests.append(head.split(b"\r\n", 1)[0])
             if self.first_fault_at is None:
                 self.first_fault_at = time.monotonic()
             return self.mode
@@ -145,6 +169,11 @@ class FaultProxy:
                     )
                 elif action == "reset":
                     client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                elif action == "trickle":
+                    # Never silent for a read timeout, never a whole header block.
+                    client.sendall(b"HTTP/1.1 200 OK\r\n")
+                    while not self._stopped.wait(TRICKLE_SECONDS):
+                        client.sendall(b"X")
                 else:  # blackhole: the connection stays open and nothing ever comes back
                     self._stopped.wait()
                 return
@@ -254,6 +283,11 @@ def _assert_every_snapshot_once(raw: list[str]) -> None:
         keys = [k.removeprefix("lake/") for k in _table_objects()]
         files = [k for k in keys if k.startswith(f"{lake.TABLES}/{table}/")]
         assert sorted(lake.parse_table_file_key(k)["first"] for k in files) == stamps, table
+    _assert_rows_once(raw)
+
+
+def _assert_rows_once(raw: list[str]) -> None:
+    """Every chart entry of the raw files reads back once, whatever files hold it."""
     entries = 0
     for key in raw:
         payload = json.loads(lake.read_bytes(ROOT, key))
@@ -310,7 +344,7 @@ def test_a_lasting_fault_mid_run_ends_in_one_line_and_a_rerun_completes(
 def test_the_documented_worst_case_follows_from_the_defaults():
     # README and s3_storage_options: 3 x (5 + 20) s + botocore's backoffs (< 1 + 2 s) + 0.1 s.
     options = config.s3_storage_options({})
-    assert options["config_kwargs"]["retries"] == {"max_attempts": 3, "mode": "standard"}
+    assert options["config_kwargs"]["retries"] == {"total_max_attempts": 3, "mode": "standard"}
     assert config.s3_request_worst_case_seconds(options) == pytest.approx(78.1)
 
 
@@ -320,3 +354,84 @@ def test_a_bad_limit_is_named_in_one_line(monkeypatch, capsys, value):
     assert cli.main(["transform", "--lake", ROOT]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "SPOTIFY_ETL_S3_READ_TIMEOUT" in err[0]
+
+
+@pytest.fixture
+def transformed(landed) -> list[str]:
+    """The landed snapshots transformed into the S3 lake's tables (straight to moto)."""
+    pipeline.transform(ROOT)
+    assert pipeline.pending_raw_keys(ROOT) == []
+    return landed
+
+
+def _through(proxy: FaultProxy, monkeypatch) -> None:
+    """Later lake calls of this process go through the proxy, under FAST_LIMITS."""
+    for name, value in {**FAST_LIMITS, "SPOTIFY_ETL_S3_ENDPOINT_URL": proxy.url}.items():
+        monkeypatch.setenv(name, value)
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("command", "only", "skip"),
+    [
+        # DuckDB reading table files through the registered filesystem.
+        (["query", "SELECT count(*) AS n FROM chart_entries"], b".parquet", 0),
+        # The table listings (the first listing is the bucket check).
+        (["compact"], b"list-type=2", 1),
+    ],
+    ids=["query-read", "compact-listing"],
+)
+def test_an_answer_trickled_forever_ends_the_command_in_one_line_within_the_bound(
+    proxy, transformed, monkeypatch, capsys, command, only, skip
+):
+    _through(proxy, monkeypatch)
+    proxy.fault("trickle", only=only, skip=skip)
+    code = cli.main([*command, "--lake", ROOT])
+    ended = time.monotonic()
+    assert code == 1
+    line = _one_line_error(capsys)
+    assert f"s3://{BUCKET}/lake" in line and "SPOTIFY_ETL_S3_READ_TIMEOUT" in line
+    # Each request gets the configured attempts, no more (botocore's "max_attempts" would
+    # have added one), and the command ends within one request's worst case.
+    attempts = Counter(proxy.faulted_requests)
+    assert attempts and max(attempts.values()) <= int(FAST_LIMITS["SPOTIFY_ETL_S3_MAX_ATTEMPTS"])
+    assert ended - proxy.first_fault_at < WORST_REQUEST + EXIT_ALLOWANCE
+
+    proxy.heal()
+    assert cli.main([*command, "--lake", ROOT]) == 0
+    _assert_rows_once(transformed)
+
+
+@pytest.mark.parametrize("root", ["s3://", "s3:///lake"])
+@pytest.mark.parametrize(
+    "command",
+    [["transform"], ["catalog"], ["compact"], ["query", "SELECT count(*) FROM snapshots"]],
+    ids=["transform", "catalog", "compact", "query"],
+)
+def test_a_lake_root_naming_no_bucket_is_refused_in_one_line(
+    moto_endpoint, capsys, root, command
+):
+    assert cli.main([*command, "--lake", root]) == 2
+    line = _one_line_error(capsys)
+    assert repr(root) in line and "bucket" in line and "--lake" in line
+    # Nothing was written anywhere, such as buckets named after the lake's folders.
+    assert boto3.client("s3").list_buckets()["Buckets"] == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["query", "SELECT count(*) FROM snapshots"], ["compact"], ["catalog"]],
+    ids=["query", "compact", "catalog"],
+)
+def test_a_missing_bucket_is_named_in_one_line(moto_endpoint, capsys, command):
+    assert cli.main([*command, "--lake", ROOT]) == 1
+    line = _one_line_error(capsys)
+    assert f"the bucket s3://{BUCKET} does not exist" in line
+    assert boto3.client("s3").list_buckets()["Buckets"] == []
