@@ -44,7 +44,7 @@ TRICKLE_SECONDS = 0.25
 # Starting the interpreter and importing pandas/pyarrow, on a busy 2-core machine.
 PROCESS_ALLOWANCE = 20.0
 # From giving up to the process's exit: writing the error, interpreter shutdown.
-EXIT_ALLOWANCE = 3.0
+EXIT_ALLOWANCE = 5.0
 S3_ERROR = (
     b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>InternalError</Code>"
     b"<Message>We encountered an internal error. Please try again.</Message></Error>"
