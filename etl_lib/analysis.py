@@ -34,6 +34,9 @@ WINDOW_QUERIES = (
 )
 # ... of which these also take a top-N limit, bound last.
 TOP_N_QUERIES = ("climbers_and_fallers",)
+# The longest window (and demo) in days: ten years; beyond is a typo, and the dates around
+# year 1 or 9999 overflow.
+MAX_DAYS = 3660
 
 NEW_ENTRY = "new_entry"
 DROPOUT = "dropout"

@@ -18,7 +18,17 @@ from datetime import date, datetime
 import pandas as pd
 from tqdm import tqdm
 
-from etl_lib import __version__, catalog, compaction, config, envelope, lake, pipeline, warehouse
+from etl_lib import (
+    __version__,
+    analysis,
+    catalog,
+    compaction,
+    config,
+    envelope,
+    lake,
+    pipeline,
+    warehouse,
+)
 from etl_lib.config import Settings
 from etl_lib.errors import ConfigError, EtlError, QuotaExceeded, RateLimited
 
@@ -75,6 +85,14 @@ def _day(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not a day: use YYYY-MM-DD") from exc
 
 
+def _days(text: str) -> int:
+    """A number of days for a window or a simulation: ten years at most, a typo beyond."""
+    days = _positive_int(text)
+    if days > analysis.MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"{text!r} is more than {analysis.MAX_DAYS} days")
+    return days
+
+
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
@@ -95,11 +113,13 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _print_frame(frame: pd.DataFrame, output_format: str) -> None:
+    # CSV and JSON are data: written as they are to a file or a pipe, escaped on a terminal.
+    shown = terminal_safe if sys.stdout.isatty() else str
     if output_format == "csv":
-        sys.stdout.write(frame.to_csv(index=False))
+        sys.stdout.write(shown(frame.to_csv(index=False)))
     elif output_format == "json":
         sys.stdout.write(
-            frame.to_json(orient="records", date_format="iso", force_ascii=False) + "\n"
+            shown(frame.to_json(orient="records", date_format="iso", force_ascii=False)) + "\n"
         )
     elif frame.empty:
         print("(no rows)")
@@ -472,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--playlist", default=config.DEFAULT_PLAYLISTS[0], metavar="ID")
     report.add_argument("--as-of", help="report date, YYYY-MM-DD (default: the latest chart)")
     report.add_argument(
-        "--days", type=_positive_int, default=30, help="window in days (default: 30)"
+        "--days", type=_days, default=30, help="window in days (default: 30)"
     )
     add_engine_option(report)
 
@@ -507,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = add("demo", cmd_demo, "Run the whole pipeline offline against the local simulated API.")
     demo.add_argument(
-        "--days", type=_positive_int, default=30, help="simulated days (default: 30)"
+        "--days", type=_days, default=30, help="simulated days (default: 30)"
     )
     return parser
 

@@ -444,6 +444,12 @@ def require_root(root: str) -> None:
     fs, base = filesystem(root)
     if not is_local(root):
         _check_bucket(root, fs, base)
+        if not _holds_objects(root, fs, base):
+            raise LakeError(
+                f"no lake at {root}: nothing is stored under it; pass --lake (or "
+                "SPOTIFY_ETL_LAKE) an existing lake, or create one with `spotify-etl run` or "
+                "`extract`"
+            )
         return
     if os.path.isdir(base):
         return
@@ -453,6 +459,15 @@ def require_root(root: str) -> None:
         f"no lake at {root}: pass --lake (or SPOTIFY_ETL_LAKE) an existing lake's folder, or "
         "create one with `spotify-etl run`, `extract` or `demo`"
     )
+
+
+def _holds_objects(root: str, fs: fsspec.AbstractFileSystem, base: str) -> bool:
+    """Whether any object lies under the lake's prefix (object stores have no folders)."""
+    with storage_errors(root):
+        try:
+            return bool(fs.ls(base, refresh=True, **_deadline(root)))
+        except FileNotFoundError:
+            return False
 
 
 def _check_bucket(root: str, fs: fsspec.AbstractFileSystem, base: str) -> None:

@@ -96,8 +96,6 @@ def report_prefix(playlist_id: str, as_of: str) -> str:
     return f"{REPORTS}/{lake.check_playlist_id(playlist_id)}/{as_of}"
 
 
-# A window longer than ten years is a typo, and the dates around year 1 or 9999 overflow.
-MAX_DAYS = 3660
 _EARLIEST_AS_OF = date(1900, 1, 1)
 _LATEST_AS_OF = date(2100, 12, 31)
 _CHART_DAYS = (
@@ -125,8 +123,9 @@ def check_request(
     """
     lake.check_playlist_id(playlist_id)
     as_of = _check_as_of(as_of)
-    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
-        raise ConfigError(f"--days {days!r} is not a whole number from 1 to {MAX_DAYS}")
+    longest = analysis.MAX_DAYS
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= longest:
+        raise ConfigError(f"--days {days!r} is not a whole number from 1 to {longest}")
     first_day, last_day = analysis.window_bounds(as_of, days)
     charted, _ = warehouse.run(
         lake_root, _CHART_DAYS, [playlist_id], engine=engine, settings=settings

@@ -31,7 +31,7 @@ def _run(argv: list[str], capsys) -> tuple[int, str]:
     [
         (["--days", "0"], "not a positive whole number"),
         (["--days", "-3"], "not a positive whole number"),
-        (["--days", "100000000"], "from 1 to 3660"),
+        (["--days", "100000000"], "is more than 3660 days"),
         (["--as-of", "0001-01-01"], "outside 1900-01-01..2100-12-31"),
         (["--as-of", "2026-13-01"], "is not a date"),
         (["--as-of", "2099-01-01"], "its charts run from 2026-10-27 to 2026-10-31"),
@@ -59,10 +59,15 @@ def test_a_report_for_a_date_with_a_chart_still_runs(small_lake, capsys):
     assert lake.exists(small_lake, f"{reports.REPORTS}/{DEMO_PLAYLIST}/2026-10-30/report.html")
 
 
-def test_demo_refuses_zero_days_in_one_line(tmp_path, capsys):
-    code, err = _run(["demo", "--lake", str(tmp_path / "lake"), "--days", "0"], capsys)
+@pytest.mark.parametrize(
+    ("days", "expected"),
+    [("0", "'0' is not a positive whole number"), ("800000", "'800000' is more than 3660 days")],
+)
+def test_demo_refuses_impossible_days_in_one_line(tmp_path, capsys, days, expected):
+    code, err = _run(["demo", "--lake", str(tmp_path / "lake"), "--days", days], capsys)
     assert code == 2
-    assert err.strip().splitlines()[-1].endswith("'0' is not a positive whole number")
+    assert err.strip().splitlines()[-1].endswith(expected)
+    assert not (tmp_path / "lake").exists()
 
 
 @pytest.mark.parametrize(
@@ -85,3 +90,27 @@ def test_an_error_naming_hostile_text_reaches_the_terminal_escaped(small_lake, c
     assert code == 2
     assert "\x1b" not in err and "\x07" not in err
     assert "\\x1b]0;x\\x07" in err
+
+
+@pytest.mark.parametrize(
+    ("output_format", "on_terminal", "as_data"),
+    [
+        ("csv", "\\x1b]0;x\\x07\\x9b", "\x1b]0;x\x07\x9b"),
+        # JSON escapes C0 controls itself; C1 ones (0x9b starts a terminal sequence) it keeps.
+        ("json", "\\u001b]0;x\\u0007\\x9b", "\\u001b]0;x\\u0007\x9b"),
+    ],
+)
+def test_csv_and_json_on_a_terminal_show_control_characters_as_escapes(
+    small_lake, capsys, monkeypatch, output_format, on_terminal, as_data
+):
+    statement = "SELECT chr(27) || ']0;x' || chr(7) || chr(155) AS name"
+    command = ["query", "--lake", small_lake, "--format", output_format, statement]
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    assert cli.main(command) == 0
+    shown = capsys.readouterr().out
+    assert on_terminal in shown
+    assert not any(char in shown for char in "\x1b\x07\x9b")
+    # To a file or a pipe they are data, written as they are.
+    monkeypatch.setattr("sys.stdout.isatty", lambda: False)
+    assert cli.main(command) == 0
+    assert as_data in capsys.readouterr().out
