@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import requests
@@ -76,6 +77,7 @@ def bounded(server, lake_root) -> Settings:
         token_url=server.token_url,
         credentials=Credentials(server.client_id, server.client_secret),
         playlists=(BAD, GOOD),
+        credentials_file=Path(lake_root).parent / "credentials.json",  # never the user's
         # Generous, so that a busy machine never turns a plain reply into a deadline fault;
         # the tests of deadlines use ``tight``.
         connect_timeout_seconds=5,
@@ -228,18 +230,23 @@ def test_a_200_that_is_not_a_json_object_fails_that_playlist_only(server, bounde
     _assert_good_landed_once(bounded, outcomes[GOOD])
 
 
-def test_the_cli_prints_one_line_for_an_html_200(server, bounded, monkeypatch, capsys):
+def _cli_environment(server, bounded: Settings, monkeypatch) -> None:
+    """The environment `spotify-etl extract` reads, pointing at the local server."""
     for name, value in {
         "SPOTIFY_API_BASE_URL": server.base_url,
         "SPOTIFY_TOKEN_URL": server.token_url,
         "SPOTIFY_CLIENT_ID": server.client_id,
         "SPOTIFY_CLIENT_SECRET": server.client_secret,
         "SPOTIFY_ETL_PLAYLISTS": f"{BAD},{GOOD}",
-        "SPOTIFY_ETL_CREDENTIALS_FILE": str(bounded.credentials_file) + ".absent",
+        "SPOTIFY_ETL_CREDENTIALS_FILE": str(bounded.credentials_file),
     }.items():
         monkeypatch.setenv(name, value)
     for name in ("SPOTIFY_REFRESH_TOKEN", "SPOTIFY_ETL_SECRET_ID", "SPOTIFY_ETL_AUTH_MODE"):
         monkeypatch.delenv(name, raising=False)
+
+
+def test_the_cli_prints_one_line_for_an_html_200(server, bounded, monkeypatch, capsys):
+    _cli_environment(server, bounded, monkeypatch)
     server.fail_next(200, body="<html>\n<body>\nlogin\n</body>\n</html>", path_contains=BAD)
     assert cli.main(["extract", "--lake", bounded.lake]) == 1
     err = capsys.readouterr().err
@@ -533,17 +540,7 @@ def test_an_unusable_token_reply_to_a_refresh_fails_one_playlist(server, bounded
 def test_the_cli_prints_one_line_per_playlist_when_every_token_reply_is_unusable(
     server, bounded, monkeypatch, capsys
 ):
-    for name, value in {
-        "SPOTIFY_API_BASE_URL": server.base_url,
-        "SPOTIFY_TOKEN_URL": server.token_url,
-        "SPOTIFY_CLIENT_ID": server.client_id,
-        "SPOTIFY_CLIENT_SECRET": server.client_secret,
-        "SPOTIFY_ETL_PLAYLISTS": f"{BAD},{GOOD}",
-        "SPOTIFY_ETL_CREDENTIALS_FILE": str(bounded.credentials_file) + ".absent",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("SPOTIFY_REFRESH_TOKEN", "SPOTIFY_ETL_SECRET_ID", "SPOTIFY_ETL_AUTH_MODE"):
-        monkeypatch.delenv(name, raising=False)
+    _cli_environment(server, bounded, monkeypatch)
     server.fail_next(200, times=100, body={"expires_in": 3600}, path_contains="/api/token")
     assert cli.main(["extract", "--lake", bounded.lake]) == 1
     err = capsys.readouterr().err
