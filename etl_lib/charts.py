@@ -20,6 +20,7 @@ original names appear, with no code change.
 from __future__ import annotations
 
 import functools
+import io
 import math
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -324,6 +325,21 @@ def _romanize_devanagari(run: str) -> str:
 # Charts
 
 
+class ChartFigure(Figure):
+    """A matplotlib Figure that Jupyter shows as a picture.
+
+    Figures built with the object API (no pyplot) have no image representation of their own
+    until pyplot's inline backend is loaded, so a notebook, papermill and the report's HTML
+    would show them as ``<Figure size ...>`` text. This one answers IPython's PNG hook with
+    the same bytes ``save_figure`` writes.
+    """
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=DEFAULT_DPI, metadata={"Software": None})
+        return buffer.getvalue()
+
+
 def _style() -> dict:
     """rcParams for building one chart; applied with rc_context, never globally."""
     return {
@@ -385,7 +401,7 @@ def bump_chart(
     frame["chart_date"] = pd.to_datetime(frame["chart_date"]).dt.date
     frame = frame[[window[0] <= day <= window[-1] for day in frame["chart_date"]]]
     with matplotlib.rc_context(_style()):
-        figure = Figure(figsize=BUMP_FIGSIZE, layout="constrained")
+        figure = ChartFigure(figsize=BUMP_FIGSIZE, layout="constrained")
         axes = figure.add_subplot()
         span = f"{_day_label(window[0], window[0].year != window[-1].year)} – " + _day_label(
             window[-1]
@@ -497,7 +513,9 @@ def _horizontal_bars(
 ) -> Figure:
     """One horizontal bar per row, the first row at the top, each annotated at its end."""
     with matplotlib.rc_context(_style()):
-        figure = Figure(figsize=(10.0, max(3.2, 0.5 * len(values) + 1.8)), layout="constrained")
+        figure = ChartFigure(
+            figsize=(10.0, max(3.2, 0.5 * len(values) + 1.8)), layout="constrained"
+        )
         axes = figure.add_subplot()
         axes.set_title(title, loc="left")
         if not values:

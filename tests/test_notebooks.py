@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -64,6 +66,16 @@ def test_explore_notebook_runs_on_the_demo_lake(demo_lake, tmp_path):
         progress_bar=False,
         cwd=str(ROOT / "notebooks"),
     )
+    # The chart is a picture in JupyterLab, not "<Figure size ...>" text.
+    executed = json.loads((tmp_path / "explore.ipynb").read_text())
+    outputs = [output for cell in executed["cells"] for output in cell.get("outputs", [])]
+    pictures = [output["data"] for output in outputs if "image/png" in output.get("data", {})]
+    assert len(pictures) == 1
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
 
 def test_report_publishes_html_charts_and_status(demo_lake, capfd):
@@ -86,6 +98,13 @@ def test_report_publishes_html_charts_and_status(demo_lake, capfd):
     assert status["playlist_name"] in index
     charts = [name for name in status["files"] if name.startswith("charts/")]
     assert any(name.endswith(".png") for name in charts)
+    # Every chart is in the page itself, a picture the size of its published PNG.
+    pngs = [n for n in charts if n.endswith(".png")]
+    embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(embedded) == len(pngs) and "&lt;Figure size" not in html
+    published = [lake.read_bytes(demo_lake, f"{prefix}/{name}") for name in pngs]
+    shown = [base64.b64decode(data) for data in embedded]
+    assert sorted(map(_png_size, shown)) == sorted(map(_png_size, published))
     assert any(name.endswith(".svg") for name in charts)
 
     # Same inputs, same SVGs.
