@@ -45,21 +45,27 @@ def rotating_server():
 @pytest.fixture
 def user_flow(rotating_server, tmp_path, monkeypatch):
     """The README's setup: SPOTIFY_CLIENT_ID exported, the refresh token alone in the file."""
-    for name in SECRET_NAMES:
-        monkeypatch.delenv(name, raising=False)
-    folder = tmp_path / "config"
-    path = folder / "credentials.json"
+    path = tmp_path / "config" / "credentials.json"
     credentials.write_file(path, Credentials(refresh_token=rotating_server.mint_refresh_token()))
     assert "client_id" not in json.loads(path.read_text())
+    _cli_environment(rotating_server, monkeypatch, path)
+    return path
+
+
+def _cli_environment(server, monkeypatch, credentials_file, **more: str) -> None:
+    """`spotify-etl extract` of OWN against ``server``, the client id exported, no other
+    secret set but ``more``."""
+    for name in SECRET_NAMES:
+        monkeypatch.delenv(name, raising=False)
     for name, value in {
-        "SPOTIFY_CLIENT_ID": rotating_server.client_id,
-        "SPOTIFY_API_BASE_URL": rotating_server.base_url,
-        "SPOTIFY_TOKEN_URL": rotating_server.token_url,
-        "SPOTIFY_ETL_CREDENTIALS_FILE": str(path),
+        "SPOTIFY_CLIENT_ID": server.client_id,
+        "SPOTIFY_API_BASE_URL": server.base_url,
+        "SPOTIFY_TOKEN_URL": server.token_url,
+        "SPOTIFY_ETL_CREDENTIALS_FILE": str(credentials_file),
         "SPOTIFY_ETL_PLAYLISTS": OWN,
+        **more,
     }.items():
         monkeypatch.setenv(name, value)
-    return path
 
 
 def _extract(lake_root: str, capsys) -> tuple[int, str]:
@@ -147,18 +153,9 @@ def test_a_temporary_name_already_taken_is_skipped_not_reused(tmp_path, monkeypa
 def test_a_rotated_token_from_the_environment_is_not_written_and_said_once(
     rotating_server, tmp_path, monkeypatch, lake_root, caplog, capsys
 ):
-    for name in SECRET_NAMES:
-        monkeypatch.delenv(name, raising=False)
     path = tmp_path / "config" / "credentials.json"
-    for name, value in {
-        "SPOTIFY_CLIENT_ID": rotating_server.client_id,
-        "SPOTIFY_REFRESH_TOKEN": rotating_server.mint_refresh_token(),
-        "SPOTIFY_API_BASE_URL": rotating_server.base_url,
-        "SPOTIFY_TOKEN_URL": rotating_server.token_url,
-        "SPOTIFY_ETL_CREDENTIALS_FILE": str(path),
-        "SPOTIFY_ETL_PLAYLISTS": OWN,
-    }.items():
-        monkeypatch.setenv(name, value)
+    token = rotating_server.mint_refresh_token()
+    _cli_environment(rotating_server, monkeypatch, path, SPOTIFY_REFRESH_TOKEN=token)
     # Two refreshes in one run: the access token expires mid-run.
     rotating_server.fail_next(401, path_contains="/items")
     with caplog.at_level(logging.WARNING, logger="etl_lib.spotify"):

@@ -425,26 +425,23 @@ def test_a_lake_root_naming_no_bucket_is_refused_in_one_line(
     assert boto3.client("s3").list_buckets()["Buckets"] == []
 
 
+@pytest.mark.parametrize("bucket_exists", [False, True], ids=["no-bucket", "empty-prefix"])
 @pytest.mark.parametrize(
     "command",
     [["query", "SELECT count(*) FROM snapshots"], ["compact"], ["catalog"]],
     ids=["query", "compact", "catalog"],
 )
-def test_a_missing_bucket_is_named_in_one_line(moto_endpoint, capsys, command):
+def test_readers_name_a_missing_bucket_or_an_empty_prefix_in_one_line(
+    moto_endpoint, capsys, command, bucket_exists
+):
+    s3 = boto3.client("s3")
+    if bucket_exists:
+        s3.create_bucket(Bucket=BUCKET)
     assert cli.main([*command, "--lake", ROOT]) == 1
     line = _one_line_error(capsys)
-    assert f"the bucket s3://{BUCKET} does not exist" in line
-    assert boto3.client("s3").list_buckets()["Buckets"] == []
-
-
-@pytest.mark.parametrize(
-    "command",
-    [["query", "SELECT count(*) FROM snapshots"], ["compact"], ["catalog"]],
-    ids=["query", "compact", "catalog"],
-)
-def test_an_empty_prefix_is_no_lake_for_readers(moto_endpoint, capsys, command):
-    boto3.client("s3").create_bucket(Bucket=BUCKET)
-    assert cli.main([*command, "--lake", ROOT]) == 1
-    line = _one_line_error(capsys)
-    assert f"no lake at {ROOT}" in line
-    assert boto3.client("s3").list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+    if bucket_exists:
+        assert f"no lake at {ROOT}" in line
+        assert s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+    else:
+        assert f"the bucket s3://{BUCKET} does not exist" in line
+        assert s3.list_buckets()["Buckets"] == []

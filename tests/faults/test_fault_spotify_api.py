@@ -14,7 +14,6 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -33,6 +32,7 @@ from etl_lib.errors import (
 )
 from etl_lib.local_spotify import ChartSimulator, LocalSpotifyServer
 from etl_lib.local_spotify.archive_server import archive_document
+from etl_lib.local_spotify.loopback import LoopbackHandler, LoopbackServer
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(30)]
 
@@ -386,13 +386,20 @@ def test_trickled_headers_end_at_the_request_deadline(server, tight):
     _assert_good_landed_once(tight, outcomes[GOOD])
 
 
+class _PlainServer(LoopbackServer):
+    """A loopback server for a handler written in a test."""
+
+    _name = "test server"
+    _thread_prefix = "test-server"
+
+
 @pytest.fixture
 def keep_alive_server():
     """HTTP/1.1 with keep-alive: ``/slow-head`` trickles its headers, anything else is quick."""
     clients: set = set()
     stop = threading.Event()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(LoopbackHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self):  # noqa: N802 - http.server's naming
@@ -413,20 +420,11 @@ def keep_alive_server():
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", clients
-    finally:
-        stop.set()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with _PlainServer(Handler) as running:
+        try:
+            yield running.origin, clients
+        finally:
+            stop.set()  # ends trickles still under way, so stop() need not wait for them
 
 
 def test_the_deadline_cuts_only_its_own_request_on_a_kept_alive_connection(keep_alive_server):
@@ -609,7 +607,7 @@ def trickling_archive():
     seen: list[str] = []
     stop = threading.Event()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(LoopbackHandler):
         def do_GET(self):  # noqa: N802 - http.server's naming
             seen.append(self.path)
             self.send_response(200)
@@ -627,20 +625,11 @@ def trickling_archive():
             except (BrokenPipeError, ConnectionResetError):
                 return
 
-        def log_message(self, format, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen, document
-    finally:
-        stop.set()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with _PlainServer(Handler) as running:
+        try:
+            yield running.origin, seen, document
+        finally:
+            stop.set()  # ends trickles still under way, so stop() need not wait for them
 
 
 def test_a_trickled_archive_download_ends_at_its_deadline(trickling_archive):
