@@ -106,7 +106,10 @@ class Settings:
             "athena_workgroup": env.get("SPOTIFY_ETL_ATHENA_WORKGROUP") or "primary",
             "athena_output_location": env.get("SPOTIFY_ETL_ATHENA_OUTPUT") or None,
             "redirect_uri": env.get("SPOTIFY_REDIRECT_URI") or DEFAULT_REDIRECT_URI,
-            "rate_limit_budget_seconds": _seconds(env, "SPOTIFY_ETL_RATE_LIMIT_BUDGET", 120.0),
+            # 0 is a real choice: never wait on Retry-After.
+            "rate_limit_budget_seconds": _positive(
+                env, "SPOTIFY_ETL_RATE_LIMIT_BUDGET", 120.0, allow_zero=True
+            ),
             "request_deadline_seconds": _positive(env, "SPOTIFY_ETL_HTTP_DEADLINE", 60.0),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -118,16 +121,6 @@ class Settings:
                 region=values["aws_region"],
             )
         return cls(**values)
-
-
-def _seconds(env, name: str, default: float) -> float:
-    text = env.get(name)
-    if not text:
-        return default
-    try:
-        return float(text)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={text!r} is not a number of seconds") from exc
 
 
 # Every S3 request is bounded by these together; see s3_storage_options.
@@ -210,15 +203,20 @@ def s3_request_worst_case_seconds(options: dict) -> float:
     return S3FS_ATTEMPTS * per_call + s3fs_sleeps
 
 
-def _positive(env, name: str, default: float, *, integer: bool = False) -> float:
+def _positive(
+    env, name: str, default: float, *, integer: bool = False, allow_zero: bool = False
+) -> float:
+    """A finite number from the environment, above 0 (or from 0 with ``allow_zero``): nan or
+    inf would turn every bound made from it into no bound at all."""
     text = env.get(name)
     if not text:
         return default
     kind = "a whole number" if integer else "a number of seconds"
+    least = "0 or more" if allow_zero else "above 0"
     try:
         value = int(text) if integer else float(text)
     except ValueError as exc:
-        raise ConfigError(f"{name}={text!r} is not {kind}: set it to {kind} above 0") from exc
-    if not 0 < value < float("inf"):
-        raise ConfigError(f"{name}={text!r} is not {kind} above 0: set it to one")
+        raise ConfigError(f"{name}={text!r} is not {kind}: set it to {kind} {least}") from exc
+    if not (0 <= value if allow_zero else 0 < value) or value == float("inf"):
+        raise ConfigError(f"{name}={text!r} is not {kind} {least}: set it to one")
     return value

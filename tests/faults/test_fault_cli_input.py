@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 
 from etl_lib import cli, lake, reports
+from etl_lib.config import Settings
+from etl_lib.credentials import Credentials
 from etl_lib.demo import DEMO_PLAYLIST, run_demo
+from etl_lib.errors import ConfigError
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
 
@@ -114,3 +117,11 @@ def test_csv_and_json_on_a_terminal_show_control_characters_as_escapes(
     monkeypatch.setattr("sys.stdout.isatty", lambda: False)
     assert cli.main(command) == 0
     assert as_data in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["SPOTIFY_ETL_RATE_LIMIT_BUDGET", "SPOTIFY_ETL_HTTP_DEADLINE"])
+@pytest.mark.parametrize("text", ["nan", "inf", "-1", "soon"])
+def test_a_time_bound_from_the_environment_must_be_a_finite_number(name, text):
+    # nan compares false with everything: a budget of nan would let any Retry-After be slept.
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: text}, credentials=Credentials())
