@@ -267,12 +267,12 @@ def build_catalog(lake_root: str, engine: str = "duckdb", settings=None) -> list
 
         settings = settings or Settings.from_env(lake=lake_root)
         return glue.ensure_catalog(settings) + athena.create_views(settings)
-    lake.require_root(lake_root)
     if not lake.is_local(lake_root):
         # Views over object storage live in each query's connection; building them here
-        # checks that the lake answers.
+        # checks that the lake answers (connect checks it is there).
         with connect(lake_root) as connection:
             return [row[0] for row in connection.execute("SHOW TABLES").fetchall()]
+    lake.require_root(lake_root)
     # `run` catalogs after every load, so leftovers of killed writes go within the hour.
     lake.remove_stale_temporaries(lake_root, STALE_TEMPORARY_SECONDS)
     path = catalog_path(lake_root)

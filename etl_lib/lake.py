@@ -230,6 +230,9 @@ def filesystem(root: str) -> tuple[fsspec.AbstractFileSystem, str]:
     if hasattr(fs, "retries"):
         # s3fs takes its retry count as an attribute only (config.S3FS_ATTEMPTS says why).
         fs.retries = S3FS_ATTEMPTS
+    if options:
+        # Worked out once per filesystem (fsspec caches it per options), not per call.
+        fs.lake_deadline_seconds = s3_request_worst_case_seconds(options)
     return fs, path.rstrip("/")
 
 
@@ -399,7 +402,7 @@ def _bucket(root: str) -> str:
     return f"{scheme}://{rest.split('/', 1)[0]}"
 
 
-def _deadline(root: str) -> dict:
+def _deadline(fs: fsspec.AbstractFileSystem) -> dict:
     """fsspec's overall timeout for an object-store call that sends one or a few requests.
 
     Each attempt is bounded by botocore's timeouts, except a PUT: it asks for
@@ -407,8 +410,8 @@ def _deadline(root: str) -> dict:
     endpoint that never answers would hold it forever. The deadline is the worst case one
     request may take anyway (``config.s3_request_worst_case_seconds``).
     """
-    options = object_store_options(root)
-    return {"timeout": s3_request_worst_case_seconds(options)} if options else {}
+    seconds = getattr(fs, "lake_deadline_seconds", None)
+    return {"timeout": seconds} if seconds is not None else {}
 
 
 def _full_path(root: str, key: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -443,14 +446,14 @@ def require_root(root: str) -> None:
     """
     fs, base = filesystem(root)
     if not is_local(root):
-        _check_bucket(root, fs, base)
-        if not _holds_objects(root, fs, base):
-            raise LakeError(
-                f"no lake at {root}: nothing is stored under it; pass --lake (or "
-                "SPOTIFY_ETL_LAKE) an existing lake, or create one with `spotify-etl run` or "
-                "`extract`"
-            )
-        return
+        if _holds_objects(root, fs, base):  # one listing in the usual case
+            return
+        _check_bucket(root, fs, base)  # says so if the bucket itself is missing
+        raise LakeError(
+            f"no lake at {root}: nothing is stored under it; pass --lake (or "
+            "SPOTIFY_ETL_LAKE) an existing lake, or create one with `spotify-etl run` or "
+            "`extract`"
+        )
     if os.path.isdir(base):
         return
     if os.path.exists(base):
@@ -465,7 +468,7 @@ def _holds_objects(root: str, fs: fsspec.AbstractFileSystem, base: str) -> bool:
     """Whether any object lies under the lake's prefix (object stores have no folders)."""
     with storage_errors(root):
         try:
-            return bool(fs.ls(base, refresh=True, **_deadline(root)))
+            return bool(fs.ls(base, refresh=True, **_deadline(fs)))
         except FileNotFoundError:
             return False
 
@@ -473,7 +476,7 @@ def _holds_objects(root: str, fs: fsspec.AbstractFileSystem, base: str) -> bool:
 def _check_bucket(root: str, fs: fsspec.AbstractFileSystem, base: str) -> None:
     with storage_errors(root):
         # The bucket exists and may be listed (a missing one raises FileNotFoundError).
-        fs.ls(base.split("/", 1)[0], refresh=True, **_deadline(root))
+        fs.ls(base.split("/", 1)[0], refresh=True, **_deadline(fs))
 
 
 def write_bytes(root: str, key: str, data: bytes) -> None:
@@ -489,7 +492,7 @@ def write_bytes(root: str, key: str, data: bytes) -> None:
     else:
         with storage_errors(root, key):
             # One whole-object PUT: no partial object is ever visible.
-            fs.pipe_file(path, data, **_deadline(root))
+            fs.pipe_file(path, data, **_deadline(fs))
 
 
 _TEMPORARY_NAME = re.compile(r"\..+\.[0-9a-f]{32}\.tmp")
@@ -539,7 +542,7 @@ def read_bytes(root: str, key: str) -> bytes:
     fs, path = _full_path(root, key)
     try:
         with storage_errors(root, key):
-            return fs.cat_file(path, **_deadline(root))
+            return fs.cat_file(path, **_deadline(fs))
     except FileNotFoundError as exc:
         raise LakeError(f"{url(root, key)} does not exist") from exc
 
@@ -547,7 +550,7 @@ def read_bytes(root: str, key: str) -> bytes:
 def exists(root: str, key: str) -> bool:
     fs, path = _full_path(root, key)
     with storage_errors(root, key):
-        return fs.exists(path, **_deadline(root))
+        return fs.exists(path, **_deadline(fs))
 
 
 def list_keys(root: str, prefix: str, suffix: str = "") -> Iterator[str]:
@@ -558,7 +561,7 @@ def list_keys(root: str, prefix: str, suffix: str = "") -> Iterator[str]:
         # find() pages through ListObjectsV2 on S3: no 1,000-key ceiling. Each page is one
         # request under the session's bounds (``_attempt_bounded_session``); the listing as a
         # whole takes as many pages as the prefix holds.
-        paths = fs.find(start) if fs.exists(start, **_deadline(root)) else []
+        paths = fs.find(start) if fs.exists(start, **_deadline(fs)) else []
     keys = []
     for path in paths:
         key = path[len(base) + 1 :] if base else path
@@ -594,7 +597,7 @@ def read_parquet_metadata(root: str, key: str) -> dict[bytes, bytes]:
     with storage_errors(root, key):
         # The size under the deadline spares the file its own HEAD; its footer reads are
         # range GETs, each under the session's bounds (``_attempt_bounded_session``).
-        known = {} if is_local(root) else {"size": fs.size(path, **_deadline(root))}
+        known = {} if is_local(root) else {"size": fs.size(path, **_deadline(fs))}
         with fs.open(path, "rb", **known) as handle:
             return pq.read_metadata(handle).metadata or {}
 
@@ -614,7 +617,7 @@ def delete(root: str, keys: list[str]) -> None:
                 except FileNotFoundError:
                     pass
         else:
-            fs.rm(paths, **_deadline(root))
+            fs.rm(paths, **_deadline(fs))
 
 
 def now_utc() -> datetime:

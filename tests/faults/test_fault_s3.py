@@ -383,7 +383,7 @@ def _one_line_error(capsys) -> str:
     [
         # DuckDB reading table files through the registered filesystem.
         (["query", "SELECT count(*) AS n FROM chart_entries"], b".parquet", 0),
-        # The table listings (the first listing is the bucket check).
+        # The table listings (the first listing checks the lake is there).
         (["compact"], b"list-type=2", 1),
     ],
     ids=["query-read", "compact-listing"],
