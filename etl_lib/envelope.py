@@ -14,10 +14,11 @@ An envelope is a JSON object::
 Captured payloads (a bare paging object such as the recorded API responses, or a full
 playlist object with its first page embedded) are wrapped into the same shape on import.
 
-What a payload may be is bounded (``PayloadLimitExceeded`` names the limit): JSON nested at
-most ``MAX_DEPTH`` levels, integers of at most ``MAX_INTEGER_DIGITS`` digits, text that is
-valid Unicode (no lone surrogates), at most ``MAX_ITEMS`` entries per snapshot, and an
-``extracted_at`` between ``EARLIEST`` and ``LATEST``.
+What a payload may be is bounded (``PayloadLimitExceeded`` names the limit): JSON nested no
+deeper than Python's parser goes (about 1,000 levels; deeper raises RecursionError),
+integers of at most ``MAX_INTEGER_DIGITS`` digits, text that is valid Unicode (no lone
+surrogates), at most ``MAX_ITEMS`` entries per snapshot, and an ``extracted_at`` between
+``EARLIEST`` and ``LATEST``.
 """
 
 from __future__ import annotations
@@ -32,9 +33,6 @@ from etl_lib.errors import CorruptPayload, PayloadLimitExceeded
 ENVELOPE_VERSION = 1
 _PLAYLIST_IN_HREF = re.compile(r"/playlists/(?P<id>[A-Za-z0-9]+)(?:/|\?|$)")
 
-# A real envelope is about 10 levels deep (envelope, pages, page, items, entry, item, album,
-# artists, artist, external_urls).
-MAX_DEPTH = 64
 # Python's own limit for turning digits into an int (and msgspec's): past it json.loads fails.
 MAX_INTEGER_DIGITS = 4300
 # Spotify caps a playlist at 10,000 items; twice that leaves room for a capture that saw
@@ -175,31 +173,32 @@ def loads(data: bytes, name: str) -> Any:
     try:
         value = json.loads(text)
     except RecursionError:
-        raise PayloadLimitExceeded(f"{name}: JSON nested deeper than {MAX_DEPTH} levels") from None
+        raise PayloadLimitExceeded(
+            f"{name}: JSON nested deeper than the parser goes (RecursionError)"
+        ) from None
     except json.JSONDecodeError as exc:
         raise CorruptPayload(f"{name}: not valid JSON ({exc})") from exc
     except ValueError as exc:  # int() of more digits than Python converts
         raise PayloadLimitExceeded(
             f"{name}: a number longer than {MAX_INTEGER_DIGITS:,} digits"
         ) from exc
-    _check_depth_and_text(value, name, text_to_check=bool(_SURROGATE_ESCAPE.search(text)))
+    # Only a \ud800-style escape can put a lone surrogate in the text: walk the value then.
+    if _SURROGATE_ESCAPE.search(text):
+        _check_texts(value, name)
     return value
 
 
-def _check_depth_and_text(value: Any, name: str, *, text_to_check: bool) -> None:
-    stack = [(value, 1)] if isinstance(value, dict | list) else []
+def _check_texts(value: Any, name: str) -> None:
+    stack = [value]
     while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise PayloadLimitExceeded(f"{name}: JSON nested deeper than {MAX_DEPTH} levels")
-        children = node.values() if isinstance(node, dict) else node
-        if text_to_check:
-            texts = [c for c in children if isinstance(c, str)]
-            if isinstance(node, dict):
-                texts.extend(node)
-            for text in texts:
-                _check_text(text, name)
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        node = stack.pop()
+        if isinstance(node, str):
+            _check_text(node, name)
+        elif isinstance(node, dict):
+            stack.extend(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def _check_text(text: str, name: str) -> None:

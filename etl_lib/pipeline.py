@@ -338,6 +338,8 @@ def _land_files(
     for file in track(files, step):
         try:
             prepared = prepare_envelope(envelope_of(file), str(file))
+        except MemoryError:
+            raise  # this machine's limit, not the file's fault: quarantine would shelve it
         except Exception as exc:  # anything wrong with this file's content or name
             summary.refused[str(file)] = failure_reason(str(file), exc)
             continue
@@ -446,14 +448,8 @@ def pending_raw_keys(lake_root: str) -> list[str]:
     return pending
 
 
-def transform_raw_file(lake_root: str, raw_key: str) -> TransformResult:
-    """Transform one raw file and write one Parquet file per table (overwriting its own)."""
-    result = transform_raw(lake.read_bytes(lake_root, raw_key), raw_key)
-    _write_raw_file_tables(lake_root, raw_key, result)
-    return result
-
-
 def _write_raw_file_tables(lake_root: str, raw_key: str, result: TransformResult) -> None:
+    """One Parquet file per table for one raw file, overwriting its own."""
     for table in schemas.TABLES:  # the commit table is last in this order
         key = lake.table_file_key_for_raw(table, raw_key)
         lake.write_parquet(lake_root, key, result.tables[table])
@@ -506,6 +502,8 @@ def transform(
         data = lake.read_bytes(lake_root, key)
         try:
             result = transform_raw(data, key)
+        except MemoryError:
+            raise  # this machine's limit, not the file's fault: quarantine would shelve it
         except Exception as exc:  # whatever this file's content breaks: its own fault
             _quarantine_failed(lake_root, key, exc, summary, data)
             continue
@@ -600,20 +598,28 @@ def _transform_day(
     summary = TransformSummary()
     batch = TableBatch()
     counts_by_key: dict[str, dict[str, int]] = {}
+    data_by_key: dict[str, bytes] = {}  # kept for the quarantine copy if Arrow refuses rows
     for key in raw_keys:
         data = lake.read_bytes(lake_root, key)
         try:
             _, counts_by_key[key] = batch.add_json(data, key)
+            data_by_key[key] = data
+        except MemoryError:
+            raise  # this machine's limit, not the file's fault: quarantine would shelve it
         except Exception as exc:  # whatever this file's content breaks: its own fault
             _quarantine_failed(lake_root, key, exc, summary, data)
     if not counts_by_key:
         return summary
     try:
         tables = batch.to_tables()
+    except MemoryError:
+        raise
     except Exception:
         # Rows Arrow refuses: find the files they came from, and commit the rest of the day.
         for key, problem in batch.drop_unconvertible().items():
-            _quarantine_failed(lake_root, key, CorruptPayload(f"{key}: {problem}"), summary)
+            _quarantine_failed(
+                lake_root, key, CorruptPayload(f"{key}: {problem}"), summary, data_by_key[key]
+            )
             del counts_by_key[key]
         tables = batch.to_tables()
     if counts_by_key:

@@ -82,7 +82,7 @@ BAD_FILES = {
     ),
     "orphan_page.json": ({"items": [], "href": "https://example.com/x"}, "--playlist-id"),
     "gateway.html": (b"<html><body>502 Bad Gateway</body></html>", "not valid JSON"),
-    "deep.json": (b"[" * 50_000 + b"]" * 50_000, "nested deeper than 64 levels"),
+    "deep.json": (b"[" * 50_000 + b"]" * 50_000, "JSON nested deeper than the parser goes"),
     "huge_number.json": (b'{"items": [], "total": ' + b"9" * 5000 + b"}", "4,300 digits"),
 }
 

@@ -64,7 +64,7 @@ def _poison(simulator: ChartSimulator) -> dict[str, tuple[bytes, str]]:
     deep = b'{"extracted_at":"2026-10-02T12:00:00Z","pages":' + b"[" * 100_000 + b"]" * 100_000
     huge_number = good_bytes.replace(b'"followers":', b'"followers":' + b"7" * 5000 + b',"x":', 1)
     cases = {
-        "deep nesting": (deep + b"}", "nested deeper than 64 levels"),
+        "deep nesting": (deep + b"}", "JSON nested deeper than the parser goes"),
         "lone surrogate": (_json(surrogate), "lone surrogate"),
         "5,000-digit number": (huge_number, "longer than 4,300 digits"),
         "extracted_at year 1": (
