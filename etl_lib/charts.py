@@ -336,8 +336,13 @@ class ChartFigure(Figure):
 
     def _repr_png_(self) -> bytes:
         buffer = io.BytesIO()
-        self.savefig(buffer, format="png", dpi=DEFAULT_DPI, metadata={"Software": None})
+        _save_png(self, buffer)
         return buffer.getvalue()
+
+
+def _save_png(figure: Figure, target, dpi: int = DEFAULT_DPI) -> None:
+    # No "Software" entry (and PNG has no date by default): the same figure, the same bytes.
+    figure.savefig(target, format="png", dpi=dpi, metadata={"Software": None})
 
 
 def _style() -> dict:
@@ -638,6 +643,6 @@ def save_figure(
     png = base.with_name(base.name + ".png")
     svg = base.with_name(base.name + ".svg")
     with matplotlib.rc_context({"svg.hashsalt": SVG_HASH_SALT, "svg.fonttype": "path"}):
-        figure.savefig(png, format="png", dpi=dpi, metadata={"Software": None})
+        _save_png(figure, png, dpi)
         figure.savefig(svg, format="svg", dpi=dpi, metadata={"Date": None, "Creator": None})
     return [png, svg]

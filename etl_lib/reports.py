@@ -30,7 +30,7 @@ from urllib.parse import quote, urlsplit
 
 import pandas as pd
 
-from etl_lib import analysis, lake, sql, warehouse
+from etl_lib import analysis, envelope, lake, sql, warehouse
 from etl_lib.errors import ConfigError
 
 REPORT_NOTEBOOK = (
@@ -96,8 +96,6 @@ def report_prefix(playlist_id: str, as_of: str) -> str:
     return f"{REPORTS}/{lake.check_playlist_id(playlist_id)}/{as_of}"
 
 
-_EARLIEST_AS_OF = date(1900, 1, 1)
-_LATEST_AS_OF = date(2100, 12, 31)
 _CHART_DAYS = (
     "SELECT min(dt) AS first_day, max(dt) AS last_day FROM snapshots WHERE playlist_id = ?"
 )
@@ -108,8 +106,8 @@ def _check_as_of(as_of: str) -> str:
         day = date.fromisoformat(as_of)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"--as-of {as_of!r} is not a date like 2026-10-31") from exc
-    if not _EARLIEST_AS_OF <= day <= _LATEST_AS_OF:
-        raise ConfigError(f"--as-of {as_of} is outside 1900-01-01..2100-12-31: pass a chart date")
+    if not envelope.EARLIEST.date() <= day <= envelope.LATEST.date():
+        raise ConfigError(f"--as-of {as_of} is outside {envelope.TIME_RANGE}: pass a chart date")
     return day.isoformat()
 
 
@@ -463,21 +461,23 @@ def publish_index(lake_root: str) -> str:
     Each playlist is named as its newest good report named it (one status.json read per
     playlist); a playlist without a good report is listed by its id.
     """
-    entries = index_entries(list(lake.list_keys(lake_root, REPORTS)))
+    keys = list(lake.list_keys(lake_root, REPORTS))
+    entries = index_entries(keys)
     newest_good: dict[str, IndexEntry] = {}
     for entry in entries:  # newest first
         if entry.has_report:
             newest_good.setdefault(entry.playlist_id, entry)
-    names = {pid: _recorded_name(lake_root, entry) for pid, entry in newest_good.items()}
+    listed = set(keys)
+    names = {pid: _recorded_name(lake_root, entry, listed) for pid, entry in newest_good.items()}
     for entry in entries:
         entry.playlist_name = names.get(entry.playlist_id)
     lake.write_bytes(lake_root, INDEX, index_html(entries).encode("utf-8"))
     return INDEX
 
 
-def _recorded_name(lake_root: str, entry: IndexEntry) -> str | None:
+def _recorded_name(lake_root: str, entry: IndexEntry, listed: set[str]) -> str | None:
     key = f"{report_prefix(entry.playlist_id, entry.as_of)}/status.json"
-    if not lake.exists(lake_root, key):
+    if key not in listed:
         return None
     try:
         name = json.loads(lake.read_bytes(lake_root, key)).get("playlist_name")

@@ -312,15 +312,15 @@ def test_transient_500s_are_retried_and_the_run_succeeds(proxy, landed):
 
 
 @pytest.mark.parametrize(
-    ("mode", "setting"),
+    ("mode", "kind", "setting"),
     [
-        ("error", "SPOTIFY_ETL_S3_MAX_ATTEMPTS"),
-        ("reset", "SPOTIFY_ETL_S3_ENDPOINT_URL"),
-        ("blackhole", "SPOTIFY_ETL_S3_READ_TIMEOUT"),
+        ("error", "the object store", "SPOTIFY_ETL_S3_MAX_ATTEMPTS"),
+        ("reset", "cannot reach the object store", "SPOTIFY_ETL_S3_ENDPOINT_URL"),
+        ("blackhole", "cannot reach the object store", "SPOTIFY_ETL_S3_READ_TIMEOUT"),
     ],
 )
 def test_a_lasting_fault_mid_run_ends_in_one_line_and_a_rerun_completes(
-    proxy, landed, mode, setting, monkeypatch
+    proxy, landed, mode, kind, setting, monkeypatch
 ):
     # After three of the first snapshot's six table files: the run stops halfway.
     proxy.fault(mode, after_puts=3)
@@ -330,6 +330,9 @@ def test_a_lasting_fault_mid_run_ends_in_one_line_and_a_rerun_completes(
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("error: ") and f"s3://{BUCKET}/lake/" in lines[0]
     assert setting in lines[0]
+    # A 500 that outlasts the retries is a failure of the store, not of reaching it.
+    assert f"error: {kind}" in lines[0]
+    assert ("failed on" in lines[0]) == (mode == "error")
     assert "Traceback" not in done.stderr
     # Bounded from the first faulted request: one request's worst case, no more.
     assert ended - proxy.first_fault_at < WORST_REQUEST + EXIT_ALLOWANCE
