@@ -40,10 +40,10 @@ class Credentials:
         return {name: getattr(self, name) for name in FIELDS if getattr(self, name)}
 
 
-def _from_document(document: Any, origin: str) -> Credentials:
+def _from_document(document: Any, origin: str, kind: str) -> Credentials:
+    """Credentials read from a file or a secret (``kind``: "file" or "secret")."""
     if not isinstance(document, dict):
         raise ConfigError(f"{origin} does not hold a JSON object with Spotify credentials")
-    kind = origin.split(" ", 1)[0]  # "file" or "secret"
     values = {name: document.get(name) for name in FIELDS}
     source = kind if values["refresh_token"] else None
     return Credentials(**values, origin=origin, refresh_token_source=source)
@@ -63,7 +63,7 @@ def read_file(path: Path) -> Credentials:
         document = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not valid JSON ({exc.msg}): fix or delete it") from exc
-    return _from_document(document, f"file {path}")
+    return _from_document(document, f"file {path}", "file")
 
 
 def write_file(path: Path, credentials: Credentials) -> Path:
@@ -129,7 +129,7 @@ def read_secrets_manager(secret_id: str, *, region: str | None = None) -> Creden
             f"secret {secret_id!r} is not a JSON object with client_id, client_secret, "
             "refresh_token"
         ) from exc
-    return _from_document(document, f"secret {secret_id}")
+    return _from_document(document, f"secret {secret_id}", "secret")
 
 
 def write_secrets_manager(secret_id: str, credentials: Credentials, *, region=None) -> None:

@@ -22,8 +22,7 @@ What it models:
   status lines and headers too) sent a few bytes at a time, ``misdirect_next`` for item
   pages whose ``next`` points to themselves or to another server.
 * Test hooks: ``issue_token``, ``mint_refresh_token``, ``expire_access_tokens``,
-  ``revoke_refresh_tokens``; every request is logged in ``requests``, and those that
-  carried an ``Authorization`` header also in ``authorized_requests``.
+  ``revoke_refresh_tokens``; every request is logged in ``requests``.
 
 Run it in the foreground with ``python -m etl_lib.local_spotify --port 8765``.
 """
@@ -271,7 +270,6 @@ class LocalSpotifyServer(LoopbackServer):
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.entry_fields = entry_fields
         self.requests: list[RecordedRequest] = []
-        self.authorized_requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._tokens: dict[str, _AccessToken] = {}
         self._refresh_tokens: dict[str, _Grant] = {}
@@ -486,11 +484,9 @@ class LocalSpotifyServer(LoopbackServer):
 
     # request handling ---------------------------------------------------------------------
 
-    def _record(self, method: str, target: str, authorized: bool) -> None:
+    def _record(self, method: str, target: str) -> None:
         with self._lock:
             self.requests.append(RecordedRequest(method, target))
-            if authorized:
-                self.authorized_requests.append(RecordedRequest(method, target))
 
     def _take_trickle(self, target: str) -> tuple[int, float, bool] | None:
         with self._lock:
@@ -553,7 +549,7 @@ class LocalSpotifyServer(LoopbackServer):
         self, method: str, target: str, headers: Mapping[str, str], body: bytes
     ) -> _Response | None:
         """The response to one request, or ``None`` to close the connection unanswered."""
-        self._record(method, target, bool(headers.get("Authorization")))
+        self._record(method, target)
         delay = self._take_delay(target)
         # The wait ends early when the server stops; the reply is then dropped.
         if delay and self._stopping.wait(delay):

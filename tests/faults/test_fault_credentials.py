@@ -126,7 +126,10 @@ def test_a_hostile_stale_temporary_file_is_never_written_through(
     assert credentials.read_file(user_flow).refresh_token  # readable: the next run can start
     assert victim.read_text() == "not yours\n" and _mode(victim) == 0o644
     for path in planted:  # left as they were, never reused
-        assert path.is_symlink() == (leftover != "world-readable file")
+        if leftover == "world-readable file":
+            assert path.read_text() == "{}" and _mode(path) == 0o644
+        else:
+            assert path.is_symlink() and path.resolve() == victim
     code, err = _extract(lake_root, capsys)
     assert code == 0, err
 
