@@ -25,6 +25,7 @@ from etl_lib import (
     compaction,
     config,
     envelope,
+    iceberg,
     lake,
     pipeline,
     warehouse,
@@ -59,7 +60,7 @@ def _say(message: str) -> None:
     print(terminal_safe(message), file=sys.stderr, flush=True)
 
 
-# Bulk transform and compaction work a playlist's day at a time; everything else file by file.
+# Bulk transform works a playlist's day at a time, compaction a day; the rest file by file.
 _UNITS = {pipeline.BULK_STEP: "day", compaction.STEP: "day"}
 
 
@@ -199,12 +200,12 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
-    summary = compaction.compact(
-        args.lake, days=args.day, month=args.month, playlist_ids=args.playlist, track=_bar
-    )
+    summary = compaction.compact(args.lake, days=args.day, month=args.month, track=_bar)
     _say(
-        f"compacted {summary.partitions_rewritten} playlist-days: {summary.files_before} files "
-        f"-> {summary.files_after}; {summary.partitions_already_compact} already compact"
+        f"compacted {summary.days_rewritten} days: {summary.files_before} files "
+        f"-> {summary.files_after}; {summary.days_already_compact} already compact; "
+        f"expired {summary.snapshots_expired} table snapshots, deleted "
+        f"{summary.files_deleted} files no snapshot needs"
     )
     return 0
 
@@ -217,9 +218,9 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     if engine == "athena":
         where = "the Glue Data Catalog and Athena"
     elif lake.is_local(args.lake):
-        where = catalog.catalog_path(args.lake)
+        where = iceberg.local_catalog_path(args.lake) + " (DuckDB reads it per query)"
     else:
-        where = "DuckDB (built per query over the object store)"
+        where = "the Glue Data Catalog (DuckDB reads it per query)"
     _say(f"cataloged {len(names)} tables and views in {where}: {', '.join(names)}")
     return 0
 
@@ -339,9 +340,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\nCurrent top 10 ({result.top10['dt'].iloc[0] if len(result.top10) else 'no data'}):")
     _print_frame(result.top10.drop(columns=["dt"]), "table")
     print(f"\nRaw payloads:  {lake.url(args.lake, lake.RAW)}")
-    print(f"Parquet tables: {lake.url(args.lake, lake.TABLES)}")
+    print(f"Iceberg tables: {iceberg.warehouse_location(args.lake)}")
     if lake.is_local(args.lake):
-        print(f"DuckDB catalog: {catalog.catalog_path(args.lake)}")
+        print(f"Table catalog:  {iceberg.local_catalog_path(args.lake)}")
     print('Try: spotify-etl query "SELECT * FROM daily_chart ORDER BY dt DESC, chart_rank LIMIT 5"')
     print()
     as_of = DEMO_LAST_DAY.date().isoformat()
@@ -432,16 +433,15 @@ def build_parser() -> argparse.ArgumentParser:
     compact = add(
         "compact",
         cmd_compact,
-        "Rewrite each playlist's day of small files into one file per table, sorted. "
-        "Readers never see a partial state; running it again changes nothing.",
+        "Rewrite each day's small files into one sorted file per table, one commit each "
+        "(readers see the old files or the new, never both), then expire table snapshots "
+        "older than SPOTIFY_ETL_SNAPSHOT_RETENTION_DAYS and delete the files none needs. "
+        "Running it again rewrites nothing.",
     )
     compact.add_argument(
         "--day", action="append", type=_day, metavar="YYYY-MM-DD", help="only this day (repeatable)"
     )
     compact.add_argument("--month", metavar="YYYY-MM", help="only the days of this month")
-    compact.add_argument(
-        "--playlist", action="append", metavar="ID", help="only this playlist (repeatable)"
-    )
 
     backfill = add(
         "backfill",

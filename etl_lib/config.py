@@ -123,6 +123,43 @@ class Settings:
         return cls(**values)
 
 
+DEFAULT_SNAPSHOT_RETENTION_DAYS = 7.0
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    """Where the lake's Iceberg tables are cataloged (``etl_lib.iceberg``), and how long
+    replaced data stays readable."""
+
+    # Any pyiceberg SQL catalog URI (postgresql+psycopg://..., sqlite:///...) or a REST
+    # catalog (http(s)://...); unset: SQLite inside a local lake, Glue for an s3:// lake.
+    catalog_uri: str | None = None
+    # The Glue database (or the namespace in a catalog given by URI).
+    namespace: str = "spotify_charts"
+    aws_region: str | None = None
+    aws_profile: str | None = None
+    # Compaction expires table snapshots older than this and deletes the files only they held.
+    snapshot_retention_days: float = DEFAULT_SNAPSHOT_RETENTION_DAYS
+
+
+def table_settings(environ: dict[str, str] | None = None) -> TableSettings:
+    """The table settings from the environment (no credentials are read)."""
+    env = os.environ if environ is None else environ
+    return TableSettings(
+        catalog_uri=env.get("SPOTIFY_ETL_CATALOG_URI") or None,
+        namespace=env.get("SPOTIFY_ETL_GLUE_DATABASE") or "spotify_charts",
+        aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        aws_profile=env.get("AWS_PROFILE") or None,
+        snapshot_retention_days=_positive(
+            env,
+            "SPOTIFY_ETL_SNAPSHOT_RETENTION_DAYS",
+            DEFAULT_SNAPSHOT_RETENTION_DAYS,
+            allow_zero=True,
+            unit="days",
+        ),
+    )
+
+
 # Every S3 request is bounded by these together; see s3_storage_options.
 S3_CONNECT_TIMEOUT_SECONDS = 5.0
 S3_READ_TIMEOUT_SECONDS = 20.0
@@ -204,14 +241,20 @@ def s3_request_worst_case_seconds(options: dict) -> float:
 
 
 def _positive(
-    env, name: str, default: float, *, integer: bool = False, allow_zero: bool = False
+    env,
+    name: str,
+    default: float,
+    *,
+    integer: bool = False,
+    allow_zero: bool = False,
+    unit: str = "seconds",
 ) -> float:
     """A finite number from the environment, above 0 (or from 0 with ``allow_zero``): nan or
     inf would turn every bound made from it into no bound at all."""
     text = env.get(name)
     if not text:
         return default
-    kind = "a whole number" if integer else "a number of seconds"
+    kind = "a whole number" if integer else f"a number of {unit}"
     least = "0 or more" if allow_zero else "above 0"
     try:
         value = int(text) if integer else float(text)

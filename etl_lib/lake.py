@@ -8,7 +8,6 @@ same key works on a local folder and on object storage.
 from __future__ import annotations
 
 import functools
-import io
 import os
 import re
 import uuid
@@ -17,14 +16,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import fsspec
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from etl_lib.config import S3FS_ATTEMPTS, s3_request_worst_case_seconds, s3_storage_options
 from etl_lib.errors import ConfigError, EtlError, LakeError
 
 RAW = "raw"
-TABLES = "tables"
 QUARANTINE = "quarantine"
 STATE = "_state"
 HEARTBEATS = "heartbeats"
@@ -80,104 +76,6 @@ def parse_raw_key(key: str) -> dict[str, str] | None:
     """The playlist id, dt and stamp of a raw key, or None when the key is not one."""
     match = _RAW_KEY.fullmatch(key)
     return match.groupdict() if match else None
-
-
-# Table file names, for Python and for SQL engines (DuckDB's ``filename``, ``glob()``).
-_STAMP_PATTERN = "[0-9]{8}T[0-9]{6}Z"
-_GENERATION_PATTERN = "g[0-9]{8}T[0-9]{12}Z[0-9a-f]{4}"
-_TABLE_FILE = re.compile(
-    r"^tables/(?P<table>[a-z_]+)/dt=(?P<dt>[0-9]{4}-[0-9]{2}-[0-9]{2})/(?P<playlist_id>[A-Za-z0-9]+)_"
-    rf"(?P<first>{_STAMP_PATTERN})(?:-(?P<last>{_STAMP_PATTERN})_(?P<generation>{_GENERATION_PATTERN}))?"
-    r"\.parquet$"
-)
-FILE_DT_PATTERN = r"dt=([0-9]{4}-[0-9]{2}-[0-9]{2})/[^/]*$"
-FILE_PLAYLIST_PATTERN = rf"([A-Za-z0-9]+)_{_STAMP_PATTERN}[^/]*\.parquet$"
-FILE_GENERATION_PATTERN = rf"_({_GENERATION_PATTERN})\.parquet$"
-FILE_FIRST_STAMP_PATTERN = (
-    rf"_({_STAMP_PATTERN})(-{_STAMP_PATTERN}_{_GENERATION_PATTERN})?\.parquet$"
-)
-FILE_LAST_STAMP_PATTERN = rf"({_STAMP_PATTERN})(_{_GENERATION_PATTERN})?\.parquet$"
-
-
-def table_file_key(table: str, dt: str, playlist_id: str, stamp: str) -> str:
-    # One file per raw file per table: re-transforming a raw file overwrites, never appends.
-    return f"{TABLES}/{table}/dt={dt}/{playlist_id}_{stamp}.parquet"
-
-
-def new_generation(moment: datetime) -> str:
-    """A name part that sorts after every earlier one: write time to the microsecond, plus a
-    random suffix for two writers in the same microsecond."""
-    return "g" + as_utc(moment).strftime("%Y%m%dT%H%M%S%fZ") + uuid.uuid4().hex[:4]
-
-
-def batch_file_key(
-    table: str, dt: str, playlist_id: str, first_stamp: str, last_stamp: str, generation: str
-) -> str:
-    """A file holding many snapshots of one playlist and day (bulk transform, compaction).
-
-    Readers skip every file of the same playlist and day whose snapshots lie within this
-    file's first..last stamps and whose generation is older (a per-raw file is older than
-    any batch): see ``superseded`` and the DuckDB views in ``etl_lib.catalog``.
-    """
-    return (
-        f"{TABLES}/{table}/dt={dt}/{playlist_id}_{first_stamp}-{last_stamp}_{generation}.parquet"
-    )
-
-
-def parse_table_file_key(key: str) -> dict[str, str] | None:
-    """Table, dt, playlist id, first and last stamp and generation ("" for a per-raw file)."""
-    match = _TABLE_FILE.match(key)
-    if match is None:
-        return None
-    parts = match.groupdict()
-    parts["last"] = parts["last"] or parts["first"]
-    parts["generation"] = parts["generation"] or ""
-    return parts
-
-
-def superseded(keys: list[str]) -> set[str]:
-    """The table files readers skip: those covered by a newer file of the same playlist-day.
-
-    The rule needs only file names, so a reader decides from one listing; the writers keep
-    it true (``etl_lib.compaction``): a batch file holds every snapshot in its range.
-    """
-    groups: dict[tuple[str, str, str], list[tuple[str, dict[str, str]]]] = {}
-    for key in keys:
-        parts = parse_table_file_key(key)
-        if parts is not None:
-            group = (parts["table"], parts["dt"], parts["playlist_id"])
-            groups.setdefault(group, []).append((key, parts))
-    hidden = set()
-    for files in groups.values():
-        batches = [parts for _, parts in files if parts["generation"]]
-        for key, older in files:
-            if any(
-                newer["generation"] > older["generation"]
-                and newer["first"] <= older["first"]
-                and older["last"] <= newer["last"]
-                for newer in batches
-            ):
-                hidden.add(key)
-    return hidden
-
-
-def raw_key_from_parts(playlist_id: str, dt: str, stamp: str) -> str:
-    return f"{RAW}/playlist_id={playlist_id}/dt={dt}/{stamp}.json"
-
-
-def raw_key_of_table_file(key: str) -> str | None:
-    """The raw file a per-raw table file was made from (None for a batch file)."""
-    parts = parse_table_file_key(key)
-    if parts is None or parts["generation"]:
-        return None
-    return raw_key_from_parts(parts["playlist_id"], parts["dt"], parts["first"])
-
-
-def table_file_key_for_raw(table: str, raw: str) -> str:
-    parts = parse_raw_key(raw)
-    if parts is None:
-        raise LakeError(f"{raw!r} is not a raw key (raw/playlist_id=<id>/dt=<date>/<stamp>.json)")
-    return table_file_key(table, parts["dt"], parts["playlist_id"], parts["stamp"])
 
 
 def heartbeat_key(playlist_id: str, checked_at: datetime) -> str:
@@ -530,14 +428,6 @@ def remove_stale_temporaries(root: str, older_than_seconds: float) -> list[str]:
     return removed
 
 
-def write_new(root: str, key: str, data: bytes) -> bool:
-    """Write an immutable object; an existing object is kept as is. True if written."""
-    if exists(root, key):
-        return False
-    write_bytes(root, key, data)
-    return True
-
-
 def read_bytes(root: str, key: str) -> bytes:
     fs, path = _full_path(root, key)
     try:
@@ -570,36 +460,6 @@ def list_keys(root: str, prefix: str, suffix: str = "") -> Iterator[str]:
             continue
         keys.append(key)
     return iter(sorted(keys))
-
-
-def write_parquet(
-    root: str, key: str, table: pa.Table, metadata: dict[str, str] | None = None
-) -> None:
-    """Write a table as one Parquet object, with ``metadata`` in its footer."""
-    buffer = io.BytesIO()
-    # No copy of the Arrow schema in the footer: Parquet's own types read back the same
-    # (etl_lib.schemas), and every reader fetches the footer, so it is most of what a small
-    # file costs to query.
-    with pq.ParquetWriter(buffer, table.schema, compression="snappy", store_schema=False) as out:
-        out.write_table(table)
-        if metadata:
-            out.add_key_value_metadata(metadata)
-    write_bytes(root, key, buffer.getvalue())
-
-
-def read_parquet(root: str, key: str) -> pa.Table:
-    return pq.read_table(io.BytesIO(read_bytes(root, key)))
-
-
-def read_parquet_metadata(root: str, key: str) -> dict[bytes, bytes]:
-    """A Parquet file's key-value metadata, reading only its footer."""
-    fs, path = _full_path(root, key)
-    with storage_errors(root, key):
-        # The size under the deadline spares the file its own HEAD; its footer reads are
-        # range GETs, each under the session's bounds (``_attempt_bounded_session``).
-        known = {} if is_local(root) else {"size": fs.size(path, **_deadline(fs))}
-        with fs.open(path, "rb", **known) as handle:
-            return pq.read_metadata(handle).metadata or {}
 
 
 def delete(root: str, keys: list[str]) -> None:

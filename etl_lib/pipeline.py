@@ -20,11 +20,13 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from etl_lib import archive, compaction, envelope, lake, schemas, spotify
-from etl_lib.compaction import Track, untracked
+import pyarrow as pa
+
+from etl_lib import archive, envelope, iceberg, lake, schemas, spotify
 from etl_lib.config import Settings
 from etl_lib.errors import ConfigError, CorruptPayload, EtlError, QuotaExceeded, RateLimited
-from etl_lib.transform import TableBatch, TransformResult, snapshot_header, transform_raw
+from etl_lib.progress import Track, untracked
+from etl_lib.transform import TableBatch, TransformResult, snapshot_header
 
 Progress = Callable[[str], None]
 
@@ -426,12 +428,8 @@ class TransformSummary:
 
 
 def transformed_raw_keys(lake_root: str) -> set[str]:
-    """Raw files whose tables are written: the commit table holds their rows."""
-    done = set()
-    for key in lake.list_keys(lake_root, f"{lake.TABLES}/{schemas.COMMIT_TABLE}/", ".parquet"):
-        if lake.parse_table_file_key(key) is not None:
-            done.update(compaction.committed_raw_keys(lake_root, key))
-    return done
+    """Raw files whose rows are committed: the ``snapshots`` table records them, last."""
+    return iceberg.committed_raw_keys(lake_root)
 
 
 def pending_raw_keys(lake_root: str) -> list[str]:
@@ -446,14 +444,6 @@ def pending_raw_keys(lake_root: str) -> list[str]:
             continue
         pending.append(key)
     return pending
-
-
-def _write_raw_file_tables(lake_root: str, raw_key: str, result: TransformResult) -> None:
-    """One Parquet file per table for one raw file, overwriting its own."""
-    for table in schemas.TABLES:  # the commit table is last in this order
-        key = lake.table_file_key_for_raw(table, raw_key)
-        lake.write_parquet(lake_root, key, result.tables[table])
-    compaction.settle_raw_file(lake_root, raw_key)
 
 
 def quarantine(lake_root: str, raw_key: str, reason: str, data: bytes | None = None) -> str:
@@ -481,6 +471,13 @@ def _quarantine_failed(
     quarantine(lake_root, raw_key, reason, data)
 
 
+# Raw files per commit of the per-file path: an hourly run or a Lambda batch is one commit per
+# table, and a long run commits as it goes, so an interrupted one resumes where it stopped.
+COMMIT_EVERY_FILES = 500
+# Snapshots per commit of a bulk transform: a commit's cost hardly depends on its size.
+BULK_COMMIT_EVERY_SNAPSHOTS = 20_000
+
+
 def transform(
     lake_root: str,
     raw_keys: Iterable[str] | None = None,
@@ -490,25 +487,30 @@ def transform(
     """Transform the given raw files, or every pending one; bad files go to quarantine.
 
     Any error while decoding or transforming one raw file quarantines that file with a
-    one-line reason and the run goes on; storage errors (reading the raw file, writing the
-    tables) are not the file's fault and stop the run. Each raw file's outputs are written
-    before the next is read, so an interrupted run resumes where it stopped: the next run
-    finds only the files still pending.
+    one-line reason and the run goes on; storage errors (reading the raw file, committing
+    the tables) are not the file's fault and stop the run. Rows are committed every
+    ``COMMIT_EVERY_FILES`` files (``iceberg.replace_snapshots``), and a raw file transformed
+    again replaces its own rows, so an interrupted or repeated run never duplicates: the next
+    run finds only the files still pending.
     """
     lake.ensure_root(lake_root)
-    keys = list(pending_raw_keys(lake_root) if raw_keys is None else raw_keys)
+    keys = list(dict.fromkeys(pending_raw_keys(lake_root) if raw_keys is None else raw_keys))
     summary = TransformSummary()
+    chunk: list[str] = []
     for key in track(keys, "transform"):
-        data = lake.read_bytes(lake_root, key)
-        try:
-            result = transform_raw(data, key)
-        except MemoryError:
-            raise  # this machine's limit, not the file's fault: quarantine would shelve it
-        except Exception as exc:  # whatever this file's content breaks: its own fault
-            _quarantine_failed(lake_root, key, exc, summary, data)
-            continue
-        _write_raw_file_tables(lake_root, key, result)
-        summary.add(key, result)
+        chunk.append(key)
+        if len(chunk) == COMMIT_EVERY_FILES:
+            summary.merge(_commit_batch(lake_root, chunk))
+            chunk = []
+    if chunk:
+        summary.merge(_commit_batch(lake_root, chunk))
+    return summary
+
+
+def _commit_batch(lake_root: str, raw_keys: list[str]) -> TransformSummary:
+    summary, tables = _transform_batch(lake_root, raw_keys)
+    if tables is not None:
+        iceberg.replace_snapshots(lake_root, tables)
     return summary
 
 
@@ -519,8 +521,8 @@ def all_raw_keys(lake_root: str) -> list[str]:
 def retransform_all(
     lake_root: str, *, workers: int | None = None, track: Track = untracked
 ) -> TransformSummary:
-    """Transform every raw file again (after a schema change), in bulk: each day's new batch
-    file replaces that day's older files."""
+    """Transform every raw file again (after a schema change), in bulk: each snapshot's new
+    rows replace its old ones."""
     return transform_bulk(lake_root, all_raw_keys(lake_root), workers=workers, track=track)
 
 
@@ -538,39 +540,64 @@ def transform_bulk(
 ) -> TransformSummary:
     """Transform many raw files (every pending one by default) a playlist-day at a time.
 
-    For backfills and reprocessing: each playlist's day becomes one batch file per table
-    (merged with what the day already holds, see ``etl_lib.compaction``) instead of one
-    file per raw file, and days are spread over ``workers`` processes (default: one per
-    core, or one for under 200 files). Each day is committed on its own, so an interrupted
-    run resumes where it stopped: the next run finds only the days still pending. Bad files
-    go to quarantine. Workers are forked on Linux; elsewhere, or once this process runs
-    threads (an S3 lake), they are spawned, and a script calling this needs the usual
-    ``if __name__ == "__main__":`` guard.
+    For backfills and reprocessing: days are decoded in ``workers`` processes (default: one
+    per core, or one for under 200 files) and their rows committed together, one Iceberg
+    commit per table for every ``BULK_COMMIT_EVERY_SNAPSHOTS`` snapshots, so an interrupted
+    run resumes where its last commit left off. Bad files go to quarantine. Workers are
+    forked on Linux; elsewhere, or once this process runs threads (an S3 lake), they are
+    spawned, and a script calling this needs the usual ``if __name__ == "__main__":`` guard.
     """
     lake.ensure_root(lake_root)
     keys = sorted(set(pending_raw_keys(lake_root) if raw_keys is None else raw_keys))
-    groups = [
-        (compaction.Partition(dt, playlist_id), list(day_keys))
-        for (playlist_id, dt), day_keys in groupby(keys, key=_partition_of_raw_key)
-    ]
-    existing = compaction.list_partitions(lake_root) if groups else {}
-    jobs = [
-        (lake_root, partition, existing.get(partition, compaction.PartitionFiles()), day_keys)
-        for partition, day_keys in groups
-    ]
+    jobs = [(lake_root, list(day_keys)) for _, day_keys in groupby(keys, key=_partition_of_raw_key)]
     if workers is None:
         workers = (os.cpu_count() or 1) if len(keys) >= _PARALLEL_FROM else 1
     workers = min(workers, len(jobs) or 1)
-    summary = TransformSummary()
+    commits = _BulkCommits(lake_root)
     if workers == 1:
         for job in track(jobs, BULK_STEP):
-            summary.merge(_transform_day(*job))
-        return summary
+            commits.add(*_transform_batch(*job))
+        return commits.finish()
     with ProcessPoolExecutor(workers, mp_context=_process_context()) as pool:
-        futures = [pool.submit(_transform_day, *job) for job in jobs]
+        futures = [pool.submit(_transform_batch, *job) for job in jobs]
         for future in track(futures, BULK_STEP):
-            summary.merge(future.result())
-    return summary
+            commits.add(*future.result())
+    return commits.finish()
+
+
+class _BulkCommits:
+    """Days' rows gathered until enough snapshots for a commit, then committed together."""
+
+    def __init__(self, lake_root: str) -> None:
+        self.lake_root = lake_root
+        self.summary = TransformSummary()
+        self._pending: list[tuple[TransformSummary, dict[str, pa.Table]]] = []
+        self._snapshots = 0
+
+    def add(self, summary: TransformSummary, tables: dict[str, pa.Table] | None) -> None:
+        if tables is None:
+            self.summary.merge(summary)  # nothing to commit: only quarantined files
+            return
+        self._pending.append((summary, tables))
+        self._snapshots += tables["snapshots"].num_rows
+        if self._snapshots >= BULK_COMMIT_EVERY_SNAPSHOTS:
+            self._commit()
+
+    def finish(self) -> TransformSummary:
+        self._commit()
+        return self.summary
+
+    def _commit(self) -> None:
+        if not self._pending:
+            return
+        tables = {
+            name: pa.concat_tables([pending[name] for _, pending in self._pending])
+            for name in schemas.TABLES
+        }
+        iceberg.replace_snapshots(self.lake_root, tables)
+        for summary, _ in self._pending:
+            self.summary.merge(summary)
+        self._pending, self._snapshots = [], 0
 
 
 def _process_context():
@@ -589,12 +616,13 @@ def _partition_of_raw_key(key: str) -> tuple[str, str]:
     return parts["playlist_id"], parts["dt"]
 
 
-def _transform_day(
-    lake_root: str,
-    partition: compaction.Partition,
-    existing: compaction.PartitionFiles,
-    raw_keys: list[str],
-) -> TransformSummary:
+def _transform_batch(
+    lake_root: str, raw_keys: list[str]
+) -> tuple[TransformSummary, dict[str, pa.Table] | None]:
+    """The tables of many raw files, and what became of each (nothing is committed here).
+
+    A file whose content breaks the transform, or whose rows Arrow refuses, is quarantined
+    and left out; the tables are None when no file was good."""
     summary = TransformSummary()
     batch = TableBatch()
     counts_by_key: dict[str, dict[str, int]] = {}
@@ -609,29 +637,28 @@ def _transform_day(
         except Exception as exc:  # whatever this file's content breaks: its own fault
             _quarantine_failed(lake_root, key, exc, summary, data)
     if not counts_by_key:
-        return summary
+        return summary, None
     try:
         tables = batch.to_tables()
     except MemoryError:
         raise
     except Exception:
-        # Rows Arrow refuses: find the files they came from, and commit the rest of the day.
+        # Rows Arrow refuses: find the files they came from, and keep the rest.
         for key, problem in batch.drop_unconvertible().items():
             _quarantine_failed(
                 lake_root, key, CorruptPayload(f"{key}: {problem}"), summary, data_by_key[key]
             )
             del counts_by_key[key]
+        if not counts_by_key:
+            return summary, None
         tables = batch.to_tables()
-    if counts_by_key:
-        transformed = list(counts_by_key)
-        compaction.rewrite_partition(lake_root, partition, existing, tables, transformed)
-        summary.transformed.extend(transformed)
-        for table, data in tables.items():
-            summary.rows[table] += data.num_rows
-        for counts in counts_by_key.values():
-            for name in summary.skipped:
-                summary.skipped[name] += counts.get(name, 0)
-    return summary
+    summary.transformed.extend(counts_by_key)
+    for table, data in tables.items():
+        summary.rows[table] += data.num_rows
+    for counts in counts_by_key.values():
+        for name in summary.skipped:
+            summary.skipped[name] += counts.get(name, 0)
+    return summary, tables
 
 
 def backfill(

@@ -1,8 +1,10 @@
 """Explicit Arrow schemas of the lake tables.
 
-The ``dt`` partition column is not stored in the files: it lives in the Hive-style path
-``tables/<table>/dt=YYYY-MM-DD/`` and every engine reads it from there as a string.
-Timestamps are UTC with millisecond precision (Spotify's are second precision).
+Every row names the snapshot it came from (``playlist_id``, ``extracted_at``): that is the key
+a replayed raw file's rows are replaced by. The stored tables (``etl_lib.iceberg``) add
+``dt``, the UTC day of ``extracted_at`` as a string, their partition column. Timestamps are
+UTC, built with millisecond precision (Spotify's are second precision) and stored as
+Iceberg's microsecond timestamps.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ TRACKS = pa.schema(
         pa.field("disc_number", pa.int32()),
         pa.field("isrc", pa.string()),
         pa.field("spotify_url", pa.string()),
+        pa.field("playlist_id", pa.string(), nullable=False),
         pa.field("extracted_at", UTC_TIMESTAMP, nullable=False),
     ]
 )
@@ -65,6 +68,7 @@ ALBUMS = pa.schema(
         pa.field("release_date_precision", pa.string()),
         pa.field("total_tracks", pa.int32()),
         pa.field("spotify_url", pa.string()),
+        pa.field("playlist_id", pa.string(), nullable=False),
         pa.field("extracted_at", UTC_TIMESTAMP, nullable=False),
     ]
 )
@@ -74,6 +78,7 @@ ARTISTS = pa.schema(
         pa.field("artist_id", pa.string(), nullable=False),
         pa.field("name", pa.string()),
         pa.field("spotify_url", pa.string()),
+        pa.field("playlist_id", pa.string(), nullable=False),
         pa.field("extracted_at", UTC_TIMESTAMP, nullable=False),
     ]
 )
@@ -83,11 +88,11 @@ TRACK_ARTISTS = pa.schema(
         pa.field("track_id", pa.string(), nullable=False),
         pa.field("artist_id", pa.string(), nullable=False),
         pa.field("artist_position", pa.int32(), nullable=False),
+        pa.field("playlist_id", pa.string(), nullable=False),
         pa.field("extracted_at", UTC_TIMESTAMP, nullable=False),
     ]
 )
 
-# Write order matters: chart_entries is written last, so its file marks a raw file as done.
 TABLES: dict[str, pa.Schema] = {
     "snapshots": SNAPSHOTS,
     "tracks": TRACKS,
@@ -96,4 +101,5 @@ TABLES: dict[str, pa.Schema] = {
     "track_artists": TRACK_ARTISTS,
     "chart_entries": CHART_ENTRIES,
 }
-COMMIT_TABLE = "chart_entries"
+# Set per snapshot, not per entry: the last two columns of every table but these.
+SNAPSHOT_COLUMNS = ("playlist_id", "extracted_at")

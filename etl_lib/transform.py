@@ -337,17 +337,14 @@ def _snapshot_columns(
         "skipped_local": [counts[SKIPPED_LOCAL]],
         "skipped_null": [counts[SKIPPED_NULL]],
     }
-    chart_rows = len(rows.chart["track_id"])
-    rows.chart["playlist_id"] = [playlist_id] * chart_rows
-    rows.chart["snapshot_id"] = [snapshot_id] * chart_rows
+    rows.chart["snapshot_id"] = [snapshot_id] * len(rows.chart["track_id"])
     columns_by_table = {"snapshots": snapshot_columns}
     for table in ("tracks", "albums", "artists", "track_artists", "chart_entries"):
-        columns_by_table[table] = rows.table_columns(table)
-    for name, schema in schemas.TABLES.items():
-        columns = columns_by_table[name]
-        if name != "snapshots":
-            # Every row of a snapshot shares its extraction time; set it once per table.
-            columns["extracted_at"] = [extracted_ms] * len(columns[schema.names[0]])
+        columns = columns_by_table[table] = rows.table_columns(table)
+        # Every row of a snapshot names it (its replay key); set once per table.
+        size = len(next(iter(columns.values())))
+        columns["playlist_id"] = [playlist_id] * size
+        columns["extracted_at"] = [extracted_ms] * size
     return dt, columns_by_table, counts
 
 
@@ -393,7 +390,7 @@ class _Rows:
             "popularity": [],
         }
         # The other tables gather whole rows (tuples in their schema's column order, without
-        # extracted_at): a track's rows are worked out once and appended as they are.
+        # the snapshot's columns): a track's rows are worked out once and appended as they are.
         self.track_rows: list[tuple] = []
         self.album_rows: list[tuple] = []
         self.artist_rows: list[tuple] = []
@@ -472,7 +469,7 @@ class _Rows:
         self.artist_rows.append(artist)
 
     def table_columns(self, table: str) -> dict[str, list]:
-        """One per-entry table's columns (all but extracted_at)."""
+        """One per-entry table's columns (all but ``schemas.SNAPSHOT_COLUMNS``)."""
         if table == "chart_entries":
             return self.chart
         rows = {
@@ -481,7 +478,7 @@ class _Rows:
             "artists": self.artist_rows,
             "track_artists": self.track_artist_rows,
         }[table]
-        names = schemas.TABLES[table].names[:-1]  # extracted_at is last in these schemas
+        names = [n for n in schemas.TABLES[table].names if n not in schemas.SNAPSHOT_COLUMNS]
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
         return dict(zip(names, columns, strict=True))
 
@@ -489,7 +486,7 @@ class _Rows:
 @dataclass(frozen=True, slots=True)
 class _TrackRows:
     """What one track object gives the tables, the same in whichever snapshot it appears.
-    Rows are tuples in their table's column order, without extracted_at."""
+    Rows are tuples in their table's column order, without ``schemas.SNAPSHOT_COLUMNS``."""
 
     track: tuple
     popularity: int | None
