@@ -33,10 +33,10 @@ demo: $(INSTALLED)
 test: $(INSTALLED)
 	$(BIN)/python -m pytest
 
-$(LAKE)/catalog.duckdb: | $(INSTALLED)
+$(LAKE)/iceberg_catalog.db: | $(INSTALLED)
 	$(BIN)/spotify-etl demo --lake $(LAKE)
 
-lab: $(INSTALLED) $(LAKE)/catalog.duckdb
+lab: $(INSTALLED) $(LAKE)/iceberg_catalog.db
 	SPOTIFY_ETL_LAKE=$(abspath $(LAKE)) $(BIN)/jupyter lab --notebook-dir=notebooks --allow-root
 
 package: $(INSTALLED)

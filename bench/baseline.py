@@ -32,7 +32,7 @@ ENTRY_COLUMNS = [
     "item_album_total_tracks",
 ]
 
-# Wraps a list of work items for display (a progress bar), like etl_lib.pipeline.Track.
+# Wraps a list of work items for display (a progress bar), like etl_lib.progress.Track.
 Track = Callable[[list, str], Iterable]
 
 

@@ -4,8 +4,9 @@ Every snapshot is the envelope an hourly extraction writes: the playlist's metad
 full items page of 50 entries as the 2026 Web API serves it (about 210 KB of JSON). The
 chart comes from ``ChartSimulator``, so the dataset is the same on every machine and every
 run. It is generated once under ``build/bench/dataset`` and reused while its marker file
-names the same generator version; each measured path then gets a lake of its own whose raw
-zone is hard links to it.
+names the same generator version and at least the days asked for (a day's bytes do not depend
+on how many days are generated, so the first days of a year are a shorter run's dataset);
+each measured path then gets a lake of its own whose raw zone is hard links to it.
 """
 
 from __future__ import annotations
@@ -24,9 +25,8 @@ from etl_lib.local_spotify import ChartSimulator
 GENERATOR_VERSION = 1
 PLAYLIST_ID = "37i9dQZEVXbNG2KDcFcKOF"
 FIRST_DAY = date(2025, 11, 1)
-DAYS = 365
+DAYS = 365  # a full run; ``python -m bench --days N`` measures the first N days only
 HOURS = 24
-SNAPSHOTS = DAYS * HOURS
 MARKER = "DATASET.json"
 SOURCE = {
     "kind": "spotify-web-api",
@@ -34,33 +34,41 @@ SOURCE = {
     "endpoint": "GET /playlists/{id}/items",
 }
 
-# Wraps a list of work items for display (a progress bar), like etl_lib.pipeline.Track.
+# Wraps a list of work items for display (a progress bar), like etl_lib.progress.Track.
 Track = Callable[[list, str], Iterable]
 
 
-def days() -> list[date]:
-    return [FIRST_DAY + timedelta(days=offset) for offset in range(DAYS)]
+def days(count: int = DAYS) -> list[date]:
+    """The first ``count`` days of the dataset."""
+    return [FIRST_DAY + timedelta(days=offset) for offset in range(count)]
 
 
-def _marker() -> dict:
+def _marker(day_count: int) -> dict:
     return {
         "generator_version": GENERATOR_VERSION,
         "playlist_id": PLAYLIST_ID,
         "first_day": FIRST_DAY.isoformat(),
-        "days": DAYS,
+        "days": day_count,
         "hours": HOURS,
-        "snapshots": SNAPSHOTS,
+        "snapshots": day_count * HOURS,
     }
 
 
-def is_complete(root: Path) -> bool:
-    """True when ``root`` holds a whole dataset written by this generator version."""
-    marker = root / MARKER
+def is_complete(root: Path, day_count: int = DAYS) -> bool:
+    """True when ``root`` holds at least the first ``day_count`` days, written by this
+    generator version."""
     try:
-        same_version = json.loads(marker.read_text(encoding="utf-8")) == _marker()
+        marker = json.loads((root / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return same_version and len(raw_files(root)) == SNAPSHOTS
+    if not isinstance(marker, dict) or not isinstance(marker.get("days"), int):
+        return False
+    generated = marker["days"]
+    return (
+        generated >= day_count
+        and marker == _marker(generated)
+        and len(raw_files(root)) == generated * HOURS
+    )
 
 
 def _day_page(simulator: ChartSimulator, day: date) -> tuple[dict, dict]:
@@ -79,13 +87,14 @@ def _day_page(simulator: ChartSimulator, day: date) -> tuple[dict, dict]:
     return metadata, page
 
 
-def generate(root: Path, track: Track) -> int:
-    """Write the raw zone under ``root`` (replacing anything there); returns its bytes."""
+def generate(root: Path, track: Track, day_count: int = DAYS) -> int:
+    """Write the raw zone of the first ``day_count`` days under ``root`` (replacing anything
+    there); returns its bytes."""
     if root.exists():
         shutil.rmtree(root)
     simulator = ChartSimulator()
     total_bytes = 0
-    for day in track(days(), "generate (days)"):
+    for day in track(days(day_count), "generate (days)"):
         metadata, page = _day_page(simulator, day)
         folder: Path | None = None
         for hour in range(HOURS):
@@ -98,31 +107,27 @@ def generate(root: Path, track: Track) -> int:
             path.write_bytes(data)
             total_bytes += len(data)
     # Written last: an interrupted run leaves no marker and is regenerated next time.
-    (root / MARKER).write_text(json.dumps(_marker(), indent=2) + "\n", encoding="utf-8")
+    (root / MARKER).write_text(json.dumps(_marker(day_count), indent=2) + "\n", encoding="utf-8")
     return total_bytes
 
 
-def raw_files(root: Path) -> list[Path]:
-    return sorted((root / lake.RAW).glob("playlist_id=*/dt=*/*.json"))
+def raw_files(root: Path, day_count: int | None = None) -> list[Path]:
+    """The raw files under ``root``, oldest first: all, or those of the first days."""
+    paths = sorted((root / lake.RAW).glob("playlist_id=*/dt=*/*.json"))
+    if day_count is None:
+        return paths
+    kept = {day.isoformat() for day in days(day_count)}
+    return [path for path in paths if path.parent.name.removeprefix("dt=") in kept]
 
 
-def raw_bytes(root: Path) -> int:
-    return sum(path.stat().st_size for path in raw_files(root))
-
-
-def fresh_lake(dataset: Path, lake_root: Path, days_kept: int | None = None) -> int:
-    """A new lake at ``lake_root`` whose raw zone is the dataset's (hard links, no copying).
-
-    ``days_kept`` keeps only the first days of the year. Returns the number of raw files.
-    """
+def fresh_lake(dataset: Path, lake_root: Path, day_count: int = DAYS) -> int:
+    """A new lake at ``lake_root`` whose raw zone is the dataset's first ``day_count`` days
+    (hard links, no copying). Returns the number of raw files."""
     if lake_root.exists():
         shutil.rmtree(lake_root)
-    kept = {day.isoformat() for day in days()[:days_kept]} if days_kept else None
     count = 0
-    for source in raw_files(dataset):
+    for source in raw_files(dataset, day_count):
         relative = source.relative_to(dataset)
-        if kept is not None and relative.parent.name.removeprefix("dt=") not in kept:
-            continue
         target = lake_root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         try:

@@ -1,9 +1,9 @@
 """The transform function on one snapshot: import time and peak memory of a cold start.
 
-moto's S3 server (on 127.0.0.1, a free port) stands in for the lake bucket. One raw snapshot
-is put there, and a fresh interpreter (``bench/handler_probe.py``) loads
-``lambda/transform/app.py`` and handles the ObjectCreated notification S3 would send for it,
-with the environment the deployed function gets.
+moto's server (on 127.0.0.1, a free port) stands in for the lake bucket and for the Glue Data
+Catalog that holds an S3 lake's tables. One raw snapshot is put there, and a fresh interpreter
+(``bench/handler_probe.py``) loads ``lambda/transform/app.py`` and handles the ObjectCreated
+notification S3 would send for it, with the environment the deployed function gets.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from bench.handler_probe import RESULT_PREFIX
+from etl_lib.iceberg import WAREHOUSE
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "lambda" / "transform" / "app.py"
@@ -119,14 +120,15 @@ def measure(raw_file: Path, raw_key: str, runs: int = 3) -> HandlerCost:
         event = _notification(f"{PREFIX}/{raw_key}")
         environment = _function_environment(endpoint)
         results = [_probe(event, environment) for _ in range(runs)]
-        written = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/tables/").get("KeyCount", 0)
+        tables = f"{PREFIX}/{WAREHOUSE}/"
+        written = s3.list_objects_v2(Bucket=BUCKET, Prefix=tables).get("KeyCount", 0)
     finally:
         server.stop()
     for result in results:
         if result["response"]["transformed"] != [raw_key]:
             raise RuntimeError(f"the handler did not transform {raw_key}: {result['response']}")
     if not written:
-        raise RuntimeError("the handler wrote no table files to the lake bucket")
+        raise RuntimeError("the handler wrote no table files to the lake bucket's warehouse")
     return HandlerCost(
         import_seconds=statistics.median(r["import_seconds"] for r in results),
         handler_seconds=statistics.median(r["handler_seconds"] for r in results),

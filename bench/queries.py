@@ -2,11 +2,14 @@
 
 The set is what the report runs after each load (``etl_lib.reports.input_queries``: the
 window's daily charts, the latest track, album, credit and artist attributes, freshness),
-with the window set to the whole year, run unchanged.
+with the window set to every day measured, run unchanged, the way ``reports.load_inputs``
+runs it: one ``catalog.connect`` (pyiceberg plans each table's data files, DuckDB gets a view
+over them), then each query transpiled and run.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -15,13 +18,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from bench import counting_fs
-from bench.generate import DAYS, PLAYLIST_ID, days
-from etl_lib import catalog, lake, reports, schemas, sql
+from bench import BenchError, counting_fs
+from bench.generate import PLAYLIST_ID, days
+from etl_lib import catalog, iceberg, reports, schemas, sql
 
-
-class BenchError(RuntimeError):
-    """The benchmark cannot measure what it was asked to (the product changed under it)."""
+# The connection's share of a run: planning every table's files and creating the views.
+OPEN = "open"
 
 
 @dataclass(frozen=True)
@@ -31,14 +33,15 @@ class ReportQuery:
     params: list
 
 
-def report_queries() -> list[ReportQuery]:
-    statements = reports.input_queries(PLAYLIST_ID, days()[-1], DAYS)
+def report_queries(day_count: int) -> list[ReportQuery]:
+    statements = reports.input_queries(PLAYLIST_ID, days(day_count)[-1], day_count)
     return [ReportQuery(name, sql_text, params) for name, (sql_text, params) in statements.items()]
 
 
 @dataclass
 class Latency:
-    """Seconds per query and for the whole set: the median of ``repetitions`` runs."""
+    """Seconds of ``OPEN`` and of each query, and of the whole set (the connection
+    included): the median of ``repetitions`` runs."""
 
     per_query: dict[str, float]
     total: float
@@ -54,67 +57,39 @@ def _median_latency(runs: list[dict[str, float]]) -> Latency:
     )
 
 
-def _timed_set(connection: duckdb.DuckDBPyConnection) -> dict[str, float]:
+def _timed_set(
+    connection: duckdb.DuckDBPyConnection, day_count: int, run: dict[str, float]
+) -> dict[str, float]:
     """Seconds per query of one pass over the set: transpile and run, as the report does."""
     schema = catalog.connection_schema(connection)
-    run = {}
-    for query in report_queries():
+    for query in report_queries(day_count):
         started = time.perf_counter()
         connection.execute(sql.to_duckdb(query.statement, schema), query.params).df()
         run[query.name] = time.perf_counter() - started
     return run
 
 
-def warehouse_latency(lake_root: str, repetitions: int) -> Latency:
-    """The set as the report runs it (``reports.load_inputs``: one catalog connection, each
-    query transpiled and run), timed per query with the same calls."""
+def warehouse_latency(lake_root: str, day_count: int, repetitions: int) -> Latency:
+    """The set as ``reports.load_inputs`` runs it, timed with the same calls: opening the
+    connection (``OPEN``), then each query."""
     runs = []
     for _ in range(repetitions):
-        with catalog.connect(lake_root) as connection:
-            runs.append(_timed_set(connection))
+        started = time.perf_counter()
+        connection = catalog.connect(lake_root)
+        run = {OPEN: time.perf_counter() - started}
+        with connection:
+            runs.append(_timed_set(connection, day_count, run))
     return _median_latency(runs)
 
 
-def _plain_views(connection: duckdb.DuckDBPyConnection, table_sources: dict[str, str]) -> None:
-    """Each table as a bare scan of its files, then the shipped derived views over them."""
-    connection.execute("SET TimeZone = 'UTC'")
-    for table, source in table_sources.items():
-        connection.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {source}")
-    types = catalog.table_schema()
-    for name, view in sql.shipped("views").items():
-        connection.execute(f"CREATE OR REPLACE VIEW {name} AS {sql.to_duckdb(view, types)}")
-
-
-def _hive_options() -> str:
-    return "hive_partitioning = true, hive_types = {'dt': VARCHAR}"
-
-
-def _parquet_sources(base: str) -> dict[str, str]:
-    """Each table as a bare ``read_parquet`` of its files under ``base`` (a path or URL)."""
-    return {
-        table: f"read_parquet('{base}/{lake.TABLES}/{table}/*/*.parquet', {_hive_options()})"
-        for table in schemas.TABLES
-    }
-
-
-def plain_view_latency(lake_root: str, repetitions: int) -> Latency:
-    """The same SQL over bare ``read_parquet`` views: the floor under the catalog's views,
-    which also skip the files a newer batch file covers."""
-    with duckdb.connect() as connection:
-        _plain_views(connection, _parquet_sources(str(Path(lake_root).resolve())))
-        runs = [_timed_set(connection) for _ in range(repetitions)]
-    return _median_latency(runs)
-
-
-# -- bytes read: Parquet tables vs the same tables as CSV ----------------------------------
+# -- bytes read: the Parquet tables vs the same tables as CSV ------------------------------
 
 
 def export_csv(lake_root: str, csv_root: Path) -> None:
     """The lake's tables as CSV, one file per table per day: ``<table>/dt=<day>/data_0.csv``."""
-    with duckdb.connect() as connection:
-        catalog.create_duckdb_views(connection, lake_root)
+    with catalog.connect(lake_root) as connection:
         for table, schema in schemas.TABLES.items():
-            target = csv_root / lake.TABLES / table
+            target = csv_root / table
             target.mkdir(parents=True, exist_ok=True)
             connection.execute(
                 f"COPY (SELECT {', '.join(schema.names)}, dt FROM {table}) TO '{target}' "
@@ -125,6 +100,7 @@ def export_csv(lake_root: str, csv_root: Path) -> None:
 def _counting_connection(filesystem: counting_fs.CountingFileSystem) -> duckdb.DuckDBPyConnection:
     connection = duckdb.connect()
     connection.register_filesystem(filesystem)
+    connection.execute("SET TimeZone = 'UTC'")  # as catalog.connect sets it
     # One thread: the same reads in the same order on every run (the bytes do not depend on it).
     connection.execute("SET threads = 1")
     # Every scan counts what it fetches, as it would from an object store.
@@ -136,34 +112,62 @@ def _counting_connection(filesystem: counting_fs.CountingFileSystem) -> duckdb.D
     return connection
 
 
-def _parquet_views(connection: duckdb.DuckDBPyConnection, lake_root: str) -> None:
-    """The catalog's own views, reading the same files through the counting filesystem."""
-    connection.execute("SET TimeZone = 'UTC'")
-    base = str(Path(lake_root).resolve())
-    table_root = counting_fs.url(base) + "/"
-    for _, statement in catalog.duckdb_view_statements(base, table_root=table_root):
-        connection.execute(statement)
+def _data_folder(lake_root: str) -> str:
+    """The local folder every table's data files are under."""
+    return iceberg.warehouse_location(lake_root).removeprefix("file://")
 
 
-def _csv_sources(csv_root: Path) -> dict[str, str]:
+def planned_files(lake_root: str) -> list[str]:
+    """The local paths of the data files of every table's current snapshot."""
+    return [
+        path.removeprefix("file://")
+        for table in schemas.TABLES
+        for path in iceberg.plan(lake_root, table).files
+    ]
+
+
+def _counted_parquet_views(connection: duckdb.DuckDBPyConnection, lake_root: str) -> None:
+    """The views ``catalog.connect`` creates, each data file read through the counting
+    filesystem instead of from its path."""
+    folder = _data_folder(lake_root)
+    quoted, counted = f"'{folder}/", f"'{counting_fs.url(folder)}/"
+    rewritten = 0
+    for _, statement in catalog.duckdb_view_statements(lake_root):
+        rewritten += statement.count(quoted)
+        connection.execute(statement.replace(quoted, counted))
+    expected = len(planned_files(lake_root))
+    if rewritten != expected:
+        raise BenchError(
+            f"the catalog's views name {rewritten} of the {expected} planned data files by "
+            f"their path under {folder}: their reads cannot be counted"
+        )
+
+
+def _csv_views(connection: duckdb.DuckDBPyConnection, csv_root: Path) -> None:
+    """Each table as a ``read_csv`` of its per-day files, then the shipped derived views.
+
+    The dialect is given (``export_csv``'s, DuckDB's defaults), so nothing is sniffed: a
+    sniffing reader fetches each file once more, which would count CSV bytes twice.
+    """
     types = catalog.table_schema()
-    sources = {}
     for table, schema in schemas.TABLES.items():
         columns = ", ".join(f"'{name}': '{types[table][name]}'" for name in schema.names)
-        pattern = counting_fs.url(f"{csv_root.resolve()}/{lake.TABLES}/{table}/*/*.csv")
-        sources[table] = (
-            f"read_csv('{pattern}', header = true, columns = {{{columns}}}, {_hive_options()})"
+        pattern = counting_fs.url(f"{csv_root.resolve()}/{table}/*/*.csv")
+        connection.execute(
+            f"CREATE VIEW {table} AS SELECT * FROM read_csv('{pattern}', header = true, "
+            f"columns = {{{columns}}}, auto_detect = false, delim = ',', quote = '\"', "
+            "escape = '\"', hive_partitioning = true, hive_types = {'dt': VARCHAR})"
         )
-    return sources
+    for name, view in sql.shipped("views").items():
+        connection.execute(f"CREATE VIEW {name} AS {sql.to_duckdb(view, types)}")
 
 
 @dataclass
 class BytesRead:
-    """Bytes fetched per report query: through the catalog's views over Parquet, through
-    bare ``read_parquet`` views over the same files, and through CSV views."""
+    """Bytes fetched per report query: through the catalog's views over the Parquet data
+    files, and through the same views over the tables as CSV."""
 
     parquet: dict[str, int]
-    parquet_plain_views: dict[str, int]
     csv: dict[str, int]
     same_results: bool
 
@@ -173,11 +177,13 @@ class BytesRead:
 
 
 def _counted_run(
-    connection: duckdb.DuckDBPyConnection, filesystem: counting_fs.CountingFileSystem
+    connection: duckdb.DuckDBPyConnection,
+    filesystem: counting_fs.CountingFileSystem,
+    day_count: int,
 ) -> tuple[dict[str, int], dict[str, pd.DataFrame]]:
     schema = catalog.connection_schema(connection)
     read, results = {}, {}
-    for query in report_queries():
+    for query in report_queries(day_count):
         filesystem.bytes_read = 0
         results[query.name] = connection.execute(
             sql.to_duckdb(query.statement, schema), query.params
@@ -194,27 +200,26 @@ def _same_rows(left: pd.DataFrame, right: pd.DataFrame) -> bool:
     return bool((left.to_numpy() == right.to_numpy()).all())
 
 
-def bytes_read(lake_root: str, csv_root: Path) -> BytesRead:
-    """Bytes each report query fetches: over the lake's Parquet, and over the same tables
-    as CSV. Both layouts must give the same results."""
-    counted_lake = counting_fs.url(str(Path(lake_root).resolve()))
+def bytes_read(lake_root: str, csv_root: Path, day_count: int) -> BytesRead:
+    """Bytes each report query fetches: over the lake's Parquet data files, and over the
+    same tables as CSV. Both must give the same results."""
     filesystem = counting_fs.CountingFileSystem()
     with _counting_connection(filesystem) as connection:
-        _parquet_views(connection, lake_root)
-        parquet, parquet_results = _counted_run(connection, filesystem)
+        _counted_parquet_views(connection, lake_root)
+        parquet, parquet_results = _counted_run(connection, filesystem, day_count)
     with _counting_connection(filesystem) as connection:
-        _plain_views(connection, _parquet_sources(counted_lake))
-        parquet_plain, plain_results = _counted_run(connection, filesystem)
-    with _counting_connection(filesystem) as connection:
-        _plain_views(connection, _csv_sources(csv_root))
-        csv, csv_results = _counted_run(connection, filesystem)
-    same = all(
-        _same_rows(parquet_results[name], other[name])
-        for name in parquet
-        for other in (plain_results, csv_results)
-    )
-    return BytesRead(parquet, parquet_plain, csv, same)
+        _csv_views(connection, csv_root)
+        csv, csv_results = _counted_run(connection, filesystem, day_count)
+    if not sum(parquet.values()):
+        raise BenchError("the report queries read no bytes through the counting filesystem")
+    same = all(_same_rows(parquet_results[name], csv_results[name]) for name in parquet)
+    return BytesRead(parquet, csv, same)
 
 
-def table_bytes(root: Path, suffix: str) -> int:
-    return sum(path.stat().st_size for path in (root / lake.TABLES).glob(f"*/dt=*/*{suffix}"))
+def parquet_bytes(lake_root: str) -> int:
+    """On-disk size of the data files every table's current snapshot reads."""
+    return sum(os.path.getsize(path) for path in planned_files(lake_root))
+
+
+def csv_bytes(csv_root: Path) -> int:
+    return sum(path.stat().st_size for path in csv_root.glob("*/dt=*/*.csv"))

@@ -1,3 +1,3 @@
-"""spotify-charts-lake: Spotify playlist charts -> raw zone -> Parquet tables -> SQL -> reports."""
+"""spotify-charts-lake: Spotify playlist charts -> raw zone -> Iceberg tables -> SQL -> reports."""
 
 __version__ = "0.1.0"

@@ -1,4 +1,8 @@
-"""Athena through pyathena: the lake's SQL on AWS, over the Glue catalog of ``etl_lib.glue``.
+"""Athena through pyathena: the lake's SQL on AWS.
+
+Athena reads the lake's tables natively: they are Iceberg tables in the Glue Data Catalog,
+written by pyiceberg (``etl_lib.iceberg``). The shipped views are created in the same
+database (``create_views``).
 
 Parameters are never formatted into the SQL: ``?`` placeholders stay in the query text and
 the values travel as Athena ``ExecutionParameters`` (pyathena's ``qmark`` paramstyle). Athena

@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from etl_lib import iceberg, lake, schemas, sql
-from etl_lib.errors import ConfigError
+from etl_lib.errors import ConfigError, LakeError
 
 ENGINES = ("duckdb", "athena")
 
@@ -122,8 +122,10 @@ def connect(
         if not lake.is_local(lake_root):
             fs, _ = lake.filesystem(lake_root)
             connection.register_filesystem(fs)
-        for _, statement in duckdb_view_statements(lake_root, days):
-            connection.execute(statement)
+        # Creating a view reads its files' footers: a store failure there is one line too.
+        with object_store_errors(lake_root), _damaged_data_files(lake_root):
+            for _, statement in duckdb_view_statements(lake_root, days):
+                connection.execute(statement)
     except BaseException:
         connection.close()
         raise
@@ -141,6 +143,19 @@ def object_store_errors(lake_root: str):
         if failure is None:
             raise
         raise failure from exc
+
+
+@contextlib.contextmanager
+def _damaged_data_files(lake_root: str):
+    """A data file the table metadata lists but DuckDB cannot open or decode, in one line."""
+    try:
+        yield
+    except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise LakeError(
+            f"cannot read a data file of the tables of lake {lake_root} ({detail}): run "
+            f"`spotify-etl migrate --lake {lake_root}` to rebuild the tables from the raw zone"
+        ) from exc
 
 
 def build_catalog(lake_root: str, engine: str = "duckdb", settings=None) -> list[str]:

@@ -27,6 +27,7 @@ from etl_lib import (
     envelope,
     iceberg,
     lake,
+    migrate,
     pipeline,
     warehouse,
 )
@@ -210,6 +211,28 @@ def cmd_compact(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    summary = migrate.migrate(args.lake, workers=args.workers, track=_bar)
+    if summary is None:
+        _say(f"lake {args.lake} is in the current layout: nothing to migrate")
+        return 0
+    for key, reason in summary.transform.quarantined.items():
+        _say(f"error: {reason} (copied to {lake.quarantine_key(key)}; fix or remove the raw file)")
+    dropped = []
+    if summary.glue_tables_dropped:
+        names = ", ".join(summary.glue_tables_dropped)
+        dropped.append(f"the previous layout's Glue tables ({names})")
+    if summary.foreign_tables:
+        dropped.append(f"the catalog of tables at {summary.foreign_tables}")
+    _say(
+        f"migrated lake {args.lake} to Iceberg tables: {len(summary.transform.transformed)} "
+        f"raw files transformed, {summary.quarantined} quarantined (left out), "
+        f"{summary.old_files_removed} old files removed"
+        + (f", dropped {' and '.join(dropped)}" if dropped else "")
+    )
+    return 1 if summary.transform.quarantined else 0
+
+
 def cmd_catalog(args: argparse.Namespace) -> int:
     engine = getattr(args, "engine", "duckdb")
     names = catalog.build_catalog(
@@ -359,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser = argparse.ArgumentParser(
         prog="spotify-etl",
-        description="Spotify playlist charts -> raw zone -> Parquet tables -> SQL.",
+        description="Spotify playlist charts -> raw zone -> Iceberg tables -> SQL.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -396,7 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
 
-    transform = add("transform", cmd_transform, "Transform pending raw files into Parquet tables.")
+    transform = add(
+        "transform", cmd_transform, "Transform pending raw files into the lake's Iceberg tables."
+    )
     transform.add_argument(
         "--input",
         metavar="FILE_OR_DIR",
@@ -442,6 +467,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--day", action="append", type=_day, metavar="YYYY-MM-DD", help="only this day (repeatable)"
     )
     compact.add_argument("--month", metavar="YYYY-MM", help="only the days of this month")
+
+    migrate_command = add(
+        "migrate",
+        cmd_migrate,
+        "Rebuild the tables of a lake written by the previous release (Parquet files under "
+        "tables/, catalog.duckdb), or of a moved or copied lake folder, as Iceberg tables "
+        "from the raw zone, then remove the old files. Running it again does nothing.",
+    )
+    migrate_command.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="worker processes (default: one per core)",
+    )
 
     backfill = add(
         "backfill",

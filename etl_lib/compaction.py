@@ -111,7 +111,8 @@ def rewrite_day(lake_root: str, name: str, day: str) -> None:
     day_filter = EqualTo(schemas.PARTITION_COLUMN, day)
 
     def rewrite(table, transaction):
-        rows = table.scan(row_filter=day_filter).to_arrow()
+        with iceberg.damaged_files(lake_root):
+            rows = table.scan(row_filter=day_filter).to_arrow()
         if rows.num_rows == 0:
             return
         rows = rows.sort_by([(column, "ascending") for column in iceberg.SORT_KEYS[name]])
@@ -132,20 +133,36 @@ def expire(lake_root: str, retention: timedelta | None = None) -> tuple[int, int
     tables = iceberg.open_tables(lake_root)
     expired = deleted = 0
     for name in schemas.TABLES:
-        table = tables.existing(name)
-        if table is None:
+        if tables.existing(name) is None:
             continue
+        expired += _expire_snapshots(tables, name, cutoff)
+        deleted += _delete_unreferenced(lake_root, tables.existing(name), cutoff)
+    return expired, deleted
+
+
+def _expire_snapshots(tables: iceberg.LakeTables, name: str, cutoff: datetime) -> int:
+    """Drop the table's snapshots older than ``cutoff`` but the current one; how many."""
+    from pyiceberg.exceptions import CommitFailedException
+
+    for attempt in range(iceberg.REDO_ATTEMPTS):
+        table = tables.existing(name)
         current = table.metadata.current_snapshot_id
         old = [
             snapshot.snapshot_id
             for snapshot in table.metadata.snapshots
             if snapshot.timestamp_ms < cutoff.timestamp() * 1000 and snapshot.snapshot_id != current
         ]
-        if old:
+        if not old:
+            return 0
+        try:
             table.maintenance.expire_snapshots().by_ids(old).commit()
-            expired += len(old)
-        deleted += _delete_unreferenced(lake_root, tables.existing(name), cutoff)
-    return expired, deleted
+            return len(old)
+        except CommitFailedException:
+            # A writer committed meanwhile (pyiceberg does not retry this update): again,
+            # on the table as that writer left it.
+            if attempt == iceberg.REDO_ATTEMPTS - 1:
+                raise
+    return 0
 
 
 def _referenced_files(table) -> set[str]:

@@ -1,38 +1,19 @@
-"""The Glue Data Catalog: one external Parquet table per lake table, for Athena.
+"""AWS clients and errors shared by the Glue Data Catalog and Athena.
 
-Each table reads ``<lake>/tables/<table>/dt=YYYY-MM-DD/*.parquet``. ``dt`` is a partition
-key of type string, found by partition projection: every day from 2000-01-01 to today is a
-partition, so a load is queryable at once, without a crawler, ``MSCK REPAIR`` or
-``ALTER TABLE ADD PARTITION``. Days without files are simply empty.
+An ``s3://`` lake's tables are Iceberg tables in the Glue Data Catalog, created and committed
+by pyiceberg's Glue catalog (``etl_lib.iceberg``, database ``SPOTIFY_ETL_GLUE_DATABASE``);
+Athena reads them natively (``etl_lib.athena``). Nothing here defines a table: this module
+holds what both catalog and queries need from boto3, namely clients with short timeouts for
+the configured profile and region, and one-line errors for what a user can fix.
 
-boto3 is imported where it is used: it is the optional ``aws`` extra, and the pure functions
-here (``glue_type``, ``table_input``) work without it.
+boto3 is imported where it is used: it is the optional ``aws`` extra.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Protocol
 
-import pyarrow as pa
-
-from etl_lib import schemas
-from etl_lib.config import Settings
 from etl_lib.errors import ConfigError, EtlError
-
-PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
-PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
-PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
-# The earliest day partition projection enumerates; no chart in the lake is older.
-PROJECTION_START = "2000-01-01"
-
-_GLUE_TYPES = {
-    pa.string(): "string",
-    pa.int32(): "int",
-    pa.int64(): "bigint",
-    pa.bool_(): "boolean",
-    pa.date32(): "date",
-    schemas.UTC_TIMESTAMP: "timestamp",
-}
 
 # Small, so an unreachable endpoint fails in seconds rather than after minutes of retries;
 # one retry still absorbs a dropped connection or a throttled call.
@@ -50,84 +31,12 @@ _BAD_CREDENTIAL_CODES = {
 }
 
 
-def glue_type(arrow_type: pa.DataType) -> str:
-    """The Glue (Hive) column type of one of the lake's Arrow types."""
-    try:
-        return _GLUE_TYPES[arrow_type]
-    except KeyError:
-        raise ValueError(f"no Glue type for Arrow type {arrow_type}") from None
+class AwsSettings(Protocol):
+    """What an AWS client needs of the settings (``Settings`` and ``TableSettings`` both
+    have it); unset values fall back to boto3's own defaults."""
 
-
-def table_location(lake_root: str, table: str) -> str:
-    return f"{lake_root.rstrip('/')}/tables/{table}/"
-
-
-def table_input(table: str, schema: pa.Schema, location: str) -> dict[str, Any]:
-    """The Glue ``TableInput`` of one lake table; ``location`` is the lake root (s3://...)."""
-    table_root = table_location(location, table)
-    return {
-        "Name": table,
-        "TableType": "EXTERNAL_TABLE",
-        "PartitionKeys": [{"Name": schemas.PARTITION_COLUMN, "Type": "string"}],
-        "StorageDescriptor": {
-            "Columns": [{"Name": field.name, "Type": glue_type(field.type)} for field in schema],
-            "Location": table_root,
-            "InputFormat": PARQUET_INPUT_FORMAT,
-            "OutputFormat": PARQUET_OUTPUT_FORMAT,
-            "SerdeInfo": {
-                "SerializationLibrary": PARQUET_SERDE,
-                "Parameters": {"serialization.format": "1"},
-            },
-        },
-        "Parameters": {
-            "EXTERNAL": "TRUE",
-            "classification": "parquet",
-            "parquet.compression": "SNAPPY",
-            "projection.enabled": "true",
-            "projection.dt.type": "date",
-            "projection.dt.format": "yyyy-MM-dd",
-            "projection.dt.range": f"{PROJECTION_START},NOW",
-            "projection.dt.interval": "1",
-            "projection.dt.interval.unit": "DAYS",
-            # ${dt} is filled in by Athena, not by Python.
-            "storage.location.template": table_root + "dt=${dt}",
-        },
-    }
-
-
-def ensure_catalog(settings: Settings) -> list[str]:
-    """Create the Glue database if missing and create or update every table; returns names."""
-    if not settings.lake.startswith("s3://"):
-        raise ConfigError(
-            f"the Glue catalog describes an s3:// lake; lake {settings.lake!r} is not one: "
-            "set SPOTIFY_ETL_LAKE (or --lake) to s3://bucket/prefix"
-        )
-    require_boto3()
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    database = settings.glue_database
-    resource = f"Glue database {database!r}"
-    try:
-        glue = aws_client("glue", settings)
-        try:
-            glue.create_database(DatabaseInput={"Name": database})
-        except glue.exceptions.AlreadyExistsException:
-            pass
-        names = []
-        for table, schema in schemas.TABLES.items():
-            resource = f"Glue table {database}.{table}"
-            definition = table_input(table, schema, settings.lake)
-            try:
-                glue.create_table(DatabaseName=database, TableInput=definition)
-            except glue.exceptions.AlreadyExistsException:
-                glue.update_table(DatabaseName=database, TableInput=definition)
-            names.append(table)
-    except (BotoCoreError, ClientError) as exc:
-        error = aws_error(exc, service="AWS Glue", resource=resource)
-        if error is None:
-            raise
-        raise error from exc
-    return names
+    aws_region: str | None
+    aws_profile: str | None
 
 
 def client_config(**overrides):
@@ -152,7 +61,7 @@ def require_boto3() -> None:
         ) from exc
 
 
-def aws_session(settings: Settings):
+def aws_session(settings: AwsSettings):
     """A boto3 session for the settings' profile and region (unset: boto3's own defaults)."""
     require_boto3()
     import boto3
@@ -160,7 +69,7 @@ def aws_session(settings: Settings):
     return boto3.Session(profile_name=settings.aws_profile, region_name=settings.aws_region)
 
 
-def aws_client(service: str, settings: Settings):
+def aws_client(service: str, settings: AwsSettings):
     # No endpoint_url: boto3 honours AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_<SERVICE>) itself.
     return aws_session(settings).client(service, config=client_config())
 

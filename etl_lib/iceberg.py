@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import random
 import time
+import urllib.parse
+import uuid
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -33,7 +36,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from etl_lib import lake, schemas
 from etl_lib.config import TableSettings, table_settings
@@ -62,6 +64,8 @@ TABLE_PROPERTIES = {
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "20",
     "commit.retry.num-retries": "8",
+    # Faster to write than pyiceberg's default zstd, and read by every engine.
+    "write.parquet.compression-codec": "snappy",
 }
 # Transactions redone from scratch after a conflicting writer (see ``commit``).
 REDO_ATTEMPTS = 20
@@ -76,8 +80,10 @@ def table_arrow_schema(name: str) -> pa.Schema:
 
 def warehouse_location(lake_root: str) -> str:
     if lake.is_local(lake_root):
+        # A plain path, not a file:// URL: pyiceberg would cut a URL at a "?" or "#" that a
+        # folder name may hold.
         _, base = lake.filesystem(lake_root)
-        return "file://" + os.path.abspath(os.path.join(base, WAREHOUSE))
+        return os.path.abspath(os.path.join(base, WAREHOUSE))
     return lake.url(lake_root, WAREHOUSE)
 
 
@@ -108,6 +114,12 @@ class LakeTables:
             if not create:
                 return None
             table = self._create(name)
+        except FileNotFoundError as exc:
+            missing = str(exc.filename or "")
+            if not lake.is_local(self.lake_root) or _under(missing, self.lake_root):
+                raise  # a file of this lake's tables is missing (``damaged_files`` says so)
+            # The catalog names metadata in a folder that is gone: the lake was moved.
+            raise LakeError(self._moved_message(missing or str(exc))) from exc
         self._check_location(table)
         return _evolved(table, name)
 
@@ -152,35 +164,56 @@ class LakeTables:
         )
 
     def _check_location(self, table) -> None:
-        expected = warehouse_location(self.lake_root)
-        if lake.is_local(self.lake_root) and not table.location().startswith(expected + "/"):
+        if _under(table.location(), self.lake_root):
+            return
+        if lake.is_local(self.lake_root):
             # Iceberg metadata holds absolute paths: a lake folder that moved still points at
             # the old place.
-            raise LakeError(
-                f"the tables of lake {self.lake_root!r} live at {table.location()}, not under "
-                f"{expected} (the lake folder was moved or copied): run `spotify-etl migrate "
-                f"--lake {self.lake_root}` to rebuild them from the raw zone"
-            )
+            raise LakeError(self._moved_message(table.location()))
+        # Two lakes cataloged in one Glue database would share (and overwrite) tables.
+        raise LakeError(
+            f"table {self.namespace}.{table.name()[-1]} of the catalog belongs to the lake at "
+            f"{table.location()}, not to {self.lake_root}: give each lake its own database "
+            "(SPOTIFY_ETL_GLUE_DATABASE)"
+        )
+
+    def _moved_message(self, location: str) -> str:
+        return (
+            f"the tables of lake {self.lake_root!r} live at {location}, not under "
+            f"{warehouse_location(self.lake_root)} (the lake folder was moved or copied): run "
+            f"`spotify-etl migrate --lake {self.lake_root}` to rebuild them from the raw zone"
+        )
 
 
 def _evolved(table, name: str):
+    from pyiceberg.exceptions import CommitFailedException
+
     wanted = table_arrow_schema(name)
-    present = set(table.schema().column_names)
-    if all(field.name in present for field in wanted):
-        return table
-    # New columns are optional: rows written before them have no value.
-    added = pa.schema([field.with_nullable(True) for field in wanted if field.name not in present])
-    with table.update_schema() as update:
-        update.union_by_name(added)
+    for attempt in range(REDO_ATTEMPTS):
+        present = set(table.schema().column_names)
+        if all(field.name in present for field in wanted):
+            return table
+        # New columns are optional: rows written before them have no value.
+        added = pa.schema(
+            [field.with_nullable(True) for field in wanted if field.name not in present]
+        )
+        try:
+            with table.update_schema() as update:
+                update.union_by_name(added)
+            return table
+        except CommitFailedException:
+            # Another writer changed the table first (the first writers of a release with a
+            # new column add it at the same moment): look again at the schema it left.
+            if attempt == REDO_ATTEMPTS - 1:
+                raise
+            table.refresh()
     return table
 
 
 @functools.cache
-def _open(lake_root: str, settings: TableSettings) -> LakeTables:
-    try:
-        from pyiceberg.catalog.sql import SqlCatalog
-    except ImportError as exc:  # pragma: no cover - a core dependency
-        raise ConfigError("the lake's tables need pyiceberg: pip install pyiceberg") from exc
+def _open(lake_root: str, settings: TableSettings, process: int) -> LakeTables:
+    # ``process``: a forked worker opens its own catalog; database connections (SQLite, Glue
+    # clients) must not be shared across a fork.
     warehouse = warehouse_location(lake_root)
     io = {} if lake.is_local(lake_root) else {"py-io-impl": "etl_lib.iceberg.LakeFileIO"}
     uri = settings.catalog_uri
@@ -190,38 +223,71 @@ def _open(lake_root: str, settings: TableSettings) -> LakeTables:
 
             catalog = RestCatalog("lake", uri=uri, warehouse=warehouse, **io)
         else:
-            catalog = SqlCatalog("lake", uri=uri, warehouse=warehouse, **io)
+            # SQLAlchemy is imported only for SQL catalogs: the Lambda artifacts leave it out.
+            from pyiceberg.catalog.sql import SqlCatalog
+
+            catalog = _sql_catalog(SqlCatalog, uri=uri, warehouse=warehouse, **io)
         namespace = settings.namespace
     elif lake.is_local(lake_root):
+        from pyiceberg.catalog.sql import SqlCatalog
+
         lake.ensure_root(lake_root)
-        path = local_catalog_path(lake_root)
+        # Quoted: SQLAlchemy's URL would end the path at "?" or "#" and decode "%".
+        path = urllib.parse.quote(local_catalog_path(lake_root), safe="/")
         # timeout: SQLite waits this long for another process's commit instead of failing.
-        catalog = SqlCatalog("lake", uri=f"sqlite:///{path}?timeout=30", warehouse=warehouse)
+        catalog = _sql_catalog(SqlCatalog, uri=f"sqlite:///{path}?timeout=30", warehouse=warehouse)
         namespace = LOCAL_NAMESPACE
     else:
-        from pyiceberg.catalog.glue import GlueCatalog
-
-        options = {"warehouse": warehouse, **io}
-        if settings.aws_region:
-            options["glue.region"] = settings.aws_region
-        if settings.aws_profile:
-            options["glue.profile-name"] = settings.aws_profile
-        catalog = GlueCatalog("lake", **options)
+        catalog = _glue_catalog(lake_root, settings, warehouse, io)
         namespace = settings.namespace
+    with catalog_errors(lake_root):
+        try:
+            catalog.create_namespace_if_not_exists(namespace)
+        except Exception:
+            # Another process created it between the check and the insert.
+            if not catalog.namespace_exists(namespace):
+                raise
     return LakeTables(lake_root, catalog, namespace)
+
+
+def _sql_catalog(kind, **properties):
+    """A SQL catalog; a second try when another process created its tables meanwhile
+    (pyiceberg checks, then creates, and the loser of that race fails)."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        return kind("lake", **properties)
+    except OperationalError:
+        return kind("lake", **properties)
+
+
+def _under(location: str, lake_root: str) -> bool:
+    """Whether a table location or file lies in the lake's warehouse."""
+    return location.removeprefix("file://").startswith(warehouse_location(lake_root) + "/")
+
+
+def forget(lake_root: str | None = None) -> None:
+    """Drop this process's open catalogs, and the tables of ``lake_root`` (of every lake by
+    default), after a catalog was replaced or its endpoint changed."""
+    from etl_lib.migrate import forget_layout
+
+    _open.cache_clear()
+    for key in [key for key in _STAGING_TABLES if lake_root in (None, key[0])]:
+        del _STAGING_TABLES[key]
+    forget_layout(lake_root)
 
 
 def open_tables(lake_root: str, settings: TableSettings | None = None) -> LakeTables:
     """The lake's catalog (created on first use for a local lake) and namespace."""
+    from etl_lib.migrate import check_layout  # the layer above: refuses a lake not migrated
+
+    check_layout(lake_root)
     settings = settings or table_settings()
-    tables = _open(lake_root, settings)
-    with _catalog_errors(lake_root):
-        tables.catalog.create_namespace_if_not_exists(tables.namespace)
-    return tables
+    return _open(lake_root, settings, os.getpid())
 
 
 @contextlib.contextmanager
-def _catalog_errors(lake_root: str):
+def catalog_errors(lake_root: str):
     """AWS errors of the catalog (Glue) as one line naming what to fix; others pass."""
     try:
         yield
@@ -234,7 +300,20 @@ def _catalog_errors(lake_root: str):
         raise error from exc
 
 
-def _catalog_error(lake_root: str, exc: BaseException) -> LakeError | None:
+def _glue_catalog(lake_root: str, settings: TableSettings, warehouse: str, io: dict):
+    """pyiceberg's Glue catalog on a client of ours: the short timeouts and bounded retries of
+    every AWS client here (``etl_lib.glue``), and the settings' profile and region. The Glue
+    database is ``settings.namespace``; Glue's table version is the commit lock."""
+    from etl_lib.glue import aws_client
+
+    with catalog_errors(lake_root):
+        client = aws_client("glue", settings)
+    from pyiceberg.catalog.glue import GlueCatalog
+
+    return GlueCatalog("lake", client=client, warehouse=warehouse, **io)
+
+
+def _catalog_error(lake_root: str, exc: BaseException) -> LakeError | ConfigError | None:
     try:
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:  # no AWS extra
@@ -242,16 +321,19 @@ def _catalog_error(lake_root: str, exc: BaseException) -> LakeError | None:
     if isinstance(exc, BotoCoreError | ClientError):
         from etl_lib.glue import aws_error
 
-        error = aws_error(exc, service="AWS Glue", resource=f"the tables of {lake_root}")
+        database = table_settings().namespace
+        resource = f"Glue database {database!r} of lake {lake_root}"
+        error = aws_error(exc, service="AWS Glue", resource=resource)
         if error is not None:
-            return LakeError(str(error))
+            # A missing region or profile stays a ConfigError (a setting to fix).
+            return error if isinstance(error, ConfigError) else LakeError(str(error))
     return None
 
 
 def create_tables(lake_root: str) -> list[str]:
     """Create every table that does not exist yet (and evolve those that do); their names."""
     tables = open_tables(lake_root)
-    with _catalog_errors(lake_root), lake.storage_errors(lake_root):
+    with catalog_errors(lake_root), lake.storage_errors(lake_root), damaged_files(lake_root):
         for name in schemas.TABLES:
             tables.table(name)
     return list(schemas.TABLES)
@@ -262,33 +344,88 @@ def create_tables(lake_root: str) -> list[str]:
 
 
 def with_partition(name: str, table: pa.Table) -> pa.Table:
-    """A table's rows with ``dt`` (the UTC day of ``extracted_at``), sorted for reading."""
-    days = pc.strftime(table.column("extracted_at"), format="%Y-%m-%d", locale="C")
-    table = table.append_column(schemas.PARTITION_COLUMN, days.cast(pa.string()))
+    """A table's rows with ``dt`` (the UTC day of ``extracted_at``), sorted by day, then
+    for reading."""
+    table = table.append_column(schemas.PARTITION_COLUMN, _days(table.column("extracted_at")))
     table = table.cast(table_arrow_schema(name))
-    return table.sort_by([(column, "ascending") for column in SORT_KEYS[name]])
+    order = [schemas.PARTITION_COLUMN, *SORT_KEYS[name]]
+    return table.sort_by([(column, "ascending") for column in order])
 
 
-def _snapshot_predicate(snapshots: pa.Table):
-    """Rows of exactly these snapshots (playlist, day, capture time), in every table."""
-    from pyiceberg.expressions import And, EqualTo, In
+def _days(moments: pa.ChunkedArray) -> pa.ChunkedArray:
+    """'YYYY-MM-DD' of UTC timestamps (a cast: ten times faster than strftime, same text)."""
+    return moments.cast(pa.date32()).cast(pa.string())
 
-    moments: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for playlist_id, extracted_at in zip(
+
+Written = dict[str, dict[str, set]]  # dt -> playlist_id -> capture times
+
+
+def _written(snapshots: pa.Table) -> Written:
+    """The snapshots being written, by day and playlist."""
+    written: Written = defaultdict(lambda: defaultdict(set))
+    for dt, playlist_id, moment in zip(
+        _days(snapshots.column("extracted_at")).to_pylist(),
         snapshots.column("playlist_id").to_pylist(),
         snapshots.column("extracted_at").to_pylist(),
         strict=True,
     ):
-        moments[(lake.partition_date(extracted_at), playlist_id)].append(extracted_at.isoformat())
-    terms = [
-        And(
-            EqualTo(schemas.PARTITION_COLUMN, dt),
-            EqualTo("playlist_id", playlist_id),
-            In("extracted_at", sorted(set(values))),
-        )
-        for (dt, playlist_id), values in sorted(moments.items())
-    ]
-    return any_of(terms)
+        written[dt][playlist_id].add(moment)
+    return written
+
+
+def _replay_predicate(table, written: Written):
+    """The rows of ``table`` that writing ``snapshots`` replaces, as a cheap filter.
+
+    Exact at the table's current state, and as coarse as that allows: a day whose rows all
+    belong to the written snapshots (or that has none yet) is matched by its partition alone,
+    so whole files go without being read; likewise one playlist's part of a day; only a
+    playlist-day that also holds other snapshots is matched snapshot by snapshot. A
+    concurrent commit into the days or playlist-days matched makes this commit fail
+    validation, and it is redone on the new state (``commit``).
+    """
+    from pyiceberg.expressions import And, EqualTo, In
+
+    present: dict[str, dict[str, set]] = defaultdict(lambda: defaultdict(set))
+    if table.current_snapshot() is not None:
+        rows = table.scan(
+            row_filter=In(schemas.PARTITION_COLUMN, sorted(written)),
+            selected_fields=(schemas.PARTITION_COLUMN, "playlist_id", "extracted_at"),
+        ).to_arrow()
+        # One row per snapshot, not per entry, before any Python sees them.
+        rows = rows.group_by(list(rows.column_names), use_threads=False).aggregate([])
+        for dt, playlist_id, moment in zip(
+            rows.column(schemas.PARTITION_COLUMN).to_pylist(),
+            rows.column("playlist_id").to_pylist(),
+            rows.column("extracted_at").to_pylist(),
+            strict=True,
+        ):
+            present[dt][playlist_id].add(moment)
+    whole_days = []
+    playlist_days: dict[str, list[str]] = defaultdict(list)
+    single_snapshots = []
+    for dt, by_playlist in sorted(written.items()):
+        if set(present[dt]) <= set(by_playlist) and all(
+            present[dt][p] <= moments for p, moments in by_playlist.items()
+        ):
+            whole_days.append(dt)
+            continue
+        for playlist_id, moments in sorted(by_playlist.items()):
+            if present[dt][playlist_id] <= moments:
+                playlist_days[playlist_id].append(dt)
+            else:
+                single_snapshots.append(
+                    And(
+                        EqualTo(schemas.PARTITION_COLUMN, dt),
+                        EqualTo("playlist_id", playlist_id),
+                        In("extracted_at", sorted(m.isoformat() for m in moments)),
+                    )
+                )
+    terms = []
+    if whole_days:
+        terms.append(In(schemas.PARTITION_COLUMN, whole_days))
+    for playlist_id, days in sorted(playlist_days.items()):
+        terms.append(And(EqualTo("playlist_id", playlist_id), In(schemas.PARTITION_COLUMN, days)))
+    return any_of(terms + single_snapshots)
 
 
 def any_of(terms: list):
@@ -305,22 +442,123 @@ def any_of(terms: list):
     return terms[0]
 
 
-def replace_snapshots(lake_root: str, tables: dict[str, pa.Table]) -> None:
-    """Commit the rows of the snapshots in ``tables["snapshots"]``, replacing any rows of
-    the same snapshots already there: one transaction per table, ``snapshots`` last."""
-    if tables["snapshots"].num_rows == 0:
+@dataclass(frozen=True)
+class StagedRows:
+    """Snapshots' rows written as data files but not committed yet (picklable, so a bulk
+    transform's worker processes write files in parallel and one process commits them)."""
+
+    snapshots: pa.Table  # playlist_id and extracted_at of each snapshot written
+    files: dict[str, list]  # table name -> pyiceberg DataFiles
+
+
+def stage(lake_root: str, tables: dict[str, pa.Table]) -> StagedRows:
+    """Write the rows of ``tables`` as data files, one per table and day (``append_by_day``)."""
+    files = {}
+    with catalog_errors(lake_root), lake.storage_errors(lake_root):
+        for name in WRITE_ORDER:
+            rows = with_partition(name, tables[name])
+            files[name] = (
+                write_day_files(_staging_table(lake_root, name), rows) if rows.num_rows else []
+            )
+    return StagedRows(tables["snapshots"].select(["playlist_id", "extracted_at"]), files)
+
+
+_STAGING_TABLES: dict[tuple[str, str, int], object] = {}
+
+
+def _staging_table(lake_root: str, name: str):
+    """The table whose location, partitioning and schema staged files are written with.
+
+    Loaded once per process: a bulk transform stages hundreds of days. The commit checks
+    the files against the table as it is then; a column added meanwhile reads NULL in them."""
+    key = (lake_root, name, os.getpid())
+    table = _STAGING_TABLES.get(key)
+    if table is None or set(table.schema().column_names) < set(table_arrow_schema(name).names):
+        with damaged_files(lake_root):
+            table = _STAGING_TABLES[key] = open_tables(lake_root).table(name)
+    return table
+
+
+def commit_staged(lake_root: str, staged: list[StagedRows]) -> None:
+    """Commit staged rows, replacing any rows of the same snapshots already there: one
+    transaction per table, ``snapshots`` last."""
+    snapshots = pa.concat_tables([part.snapshots for part in staged])
+    if snapshots.num_rows == 0:
         return
     catalog = open_tables(lake_root)
-    predicate = _snapshot_predicate(tables["snapshots"])
+    written = _written(snapshots)
     for name in WRITE_ORDER:
-        rows = with_partition(name, tables[name])
+        files = [data_file for part in staged for data_file in part.files[name]]
 
-        def write(_table, transaction, rows=rows):
+        def write(table, transaction, files=files):
+            with damaged_files(lake_root):
+                predicate = _replay_predicate(table, written)
             _delete_quietly(transaction, predicate)
-            if rows.num_rows:
-                transaction.append(rows)
+            if files:
+                with transaction.update_snapshot().merge_append() as append:
+                    for data_file in files:
+                        append.append_data_file(data_file)
 
         commit(catalog, name, write)
+
+
+def replace_snapshots(lake_root: str, tables: dict[str, pa.Table]) -> None:
+    """Commit the rows of the snapshots in ``tables["snapshots"]``, replacing any rows of
+    the same snapshots already there (``stage``, then ``commit_staged``)."""
+    if tables["snapshots"].num_rows:
+        commit_staged(lake_root, [stage(lake_root, tables)])
+
+
+def write_day_files(table, rows: pa.Table) -> list:
+    """Rows sorted by ``dt`` (``with_partition``) written as one data file per day.
+
+    ``Transaction.append`` would split the rows by partition with one filter of the whole
+    table per day, which makes a year's bulk load quadratic; sorted rows are cut into days
+    as slices instead and handed to pyiceberg's own writer (in parallel, as ``append``
+    does), so every file carries the field ids and statistics pyiceberg gives it."""
+    from pyiceberg.io.pyarrow import bin_pack_arrow_table, pyarrow_to_schema, write_file
+    from pyiceberg.partitioning import PartitionFieldValue, PartitionKey
+    from pyiceberg.table import TableProperties, WriteTask
+    from pyiceberg.utils.properties import property_as_int
+
+    metadata = table.metadata
+    spec, schema = metadata.spec(), metadata.schema()
+    (day_field,) = spec.fields
+    target_size = property_as_int(
+        metadata.properties,
+        TableProperties.WRITE_TARGET_FILE_SIZE_BYTES,
+        TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT,
+    )
+    task_schema = pyarrow_to_schema(
+        rows.schema, name_mapping=schema.name_mapping, format_version=metadata.format_version
+    )
+    days = rows.group_by(schemas.PARTITION_COLUMN, use_threads=False).aggregate([([], "count_all")])
+    write_uuid = uuid.uuid4()
+    counter = itertools.count(0)
+    tasks = []
+    offset = 0
+    for day, size in zip(
+        days.column(schemas.PARTITION_COLUMN).to_pylist(),
+        days.column("count_all").to_pylist(),
+        strict=True,
+    ):
+        key = PartitionKey(
+            field_values=[PartitionFieldValue(field=day_field, value=day)],
+            partition_spec=spec,
+            schema=schema,
+        )
+        for batches in bin_pack_arrow_table(rows.slice(offset, size), target_size):
+            tasks.append(
+                WriteTask(
+                    write_uuid=write_uuid,
+                    task_id=next(counter),
+                    record_batches=batches,
+                    partition_key=key,
+                    schema=task_schema,
+                )
+            )
+        offset += size
+    return list(write_file(io=table.io, table_metadata=metadata, tasks=tasks))
 
 
 def _delete_quietly(transaction, predicate) -> None:
@@ -339,8 +577,9 @@ def commit(catalog: LakeTables, name: str, change: Callable, *, create: bool = T
 
     pause = 0.05
     for attempt in range(REDO_ATTEMPTS):
-        with _catalog_errors(catalog.lake_root), lake.storage_errors(catalog.lake_root):
-            table = catalog.table(name, create=create)
+        with catalog_errors(catalog.lake_root), lake.storage_errors(catalog.lake_root):
+            with damaged_files(catalog.lake_root):
+                table = catalog.table(name, create=create)
             if table is None:
                 return None
             transaction = table.transaction()
@@ -359,6 +598,58 @@ def commit(catalog: LakeTables, name: str, change: Callable, *, create: bool = T
 # Reads
 
 
+@contextlib.contextmanager
+def damaged_files(lake_root: str):
+    """A file of the tables (metadata, manifest list, manifest, data file) that is missing or
+    cannot be decoded, as one line naming it and the way back: rebuilding the tables from the
+    raw zone. For reads only; any other failure passes unchanged."""
+    from pyiceberg.exceptions import ValidationError
+
+    try:
+        yield
+    except (LakeError, ConfigError):
+        raise
+    # Damaged table metadata, a damaged Avro file (manifest list, manifest), a damaged
+    # Parquet file, a missing file: never what a write raises.
+    except (
+        ValidationError,
+        UnicodeDecodeError,
+        EOFError,
+        pa.ArrowInvalid,
+        FileNotFoundError,
+    ) as exc:
+        path = _file_being_read(exc)
+        if path is None:
+            raise
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LakeError(
+            f"cannot read {path}, a file of the tables of lake {lake_root} ({reason}): run "
+            f"`spotify-etl migrate --lake {lake_root}` to rebuild the tables from the raw zone"
+        ) from exc
+
+
+def _file_being_read(exc: BaseException) -> str | None:
+    """The table file pyiceberg was reading when ``exc`` was raised: the innermost frame that
+    holds one (pyiceberg names it in none of these errors but a missing file's)."""
+    from pyiceberg.io import InputFile
+    from pyiceberg.table import FileScanTask
+
+    frames = []
+    trace = exc.__traceback__
+    while trace is not None:
+        frames.append(trace.tb_frame)
+        trace = trace.tb_next
+    for frame in reversed(frames):
+        for value in frame.f_locals.values():
+            if isinstance(value, FileScanTask):
+                return value.file.file_path
+            # An Avro reader (manifest lists, manifests) holds the file it reads.
+            value = getattr(value, "input_file", value)
+            if isinstance(value, InputFile):
+                return value.location
+    return None
+
+
 def scan(
     lake_root: str,
     name: str,
@@ -367,7 +658,7 @@ def scan(
 ) -> pa.Table:
     """The current rows of a table (empty, with the stored schema, before any write)."""
     catalog = open_tables(lake_root)
-    with _catalog_errors(lake_root), lake.storage_errors(lake_root):
+    with catalog_errors(lake_root), lake.storage_errors(lake_root), damaged_files(lake_root):
         table = catalog.existing(name)
         if table is None:
             schema = table_arrow_schema(name)
@@ -398,7 +689,7 @@ class PlannedTable:
 def plan(lake_root: str, name: str, row_filter=None) -> PlannedTable:
     """The data files of a table's current snapshot (copy-on-write: no delete files)."""
     catalog = open_tables(lake_root)
-    with _catalog_errors(lake_root), lake.storage_errors(lake_root):
+    with catalog_errors(lake_root), lake.storage_errors(lake_root), damaged_files(lake_root):
         table = catalog.existing(name)
         if table is None:
             return PlannedTable(name, [], table_arrow_schema(name), {})
@@ -442,6 +733,12 @@ def _lake_file_io():
     class LakeFileIO(FsspecFileIO):
         """pyiceberg's fsspec FileIO on the lake's own S3 filesystem, so table reads and
         writes get the bounded timeouts, retries and endpoint of every other lake call."""
+
+        def get_fs(self, scheme: str, hostname: str | None = None):
+            # Not kept per FileIO (pyiceberg's default): fsspec already keeps one filesystem
+            # per set of options, and a table held across a change of AWS settings (endpoint,
+            # region, profile) then reaches the store the lake's other calls reach.
+            return self._get_fs(scheme, hostname)
 
         def _get_fs(self, scheme: str, hostname: str | None = None):
             if scheme in ("s3", "s3a", "s3n"):

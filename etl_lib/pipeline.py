@@ -549,37 +549,55 @@ def transform_bulk(
     """
     lake.ensure_root(lake_root)
     keys = sorted(set(pending_raw_keys(lake_root) if raw_keys is None else raw_keys))
-    jobs = [(lake_root, list(day_keys)) for _, day_keys in groupby(keys, key=_partition_of_raw_key)]
+    # Workers from a fork server started earlier hold the environment of then: each job
+    # carries this process's (settings, credentials and endpoints are read from it).
+    environment = dict(os.environ)
+    jobs = [
+        (lake_root, list(day_keys), environment)
+        for _, day_keys in groupby(keys, key=_partition_of_raw_key)
+    ]
     if workers is None:
         workers = (os.cpu_count() or 1) if len(keys) >= _PARALLEL_FROM else 1
     workers = min(workers, len(jobs) or 1)
     commits = _BulkCommits(lake_root)
     if workers == 1:
         for job in track(jobs, BULK_STEP):
-            commits.add(*_transform_batch(*job))
+            commits.add(*_stage_day(*job))
         return commits.finish()
     with ProcessPoolExecutor(workers, mp_context=_process_context()) as pool:
-        futures = [pool.submit(_transform_batch, *job) for job in jobs]
+        futures = [pool.submit(_stage_day, *job) for job in jobs]
         for future in track(futures, BULK_STEP):
             commits.add(*future.result())
     return commits.finish()
 
 
+def _stage_day(
+    lake_root: str, raw_keys: list[str], environment: dict[str, str]
+) -> tuple[TransformSummary, iceberg.StagedRows | None]:
+    """One playlist-day's rows, written as data files (in a worker) for a later commit."""
+    if os.environ != environment:
+        os.environ.clear()
+        os.environ.update(environment)
+    summary, tables = _transform_batch(lake_root, raw_keys)
+    return summary, (iceberg.stage(lake_root, tables) if tables is not None else None)
+
+
 class _BulkCommits:
-    """Days' rows gathered until enough snapshots for a commit, then committed together."""
+    """Days' staged rows gathered until enough snapshots for a commit, then committed
+    together."""
 
     def __init__(self, lake_root: str) -> None:
         self.lake_root = lake_root
         self.summary = TransformSummary()
-        self._pending: list[tuple[TransformSummary, dict[str, pa.Table]]] = []
+        self._pending: list[tuple[TransformSummary, iceberg.StagedRows]] = []
         self._snapshots = 0
 
-    def add(self, summary: TransformSummary, tables: dict[str, pa.Table] | None) -> None:
-        if tables is None:
+    def add(self, summary: TransformSummary, staged: iceberg.StagedRows | None) -> None:
+        if staged is None:
             self.summary.merge(summary)  # nothing to commit: only quarantined files
             return
-        self._pending.append((summary, tables))
-        self._snapshots += tables["snapshots"].num_rows
+        self._pending.append((summary, staged))
+        self._snapshots += staged.snapshots.num_rows
         if self._snapshots >= BULK_COMMIT_EVERY_SNAPSHOTS:
             self._commit()
 
@@ -590,11 +608,7 @@ class _BulkCommits:
     def _commit(self) -> None:
         if not self._pending:
             return
-        tables = {
-            name: pa.concat_tables([pending[name] for _, pending in self._pending])
-            for name in schemas.TABLES
-        }
-        iceberg.replace_snapshots(self.lake_root, tables)
+        iceberg.commit_staged(self.lake_root, [staged for _, staged in self._pending])
         for summary, _ in self._pending:
             self.summary.merge(summary)
         self._pending, self._snapshots = [], 0
@@ -603,10 +617,15 @@ class _BulkCommits:
 def _process_context():
     # fork starts workers at once and needs no ``if __name__ == "__main__"`` guard in a
     # caller's script, but is only safe while this process has a single thread; an S3
-    # client's event loop is a thread, and then spawn it is.
-    if sys.platform == "linux" and threading.active_count() == 1:
+    # client's event loop or pyiceberg's writer pool is a thread. Then a fork server: started
+    # once per process with this module loaded, it forks the workers of every later run.
+    if sys.platform != "linux":
+        return get_context("spawn")
+    if threading.active_count() == 1:
         return get_context("fork")
-    return get_context("spawn")
+    context = get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 def _partition_of_raw_key(key: str) -> tuple[str, str]:

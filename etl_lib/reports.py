@@ -63,12 +63,17 @@ def input_queries(
     playlist_id: str, as_of: date | str, days: int
 ) -> dict[str, tuple[str, list]]:
     """The report's queries (``etl_lib/sql/report``), each with its bound parameters: the
-    window's daily charts, the latest track, album, credit and artist attributes, and the
-    playlist's freshness."""
+    window's daily charts, the latest track, album, credit and artist attributes seen in the
+    window, and the playlist's freshness. Each reads only the window's days."""
     first_day, last_day = analysis.window_bounds(as_of, days)
-    params = {"daily": [playlist_id, first_day, last_day], "freshness": [playlist_id, last_day]}
+    window = [first_day, last_day]
+    params = {
+        "daily": [playlist_id, *window],
+        "freshness": [playlist_id, *window],
+        "credits": [*window, *window],
+    }
     return {
-        name: (statement, params.get(name, []))
+        name: (statement, params.get(name, window))
         for name, statement in sql.shipped("report").items()
     }
 
@@ -85,7 +90,9 @@ def load_inputs(
     """The frames the report notebook charts, one per query of ``input_queries``."""
     statements = input_queries(playlist_id, as_of, days)
     if engine == "duckdb":
-        return warehouse.query_all(lake_root, statements)
+        # The tables are planned for the window's days only (the queries filter on them too).
+        window = analysis.window_bounds(as_of, days)
+        return warehouse.query_all(lake_root, statements, days=window)
     return {
         name: warehouse.run(lake_root, statement, bound, engine=engine, settings=settings)[0]
         for name, (statement, bound) in statements.items()
@@ -125,6 +132,16 @@ def check_request(
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= longest:
         raise ConfigError(f"--days {days!r} is not a whole number from 1 to {longest}")
     first_day, last_day = analysis.window_bounds(as_of, days)
+    in_window, _ = warehouse.run(
+        lake_root,
+        _CHART_DAYS + " AND dt BETWEEN ? AND ?",
+        [playlist_id, first_day, last_day],
+        engine=engine,
+        settings=settings,
+    )
+    if not pd.isna(in_window["first_day"].iloc[0]):
+        return as_of
+    # Only to say which dates would work: every day of the playlist's snapshots.
     charted, _ = warehouse.run(
         lake_root, _CHART_DAYS, [playlist_id], engine=engine, settings=settings
     )

@@ -24,10 +24,14 @@ def query(
 
 
 def query_all(
-    lake_root: str, statements: dict[str, tuple[str, Sequence[Any] | None]]
+    lake_root: str,
+    statements: dict[str, tuple[str, Sequence[Any] | None]],
+    *,
+    days: tuple[str | None, str | None] | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Several statements (name -> statement, parameters) on one DuckDB connection."""
-    with catalog.connect(lake_root) as connection:
+    """Several statements (name -> statement, parameters) on one DuckDB connection; with
+    ``days`` (first, last), the tables hold only those days' rows."""
+    with catalog.connect(lake_root, days) as connection:
         schema = catalog.connection_schema(connection)
         frames = {}
         for name, (statement, params) in statements.items():

@@ -2,11 +2,12 @@
 
     python infra/estimate_cost.py [--lake data/lake] [--playlists 1 73]
 
-Sizes (raw envelope, Parquet output, heartbeat) are measured on the lake given (run
-`make demo` first). Prices are AWS list prices for us-east-1 as published in 2026, written
-below as assumptions; Lambda durations are assumptions too (nothing here ran on AWS). The
-chart is assumed to change once a day, so each playlist costs one download and 23 heartbeats
-a day, plus one report (a fixed number of Athena queries) per new snapshot.
+Sizes (raw envelope, the Iceberg tables' Parquet data files, heartbeat) are measured on the
+lake given (run `make demo` first). Prices are AWS list prices for us-east-1 as published in
+2026, written below as assumptions; Lambda durations are assumptions too (nothing here ran on
+AWS). The chart is assumed to change once a day, so each playlist costs one download and 23
+heartbeats a day, plus one transform (an Iceberg commit per table) and one report (a fixed
+number of Athena queries) per new snapshot.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ S3_GET = 0.0004 / 1000
 ATHENA_PER_TB = 5.00
 ATHENA_MINIMUM_BYTES = 10 * 1024**2  # Athena bills at least 10 MB per query
 SECRET_MONTH = 0.40
+GLUE_REQUEST = 1.00 / 1_000_000  # beyond the first million a month, which are free
 SECRETS_API_CALL = 0.05 / 10_000
 ALARM_MONTH = 0.10
 LOGS_INGEST_GB = 0.50
@@ -41,6 +43,12 @@ REPORT_SECONDS = 60.0
 REPORT_MEMORY_GB = 2.0
 REPORT_QUERIES = 8
 ALARMS_PER_DEPLOYMENT = 10
+# One transform of one snapshot into existing tables (an Iceberg commit per table), as counted
+# on moto's server: data, manifest, manifest-list and metadata files written, metadata and
+# manifests read (more as manifests accumulate between compactions), Glue reads and updates.
+TRANSFORM_PUTS = 36
+TRANSFORM_GETS = 120
+TRANSFORM_GLUE_REQUESTS = 24
 LOG_BYTES_PER_INVOCATION = 2_000
 
 
@@ -52,7 +60,7 @@ def measured_sizes(lake_root: Path) -> dict[str, float]:
         return statistics.mean(sizes)
 
     tables = sum(
-        mean_size(f"tables/{table}/dt=*/*.parquet")
+        mean_size(f"warehouse/*.db/{table}/data/dt=*/*.parquet")
         for table in ("snapshots", "chart_entries", "tracks", "albums", "artists", "track_artists")
     )
     return {
@@ -74,8 +82,9 @@ def monthly_cost(playlists: int, sizes: dict[str, float]) -> dict[str, float]:
     stored_gb_after_a_year = 12 * changes * (
         sizes["raw_bytes"] + sizes["table_bytes"]
     ) / 1024**3 + 12 * checks * sizes["heartbeat_bytes"] / 1024**3
-    puts = checks + changes * (1 + 1 + 6) + changes * 12  # heartbeats, raw+state, tables, report
-    gets = changes * 1 + changes * REPORT_QUERIES * 6
+    # heartbeats, raw + state, tables, report
+    puts = checks + changes * (1 + 1 + TRANSFORM_PUTS) + changes * 12
+    gets = changes * (1 + TRANSFORM_GETS) + changes * REPORT_QUERIES * 6
     scanned_per_query = max(ATHENA_MINIMUM_BYTES, sizes["table_bytes"] * 30)
     athena = changes * REPORT_QUERIES * scanned_per_query / 1024**4 * ATHENA_PER_TB
     return {
@@ -83,6 +92,7 @@ def monthly_cost(playlists: int, sizes: dict[str, float]) -> dict[str, float]:
         "S3 storage (after a year)": stored_gb_after_a_year * S3_STANDARD_GB_MONTH,
         "S3 requests": puts * S3_PUT + gets * S3_GET,
         "Athena scans": athena,
+        "Glue requests": changes * TRANSFORM_GLUE_REQUESTS * GLUE_REQUEST,
         "Secrets Manager": SECRET_MONTH + extract_invocations * SECRETS_API_CALL * 2,
         "CloudWatch alarms + logs": ALARMS_PER_DEPLOYMENT * ALARM_MONTH
         + invocations * LOG_BYTES_PER_INVOCATION / 1024**3 * LOGS_INGEST_GB,
@@ -97,7 +107,7 @@ def main() -> None:
     sizes = measured_sizes(args.lake)
     print(
         f"measured on {args.lake}: raw envelope {sizes['raw_bytes'] / 1024:.0f} KiB, "
-        f"Parquet per snapshot {sizes['table_bytes'] / 1024:.0f} KiB, "
+        f"table data files per snapshot {sizes['table_bytes'] / 1024:.0f} KiB, "
         f"heartbeat {sizes['heartbeat_bytes']:.0f} B"
     )
     costs = {n: monthly_cost(n, sizes) for n in args.playlists}

@@ -12,8 +12,11 @@ runtime's OS) and the target architecture. Build elsewhere (macOS, Windows) and 
 with the names of the wheels that would not load.
 
 Left out of the zips (``LEFT_OUT``): what the managed "AWS SDK for pandas" layer ships and
-the handlers need (pandas, numpy, pyarrow), and the project's query/CLI dependencies that
-the extract and transform code never imports (duckdb alone would take 70 MB). Bundled
+the handlers need (pandas, numpy, pyarrow), the project's query/CLI dependencies that the
+extract and transform code never imports (duckdb alone would take 70 MB), and pyiceberg's
+command-line dependencies (rich, pygments, click). pyiceberg's SQL catalog (SQLAlchemy,
+29 MB) is an extra the zips do not install: on S3 the tables are cataloged in Glue. Files
+no import reaches are left out too (``LEFT_OUT_FILES``). Bundled
 although AWS has a copy: boto3/botocore/s3transfer are in the Lambda runtime (the layer
 removes them from its own build), but s3fs's aiobotocore pins a narrow botocore range the
 runtime's copy will not match; ``/var/task`` comes first on ``sys.path``, so the bundled,
@@ -29,6 +32,7 @@ MiB, as in Lambda's own limit (262,144,000 bytes).
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import re
 import shutil
 import sys
@@ -56,6 +60,13 @@ LEFT_OUT = {
     "sqlglot": "query side only, never imported by the handlers",
     "pyathena": "query side only, never imported by the handlers",
     "tqdm": "CLI progress bars only",
+    # pyiceberg requires these for its own command line (pyiceberg.cli) only.
+    "rich": "pyiceberg's command line only (with pygments and markdown-it-py)",
+    "click": "pyiceberg's command line only",
+}
+# Zip entry patterns of bundled distributions that nothing loads, and why.
+LEFT_OUT_FILES = {
+    "zstandard/_cffi.*": "zstandard's CFFI backend: CPython loads its C backend (backend_c)",
 }
 # A fixed timestamp makes the zips byte-for-byte reproducible, so unchanged code is not
 # redeployed just because it was rebuilt.
@@ -131,6 +142,8 @@ def bundle_files(dists: list[metadata.Distribution]) -> dict[str, Path]:
             # Scripts land outside site-packages ("../../../bin"); caches are rebuilt.
             if path.parts[0] == ".." or "__pycache__" in path.parts or path.suffix == ".pyc":
                 continue
+            if any(fnmatch.fnmatchcase(path.as_posix(), p) for p in LEFT_OUT_FILES):
+                continue
             files[path.as_posix()] = Path(dist.locate_file(path))
     package = ROOT / "etl_lib"
     for path in sorted(package.rglob("*")):
@@ -192,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     unzipped_budget = args.max_unzipped_mb - args.layer_mb
     print(f"bundled: {', '.join(f'{d.name} {d.version}' for d in dists)}")
     print(f"left out: {'; '.join(f'{name} ({why})' for name, why in LEFT_OUT.items())}")
+    print(f"left out files: {'; '.join(f'{p} ({why})' for p, why in LEFT_OUT_FILES.items())}")
     failures = []
     for function in FUNCTIONS:
         app = ROOT / "lambda" / function / "app.py"

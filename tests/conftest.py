@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from etl_lib import iceberg
 from etl_lib.config import Settings
 from etl_lib.credentials import Credentials
 
@@ -76,3 +77,5 @@ def use_fake_aws(monkeypatch, endpoint: str) -> None:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    # Catalogs opened for an earlier server keep its Glue client.
+    iceberg.forget()

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from etl_lib import archive, lake, pipeline
+from etl_lib import archive, iceberg, lake, pipeline
 from etl_lib.catalog import build_catalog
 from etl_lib.envelope import parse_utc
 from etl_lib.errors import ArchiveError, ConfigError, CorruptPayload, PlaylistNotFound
@@ -123,6 +123,21 @@ def land_and_transform(lake_root: str, envelopes: list[dict]) -> pipeline.Transf
 
 def raw_key_of(payload: dict) -> str:
     return lake.raw_key(payload["playlist"]["id"], parse_utc(payload["extracted_at"]))
+
+
+def snapshot_rows(lake_root: str, table: str, payload: dict):
+    """The rows of ``table`` that came from ``payload``'s snapshot, in the table's order."""
+    from pyiceberg.expressions import And, EqualTo
+
+    rows = iceberg.scan(
+        lake_root,
+        table,
+        And(
+            EqualTo("playlist_id", payload["playlist"]["id"]),
+            EqualTo("extracted_at", parse_utc(payload["extracted_at"]).isoformat()),
+        ),
+    )
+    return rows.sort_by([(key, "ascending") for key in iceberg.SORT_KEYS[table]])
 
 
 # -- the real archive history --------------------------------------------------------------
@@ -290,9 +305,8 @@ def test_fetched_archive_json_lands_and_transforms_into_the_chart(archive_server
         "owner_id": "spotify",
     }
     land_and_transform(lake_root, [payload])
-    raw = raw_key_of(payload)
-    chart = lake.read_parquet(lake_root, lake.table_file_key_for_raw("chart_entries", raw))
-    snapshots = lake.read_parquet(lake_root, lake.table_file_key_for_raw("snapshots", raw))
+    chart = snapshot_rows(lake_root, "chart_entries", payload)
+    snapshots = snapshot_rows(lake_root, "snapshots", payload)
 
     entries = simulator.chart(TOP_50, NOW)
     assert chart.column("track_id").to_pylist() == simulator.chart_track_ids(TOP_50, NOW)
@@ -303,6 +317,7 @@ def test_fetched_archive_json_lands_and_transforms_into_the_chart(archive_server
     assert chart.column("popularity").null_count == chart.num_rows
     assert snapshots.column("source").to_pylist() == ["archive"]
     assert snapshots.column("track_count").to_pylist() == [len(entries)]
+    assert snapshots.column("raw_key").to_pylist() == [raw_key_of(payload)]
 
 
 def test_the_server_serves_the_chart_of_its_clock_day(archive_server):
@@ -507,9 +522,9 @@ def test_markdown_envelope_transforms_into_the_same_tables():
     assert result.tables["chart_entries"].column("track_id").to_pylist() == ["t1", "t2", "t3"]
     assert result.counts["skipped_local"] == 1  # the row without a Spotify link
     assert result.tables["track_artists"].to_pylist()[:2] == [
-        {"track_id": "t1", "artist_id": "a1", "artist_position": 1,
+        {"track_id": "t1", "artist_id": "a1", "artist_position": 1, "playlist_id": TOP_50,
          "extracted_at": datetime(2021, 3, 6, 0, 13, 23, tzinfo=UTC)},
-        {"track_id": "t1", "artist_id": "a2", "artist_position": 2,
+        {"track_id": "t1", "artist_id": "a2", "artist_position": 2, "playlist_id": TOP_50,
          "extracted_at": datetime(2021, 3, 6, 0, 13, 23, tzinfo=UTC)},
     ]  # fmt: skip
     (snapshot,) = result.tables["snapshots"].to_pylist()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,10 @@ import pytest
 
 from etl_lib import cli, lake
 
-SUBCOMMANDS = ["extract", "transform", "backfill", "catalog", "query", "run", "report", "demo"]
+SUBCOMMANDS = [
+    "extract", "transform", "backfill", "compact", "migrate", "catalog", "query", "run", "report",
+    "demo",
+]  # fmt: skip
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -51,15 +56,14 @@ def test_user_errors_are_one_line_without_traceback(tmp_path, settings, monkeypa
         "SPOTIFY_ETL_CREDENTIALS_FILE": str(tmp_path / "no-credentials.json"),
     }.items():
         monkeypatch.setenv(name, value)
-    import os
-
     env = dict(os.environ)
     root = str(tmp_path / "lake")
     cases = {
         "unknown playlist": ["extract", "--lake", root, "--playlist", "0000000000000000000000"],
         "invalid playlist id": ["extract", "--lake", root, "--playlist", "not/an/id"],
         "lake is a file": ["transform", "--lake", str(_a_file(tmp_path))],
-        "no catalog yet": ["query", "--lake", root, "SELECT 1"],
+        "no lake there": ["query", "--lake", str(tmp_path / "no-lake"), "SELECT 1"],
+        "unknown table": ["query", "--lake", root, "SELECT * FROM no_such_table"],
         "missing input": ["transform", "--lake", root, "--input", str(tmp_path / "nope.json")],
     }
     for label, args in cases.items():
@@ -94,6 +98,10 @@ def test_demo_then_query(tmp_path):
     assert "30 extracted, 30 unchanged" in result.stderr
     assert "Current top 10" in result.stdout
     assert "chart_entries" in result.stdout
+    warehouse = os.path.abspath(os.path.join(root, "warehouse"))
+    assert f"Iceberg tables: {warehouse}\n" in result.stdout
+    assert f"Table catalog:  {Path(root) / 'iceberg_catalog.db'}\n" in result.stdout
+    assert (Path(root) / "iceberg_catalog.db").is_file()
 
     counts = run_cli(
         "query", "--lake", root, "--format", "json",
@@ -113,7 +121,26 @@ def test_demo_then_query(tmp_path):
     before = run_cli("query", "--lake", root, "--format", "json", _COUNTS_SQL).stdout
     again = run_cli("transform", "--lake", root, "--all")
     assert again.returncode == 0, again.stderr
-    run_cli("catalog", "--lake", root)
+    cataloged = run_cli("catalog", "--lake", root)
+    assert cataloged.returncode == 0, cataloged.stderr
+    assert cataloged.stderr.startswith(
+        f"cataloged 11 tables and views in {Path(root) / 'iceberg_catalog.db'} "
+        "(DuckDB reads it per query): "
+    ), cataloged.stderr
+    assert run_cli("query", "--lake", root, "--format", "json", _COUNTS_SQL).stdout == before
+
+    # Every day holds one file per table already; with no retention, the files the
+    # re-transform replaced go, and the tables read the same.
+    compacted = run_cli(
+        "compact", "--lake", root, env={**os.environ, "SPOTIFY_ETL_SNAPSHOT_RETENTION_DAYS": "0"}
+    )
+    assert compacted.returncode == 0, compacted.stderr
+    line = re.fullmatch(
+        r"compacted 0 days: 0 files -> 0; 30 already compact; expired (\d+) table snapshots, "
+        r"deleted (\d+) files no snapshot needs\n",
+        compacted.stderr,
+    )
+    assert line and int(line[1]) > 0 and int(line[2]) > 0, compacted.stderr
     assert run_cli("query", "--lake", root, "--format", "json", _COUNTS_SQL).stdout == before
 
     # A second demo (a new server on another port) lands nothing new.

@@ -1,26 +1,34 @@
-"""Glue catalog and Athena: pure table definitions, then the AWS calls against moto's server.
+"""The lake's Iceberg tables in the Glue Data Catalog, and Athena, against moto's server.
 
-moto does not run SQL, so the Athena tests check what is sent (query text, execution
-parameters, workgroup, results location) and read back results seeded through moto's API.
+An ``s3://`` lake's tables are written by pyiceberg's Glue catalog into moto's Glue and S3 on
+127.0.0.1 (not AWS), then read back with DuckDB. moto leaves out Glue's optimistic lock
+(``UpdateTable`` with a ``VersionId`` that is no longer current must fail), so the tests of
+concurrent writers add it (``GlueCommitLock``). moto does not run SQL, so the Athena tests
+check what is sent (query text, execution parameters, workgroup, results location) and read
+back results seeded through moto's API.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
+import subprocess
+import sys
+import threading
 import urllib.request
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import boto3
 import pandas as pd
-import pyarrow as pa
 import pytest
-from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, ProfileNotFound
 from conftest import use_fake_aws
 from pyathena.error import OperationalError
 
-from etl_lib import athena, glue, schemas
+from etl_lib import athena, cli, glue, iceberg, lake, pipeline, schemas, spotify, warehouse
 from etl_lib.config import Settings
 from etl_lib.errors import ConfigError, EtlError
 from etl_lib.sql import shipped as shipped_sql
@@ -47,6 +55,8 @@ def aws(moto_endpoint) -> Settings:
     """An empty moto account with the lake's bucket; the settings of an s3:// lake."""
     # moto's backends live in this process and outlive one server: start from nothing.
     _moto_api(moto_endpoint, "/moto-api/reset")
+    # Catalogs opened by an earlier test hold Glue clients bound to that test's server.
+    iceberg.forget(LAKE)
     boto3.client("s3").create_bucket(Bucket=BUCKET)
     return Settings(lake=LAKE, aws_region="us-east-1")
 
@@ -93,128 +103,212 @@ def _closed_port_endpoint() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-# --- Glue: pure ---------------------------------------------------------------------------
+# --- Glue: the lake's Iceberg tables ---------------------------------------------------
+
+SNAPSHOTS = 3
+WAREHOUSE = f"s3://{BUCKET}/lake/warehouse"
 
 
-@pytest.mark.parametrize(
-    ("arrow_type", "expected"),
-    [
-        (pa.string(), "string"),
-        (pa.int32(), "int"),
-        (pa.int64(), "bigint"),
-        (pa.bool_(), "boolean"),
-        (pa.date32(), "date"),
-        (pa.timestamp("ms", tz="UTC"), "timestamp"),
-    ],
-)
-def test_glue_type_maps_the_lake_types(arrow_type, expected):
-    assert glue.glue_type(arrow_type) == expected
+def land(settings: Settings, spotify_server, count: int = SNAPSHOTS) -> list[str]:
+    """``count`` raw snapshots, 12 hours apart, landed in the S3 lake; none transformed."""
+    on_s3 = dataclasses.replace(settings, lake=LAKE)
+    reader = spotify.make_reader(on_s3)
+    start = datetime(2026, 10, 1, 6, tzinfo=UTC)
+    for number in range(count):
+        moment = start + timedelta(hours=12 * number)
+        spotify_server.set_time(moment)
+        pipeline.extract(on_s3, reader=reader, clock=lambda m=moment: m, force=True)
+    raw = sorted(lake.list_keys(LAKE, f"{lake.RAW}/", ".json"))
+    assert len(raw) == count
+    return raw
 
 
-@pytest.mark.parametrize(
-    "arrow_type",
-    [pa.float64(), pa.large_string(), pa.timestamp("ms"), pa.timestamp("us", tz="UTC")],
-)
-def test_glue_type_refuses_other_types(arrow_type):
-    with pytest.raises(ValueError, match="no Glue type"):
-        glue.glue_type(arrow_type)
+@pytest.fixture
+def landed(aws, settings, spotify_server) -> list[str]:
+    return land(settings, spotify_server)
 
 
-@pytest.mark.parametrize("table", list(schemas.TABLES))
-def test_table_input_columns_follow_the_arrow_schema(table):
-    schema = schemas.TABLES[table]
-    definition = glue.table_input(table, schema, LAKE)
-
-    columns = definition["StorageDescriptor"]["Columns"]
-    assert [column["Name"] for column in columns] == schema.names
-    assert [column["Type"] for column in columns] == [glue.glue_type(f.type) for f in schema]
-    assert "dt" not in schema.names
-    assert definition["PartitionKeys"] == [{"Name": "dt", "Type": "string"}]
-    assert definition["Name"] == table
-    assert definition["TableType"] == "EXTERNAL_TABLE"
+def table_counts() -> dict[str, int]:
+    """Rows per table, read by DuckDB through the Glue catalog's current snapshots."""
+    statement = " UNION ALL ".join(
+        f"SELECT '{name}' AS name, count(*) AS n FROM {name}" for name in schemas.TABLES
+    )
+    frame = warehouse.query(LAKE, statement)
+    return dict(zip(frame["name"], frame["n"].astype(int), strict=True))
 
 
-def test_table_input_spells_out_the_types_of_one_table():
-    columns = glue.table_input("albums", schemas.ALBUMS, LAKE)["StorageDescriptor"]["Columns"]
-    assert [(column["Name"], column["Type"]) for column in columns] == [
-        ("album_id", "string"),
-        ("name", "string"),
-        ("album_type", "string"),
-        ("release_date", "date"),
-        ("release_date_precision", "string"),
-        ("total_tracks", "int"),
-        ("spotify_url", "string"),
-        ("extracted_at", "timestamp"),
+def glue_tables(database: str = "spotify_charts") -> dict[str, dict]:
+    pages = boto3.client("glue").get_paginator("get_tables").paginate(DatabaseName=database)
+    return {table["Name"]: table for page in pages for table in page["TableList"]}
+
+
+def test_transform_writes_iceberg_tables_to_glue_that_duckdb_reads(landed):
+    summary = pipeline.transform(LAKE, landed)
+    assert summary.transformed == landed and summary.quarantined == {}
+
+    # pyiceberg created the database: nothing else here did.
+    assert boto3.client("glue").get_database(Name="spotify_charts")["Database"]["Name"]
+    tables = glue_tables()
+    assert sorted(tables) == sorted(schemas.TABLES)
+    s3 = boto3.client("s3")
+    for name, table in tables.items():
+        parameters = table["Parameters"]
+        assert parameters["table_type"] == "ICEBERG", name
+        location = f"{WAREHOUSE}/spotify_charts.db/{name}"
+        assert table["StorageDescriptor"]["Location"] == location
+        metadata = parameters["metadata_location"]
+        assert metadata.startswith(f"{location}/metadata/") and metadata.endswith(".json")
+        # The metadata file Glue points at is in the lake's bucket.
+        s3.head_object(Bucket=BUCKET, Key=metadata.removeprefix(f"s3://{BUCKET}/"))
+        columns = [column["Name"] for column in table["StorageDescriptor"]["Columns"]]
+        assert columns == [*schemas.TABLES[name].names, schemas.PARTITION_COLUMN]
+    # No table definitions of our own anywhere else: the old Parquet layout is gone.
+    assert list(lake.list_keys(LAKE, "tables/", "")) == []
+
+    assert table_counts() == summary.rows
+    assert summary.rows["chart_entries"] == SNAPSHOTS * 50
+    entries = warehouse.query(
+        LAKE,
+        "SELECT count(*) AS n, count(DISTINCT (playlist_id, extracted_at, position)) AS d, "
+        "count(DISTINCT dt) AS days FROM chart_entries",
+    ).iloc[0]
+    assert (entries["n"], entries["d"], entries["days"]) == (SNAPSHOTS * 50, SNAPSHOTS * 50, 2)
+
+
+def test_tables_go_to_the_configured_glue_database(aws, settings, spotify_server, monkeypatch):
+    monkeypatch.setenv("SPOTIFY_ETL_GLUE_DATABASE", "charts_dev")
+    [raw_key] = land(settings, spotify_server, count=1)
+    pipeline.transform(LAKE, [raw_key])
+
+    assert sorted(glue_tables("charts_dev")) == sorted(schemas.TABLES)
+    names = [d["Name"] for d in boto3.client("glue").get_databases()["DatabaseList"]]
+    assert names == ["charts_dev"]
+    location = glue_tables("charts_dev")["snapshots"]["StorageDescriptor"]["Location"]
+    assert location == f"{WAREHOUSE}/charts_dev.db/snapshots"
+    assert pipeline.transformed_raw_keys(LAKE) == {raw_key}
+
+
+class GlueCommitLock:
+    """Glue's optimistic lock, which moto leaves out: ``UpdateTable`` with a ``VersionId``
+    that is no longer the table's current version fails with
+    ``ConcurrentModificationException``, as on AWS.
+
+    The first ``UpdateTable`` of table ``hold`` waits (at most ``HOLD_SECONDS``) for a second
+    one of the same table to arrive, so two writers' commits are in flight at once, both
+    made from the same table version: one must lose and be redone."""
+
+    HOLD_SECONDS = 30.0
+
+    def __init__(self, monkeypatch, hold: str) -> None:
+        from moto.core.exceptions import JsonRESTError
+        from moto.glue.responses import GlueResponse
+
+        self.hold = hold
+        self.conflicts: Counter[str] = Counter()
+        self.held = 0
+        self._lock = threading.Lock()
+        self._second = threading.Event()
+        original = GlueResponse.update_table
+
+        def update_table(response):
+            parameters = response.parameters
+            name = parameters["TableInput"]["Name"]
+            if name == self.hold:
+                with self._lock:
+                    self.held += 1
+                    first = self.held == 1
+                if first:
+                    self._second.wait(self.HOLD_SECONDS)
+                else:
+                    self._second.set()
+            with self._lock:
+                table = response.glue_backend.get_table(parameters["DatabaseName"], name)
+                version = parameters.get("VersionId")
+                if version is not None and version != str(table._current_version):
+                    self.conflicts[name] += 1
+                    raise JsonRESTError(
+                        "ConcurrentModificationException",
+                        f"table {name} is at version {table._current_version}, not {version}",
+                    )
+                return original(response)
+
+        monkeypatch.setattr(GlueResponse, "update_table", update_table)
+
+
+# One transform of the raw keys given on stdin, once told to go: both writers are ready (their
+# imports done) before either starts.
+WRITER = """
+import json, sys
+from etl_lib import pipeline
+keys = json.loads(sys.stdin.readline())
+print("ready", flush=True)
+sys.stdin.readline()
+summary = pipeline.transform(sys.argv[1], keys)
+print(json.dumps({"transformed": summary.transformed, "rows": summary.rows}), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_two_writers_of_the_same_raw_files_leave_every_row_once(landed, monkeypatch):
+    lock = GlueCommitLock(monkeypatch, hold="chart_entries")
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, LAKE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
     ]
+    try:
+        for writer in writers:
+            writer.stdin.write(json.dumps(landed) + "\n")
+            writer.stdin.flush()
+        for writer in writers:
+            assert writer.stdout.readline().strip() == "ready", writer.stderr.read()
+        for writer in writers:
+            writer.stdin.write("go\n")
+            writer.stdin.flush()
+        results = [writer.communicate(timeout=240) for writer in writers]
+    finally:
+        for writer in writers:
+            if writer.poll() is None:
+                writer.kill()
+                writer.wait()
+    for writer, (_, err) in zip(writers, results, strict=True):
+        assert writer.returncode == 0, err[-3000:]
+    first, second = (json.loads(out.strip().splitlines()[-1]) for out, _ in results)
+    assert first == second and first["transformed"] == landed
+
+    # Both commits of chart_entries were made from the same table version: one lost and was
+    # redone on top of the other's rows.
+    assert lock.held >= 2 and lock.conflicts["chart_entries"] >= 1
+    assert table_counts() == first["rows"]
+    entries = warehouse.query(
+        LAKE,
+        "SELECT count(*) AS n, count(DISTINCT (playlist_id, extracted_at, position)) AS d "
+        "FROM chart_entries",
+    ).iloc[0]
+    assert entries["n"] == entries["d"] == SNAPSHOTS * 50
+    assert pipeline.transformed_raw_keys(LAKE) == set(landed)
 
 
-def test_table_input_is_parquet_with_partition_projection():
-    definition = glue.table_input("chart_entries", schemas.CHART_ENTRIES, LAKE + "/")
-
-    storage = definition["StorageDescriptor"]
-    assert storage["Location"] == f"s3://{BUCKET}/lake/tables/chart_entries/"
-    assert storage["InputFormat"] == (
-        "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
-    )
-    assert storage["OutputFormat"] == (
-        "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
-    )
-    assert storage["SerdeInfo"]["SerializationLibrary"] == (
-        "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
-    )
-    assert definition["Parameters"] == {
-        "EXTERNAL": "TRUE",
-        "classification": "parquet",
-        "parquet.compression": "SNAPPY",
-        "projection.enabled": "true",
-        "projection.dt.type": "date",
-        "projection.dt.format": "yyyy-MM-dd",
-        "projection.dt.range": "2000-01-01,NOW",
-        "projection.dt.interval": "1",
-        "projection.dt.interval.unit": "DAYS",
-        "storage.location.template": f"s3://{BUCKET}/lake/tables/chart_entries/dt=${{dt}}",
+def test_athena_catalog_command_creates_empty_iceberg_tables_and_the_views(aws, capsys):
+    assert cli.main(["catalog", "--engine", "athena", "--lake", LAKE]) == 0
+    assert "Glue Data Catalog and Athena" in capsys.readouterr().err
+    tables = glue_tables()
+    assert sorted(tables) == sorted(schemas.TABLES)
+    assert {t["Parameters"]["table_type"] for t in tables.values()} == {"ICEBERG"}
+    sent = {
+        boto3.client("athena").get_query_execution(QueryExecutionId=query_id)["QueryExecution"][
+            "Query"
+        ]
+        for query_id in boto3.client("athena").list_query_executions()["QueryExecutionIds"]
     }
-
-
-def test_ensure_catalog_needs_an_s3_lake(tmp_path):
-    with pytest.raises(ConfigError, match="SPOTIFY_ETL_LAKE") as caught:
-        glue.ensure_catalog(Settings(lake=str(tmp_path / "lake"), aws_region="us-east-1"))
-    assert "\n" not in str(caught.value)
-
-
-# --- Glue: against moto -------------------------------------------------------------------
-
-
-def test_ensure_catalog_creates_then_updates_every_table(aws):
-    assert glue.ensure_catalog(aws) == list(schemas.TABLES)
-    # Idempotent: the second run updates the existing tables instead of failing.
-    assert glue.ensure_catalog(aws) == list(schemas.TABLES)
-
-    client = boto3.client("glue")
-    assert client.get_database(Name=aws.glue_database)["Database"]["Name"] == "spotify_charts"
-    stored = {t["Name"]: t for t in client.get_tables(DatabaseName=aws.glue_database)["TableList"]}
-    assert sorted(stored) == sorted(schemas.TABLES)
-    for table, schema in schemas.TABLES.items():
-        expected = glue.table_input(table, schema, LAKE)
-        assert (
-            stored[table]["StorageDescriptor"]["Columns"]
-            == (expected["StorageDescriptor"]["Columns"])
-        )
-        assert stored[table]["StorageDescriptor"]["Location"] == (
-            f"s3://{BUCKET}/lake/tables/{table}/"
-        )
-        assert stored[table]["PartitionKeys"] == [{"Name": "dt", "Type": "string"}]
-        assert stored[table]["Parameters"] == expected["Parameters"]
-        assert stored[table]["TableType"] == "EXTERNAL_TABLE"
-        versions = client.get_table_versions(DatabaseName=aws.glue_database, TableName=table)
-        assert len(versions["TableVersions"]) == 2
-
-
-def test_ensure_catalog_uses_the_configured_database(aws):
-    settings = Settings(lake=LAKE, aws_region="us-east-1", glue_database="charts_dev")
-    glue.ensure_catalog(settings)
-    tables = boto3.client("glue").get_tables(DatabaseName="charts_dev")["TableList"]
-    assert len(tables) == len(schemas.TABLES)
+    assert sent == {athena.view_statement(n, v) for n, v in shipped_sql("views").items()}
+    # Empty tables read as empty, with their columns, before any transform.
+    assert table_counts() == dict.fromkeys(schemas.TABLES, 0)
 
 
 # --- Athena: pure -------------------------------------------------------------------------
@@ -359,13 +453,25 @@ def unreachable_aws(monkeypatch) -> str:
     return endpoint
 
 
-def test_ensure_catalog_with_unreachable_endpoint_is_one_line(unreachable_aws):
-    with pytest.raises(EtlError) as caught:
-        glue.ensure_catalog(Settings(lake=LAKE, aws_region="us-east-1"))
-    message = str(caught.value)
-    assert unreachable_aws in message
-    assert "AWS_ENDPOINT_URL" in message
-    assert "\n" not in message
+def test_unreachable_glue_is_named_in_one_line(aws, settings, spotify_server, monkeypatch, capsys):
+    land(settings, spotify_server, count=1)
+    # S3 answers (moto); only Glue's endpoint is a closed port.
+    endpoint = _closed_port_endpoint()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_GLUE", endpoint)
+    assert cli.main(["transform", "--lake", LAKE]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert f"cannot reach AWS Glue at {endpoint}" in err[0] and "AWS_ENDPOINT_URL" in err[0]
+    assert "'spotify_charts'" in err[0] and LAKE in err[0]
+
+
+def test_missing_region_for_glue_names_aws_region(aws, settings, spotify_server, monkeypatch):
+    land(settings, spotify_server, count=1)
+    # S3 finds its region by itself; Glue has none.
+    monkeypatch.delenv("AWS_REGION")
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    with pytest.raises(ConfigError, match="no AWS region for AWS Glue.*set AWS_REGION"):
+        pipeline.transform(LAKE)
 
 
 def test_query_with_unreachable_endpoint_is_one_line(unreachable_aws):
@@ -400,23 +506,17 @@ def bare_aws(monkeypatch, unreachable_aws, tmp_path) -> None:
 
 def test_missing_region_names_aws_region(bare_aws):
     with pytest.raises(ConfigError, match="AWS_REGION"):
-        glue.ensure_catalog(Settings(lake=LAKE))
-    with pytest.raises(ConfigError, match="AWS_REGION"):
         athena.query(Settings(lake=LAKE), "SELECT 1")
 
 
 def test_missing_credentials_name_the_settings(bare_aws):
     with pytest.raises(EtlError, match="no AWS credentials.*AWS_ACCESS_KEY_ID") as caught:
-        glue.ensure_catalog(Settings(lake=LAKE, aws_region="us-east-1"))
-    assert "spotify_charts" in str(caught.value)
-    with pytest.raises(EtlError, match="no AWS credentials.*AWS_ACCESS_KEY_ID"):
         athena.query(Settings(lake=LAKE, aws_region="us-east-1"), "SELECT 1")
+    assert "spotify_charts" in str(caught.value)
 
 
 def test_missing_profile_names_aws_profile(bare_aws):
     settings = Settings(lake=LAKE, aws_region="us-east-1", aws_profile="ghost")
-    with pytest.raises(ConfigError, match="'ghost'.*AWS_PROFILE"):
-        glue.ensure_catalog(settings)
     with pytest.raises(ConfigError, match="'ghost'.*AWS_PROFILE"):
         athena.query(settings, "SELECT 1")
 
@@ -435,6 +535,9 @@ def test_aws_error_maps_denied_and_missing_credentials():
     assert "AWS_PROFILE" in str(error)
     error = glue.aws_error(NoRegionError(), service="Athena", resource="x")
     assert isinstance(error, ConfigError) and "AWS_REGION" in str(error)
+    error = glue.aws_error(ProfileNotFound(profile="ghost"), service="AWS Glue", resource="x")
+    assert isinstance(error, ConfigError) and "'ghost'" in str(error)
+    assert "AWS_PROFILE" in str(error)
 
     bug = ClientError({"Error": {"Code": "ValidationException", "Message": "bad"}}, "CreateTable")
     assert glue.aws_error(bug, service="AWS Glue", resource="x") is None

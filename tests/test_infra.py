@@ -5,17 +5,21 @@
 - checkov on the template, on a variant with the optional resources switched on, and on that
   variant expanded (so the IAM roles SAM generates are checked too): no failed check, and
   every suppression carries a reason and is actually used;
-- the IAM policies, evaluated by a small simulator against the lake keys ``etl_lib`` really
-  writes: each function may do what its code does and nothing wider, and no data action
-  (s3, glue, athena, secretsmanager) is granted on ``Resource: "*"``;
-- the Glue tables equal ``etl_lib.glue.table_input`` (what ``spotify-etl catalog`` writes);
+- the IAM policies, evaluated by a small simulator: every AWS call the extract and
+  transform handlers make, recorded by moto's server on 127.0.0.1 while they run with the
+  stack's environment, is allowed to that function; the report may read and write what it
+  does; no function writes anywhere else; no data action (s3, glue, athena,
+  secretsmanager) is granted on ``Resource: "*"``;
+- Glue holds the database only: the Iceberg tables in it are pyiceberg's to create;
 - every resource the deployment relies on is there, wired as the handlers expect.
 
-Nothing here proves the stack deploys: that takes an AWS account.
+Nothing here proves the stack deploys: that takes an AWS account, and moto does not enforce
+IAM (the policies are evaluated here, not by moto).
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import fnmatch
 import importlib.util
@@ -26,10 +30,12 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+from xml.etree import ElementTree
 
 import pytest
 
-from etl_lib import config, glue, lake, schemas
+from etl_lib import config, iceberg, lake
 from etl_lib.credentials import Credentials
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -241,9 +247,8 @@ def translate(sam_template: dict) -> dict:
 
 
 def with_optional_resources(template: dict) -> dict:
-    """The template with its conditional resources (crawler, alarm topic) switched on."""
+    """The template with its conditional resources (the alarm topic and its key) switched on."""
     variant = copy.deepcopy(template)
-    variant["Parameters"]["EnableCrawler"]["Default"] = "true"
     variant["Parameters"]["AlarmEmail"]["Default"] = "alarms@example.com"
     return variant
 
@@ -465,69 +470,51 @@ def policies(template, resolve) -> dict[str, Policy]:
     }
 
 
-# Keys as etl_lib writes them.
+# Keys as etl_lib writes them: the raw zone's by its own functions, the tables' where
+# pyiceberg puts them (<warehouse>/<database>.db/<table>/{data,metadata}/).
 RAW_KEY = lake.raw_key(PLAYLIST, MOMENT)
-STAMP = lake.parse_raw_key(RAW_KEY)["stamp"]
+TABLE = f"{iceberg.WAREHOUSE}/{config.Settings().glue_database}.db/chart_entries"
 KEYS = {
     "raw": RAW_KEY,
     "heartbeat": lake.heartbeat_key(PLAYLIST, MOMENT),
     "state": lake.last_snapshot_key(PLAYLIST),
-    "table": lake.table_file_key_for_raw(schemas.COMMIT_TABLE, RAW_KEY),
+    "table_data": f"{TABLE}/data/dt=2026-10-01/00000-0-5f1d2c3b.parquet",
+    "table_metadata": f"{TABLE}/metadata/00001-5f1d2c3b.metadata.json",
     "quarantine": lake.quarantine_key(RAW_KEY),
     "quarantine_reason": lake.quarantine_reason_key(RAW_KEY),
     "report": f"reports/{PLAYLIST}/2026-10-01/status.json",
     "athena_result": "athena-results/0b3c1d52-query.csv",
 }
-# function -> (action, key) it needs, from what each handler does.
-NEEDED = {
-    "extract": [
-        ("s3:PutObject", "raw"),
-        ("s3:GetObject", "raw"),
-        ("s3:PutObject", "heartbeat"),
-        ("s3:PutObject", "state"),
-        ("s3:GetObject", "state"),
-    ],
-    "transform": [
-        ("s3:GetObject", "raw"),
-        ("s3:PutObject", "table"),
-        # Merging a late raw file into its compacted day reads and replaces table files.
-        ("s3:GetObject", "table"),
-        ("s3:DeleteObject", "table"),
-        ("s3:PutObject", "quarantine"),
-        ("s3:PutObject", "quarantine_reason"),
-    ],
-    "report": [
-        ("s3:GetObject", "table"),
-        ("s3:PutObject", "report"),
-        ("s3:GetObject", "report"),
-        ("s3:PutObject", "athena_result"),
-        ("s3:GetObject", "athena_result"),
-    ],
+# What each function writes (for extract and transform, what the calls recorded below show).
+WRITTEN = {
+    "extract": ("raw", "heartbeat", "state"),
+    "transform": ("table_data", "table_metadata", "quarantine", "quarantine_reason"),
+    "report": ("report", "athena_result"),
 }
+# The report queries Athena, which moto does not run: what it needs, from its code.
+REPORT_NEEDS = [
+    ("s3:GetObject", "table_data"),
+    ("s3:GetObject", "table_metadata"),
+    ("s3:PutObject", "report"),
+    ("s3:GetObject", "report"),
+    ("s3:PutObject", "athena_result"),
+    ("s3:GetObject", "athena_result"),
+]
 WRITES = ("s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:RestoreObject")
 
 
-@pytest.mark.parametrize("function", sorted(NEEDED))
-def test_each_function_may_do_what_its_handler_does(function, policies, bucket):
-    policy = policies[function]
-    for action, key in NEEDED[function]:
-        assert policy.allows(action, f"arn:aws:s3:::{bucket}/{KEYS[key]}"), (action, key)
-    # Listing: the lake-root check lists the top level only, and each prefix it reads is
-    # listable (that is what makes a missing key answer 404 rather than 403).
-    bucket_arn = f"arn:aws:s3:::{bucket}"
-    root = {"s3:prefix": "", "s3:delimiter": "/"}
-    assert policy.allows("s3:ListBucket", bucket_arn, root)
-    assert not policy.allows("s3:ListBucket", bucket_arn, {"s3:prefix": ""})
-    assert not policy.allows("s3:ListBucket", bucket_arn)
-    for _action, key in NEEDED[function]:
-        prefix = KEYS[key].rsplit("/", 1)[0] + "/"
-        assert policy.allows("s3:ListBucket", bucket_arn, {"s3:prefix": prefix}), prefix
+def test_report_may_read_the_tables_and_write_its_results(policies, bucket):
+    report = policies["report"]
+    for action, key in REPORT_NEEDS:
+        assert report.allows(action, f"arn:aws:s3:::{bucket}/{KEYS[key]}"), (action, key)
+    # A report file not written yet reads as 404 only to a caller that may list the bucket.
+    assert report.allows("s3:ListBucket", f"arn:aws:s3:::{bucket}")
 
 
-@pytest.mark.parametrize("function", sorted(NEEDED))
+@pytest.mark.parametrize("function", sorted(WRITTEN))
 def test_each_function_writes_nowhere_else(function, policies, bucket):
     policy = policies[function]
-    allowed_writes = {KEYS[key] for action, key in NEEDED[function] if action == "s3:PutObject"}
+    allowed_writes = {KEYS[key] for key in WRITTEN[function]}
     for key in KEYS.values():
         if key in allowed_writes:
             continue
@@ -540,7 +527,7 @@ def test_each_function_writes_nowhere_else(function, policies, bucket):
 
 def test_transform_cannot_retrigger_itself(template, policies, bucket):
     """The transform is notified for raw/*.json and never writes there; what it writes
-    (tables/, quarantine/) is outside the notification's filter."""
+    (warehouse/, quarantine/) is outside the notification's filter."""
     event = props(template, "TransformFunction")["Events"]
     [(name, source)] = event.items()
     assert source["Type"] == "S3"
@@ -552,8 +539,8 @@ def test_transform_cannot_retrigger_itself(template, policies, bucket):
     for action in ("s3:PutObject", "s3:CopyObject", "s3:PutObjectAcl", "s3:RestoreObject"):
         assert not policy.allows(action, any_raw_object), action
     assert RAW_KEY.startswith(rules["prefix"]) and RAW_KEY.endswith(rules["suffix"])
-    for written in (KEYS["table"], KEYS["quarantine"], KEYS["quarantine_reason"]):
-        assert not written.startswith(rules["prefix"]), written
+    for key in WRITTEN["transform"]:
+        assert not KEYS[key].startswith(rules["prefix"]), key
 
 
 def test_only_the_extract_touches_the_secret(template, resolve, policies):
@@ -569,8 +556,8 @@ def test_only_the_extract_touches_the_secret(template, resolve, policies):
         assert "SPOTIFY_ETL_SECRET_ID" not in env
 
 
-def test_report_queries_only_its_workgroup_and_database(policies, resolve, template):
-    report = policies["report"]
+def test_glue_access_is_limited_to_the_lake_database(policies, resolve, template):
+    report, transform = policies["report"], policies["transform"]
     workgroup = resolve(props(template, "AthenaWorkGroup")["Name"])
     database = resolve({"Ref": "GlueDatabase"})
     prefix = f"arn:aws:%s:{REGION}:{ACCOUNT}:"
@@ -585,50 +572,198 @@ def test_report_queries_only_its_workgroup_and_database(policies, resolve, templ
         assert not report.allows(action, prefix % "glue" + f"table/{database}/snapshots")
     for function in ("extract", "transform"):
         assert not policies[function].allows("athena:StartQueryExecution", "*")
+    # The transform commits the tables of its database, and deletes none.
+    assert transform.allows("glue:UpdateTable", prefix % "glue" + f"table/{database}/snapshots")
+    assert not transform.allows("glue:UpdateTable", prefix % "glue" + "table/other_db/t")
+    assert not transform.allows("glue:CreateDatabase", prefix % "glue" + "database/other_db")
+    assert not transform.allows("glue:DeleteTable", prefix % "glue" + f"table/{database}/tracks")
+    assert not transform.allows("glue:DeleteDatabase", prefix % "glue" + f"database/{database}")
 
 
-def test_crawler_role_reads_tables_only(template, resolve, bucket):
-    role = template["Resources"]["CrawlerRole"]
-    assert role["Condition"] == "CreateCrawler"
-    policy = Policy(role_statements(role), resolve)
-    assert policy.allows("s3:GetObject", f"arn:aws:s3:::{bucket}/{KEYS['table']}")
-    for key in ("raw", "state", "report", "quarantine"):
-        assert not policy.allows("s3:GetObject", f"arn:aws:s3:::{bucket}/{KEYS[key]}"), key
-    for key in KEYS.values():
-        assert not policy.allows("s3:PutObject", f"arn:aws:s3:::{bucket}/{key}")
+# --- 4b: IAM against the calls the handlers really make -------------------------------------
 
 
-# --- 5: Glue tables -------------------------------------------------------------------------
+def recorded_calls(recording: Path, secret_arn: str) -> list[tuple[str, str, dict]]:
+    """(IAM action, resource ARN, condition context) of every request moto's server
+    recorded; a request this mapping does not know fails the test, so a new kind of call
+    is looked at rather than let through."""
+    calls = []
+    for line in recording.read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        headers = {name.lower(): value for name, value in entry["headers"].items()}
+        body = entry.get("body") or ""
+        if entry.get("body_encoded"):
+            body = base64.b64decode(body)
+        service = re.search(r"Credential=[^/]+/\d+/[^/]+/([^/]+)/", headers["authorization"])[1]
+        url = urlsplit(entry["url"])
+        if service == "s3":
+            calls += s3_calls(entry["method"], url, headers, body)
+        elif service == "glue":
+            calls += glue_calls(headers["x-amz-target"].split(".")[-1], json.loads(body))
+        elif service == "secretsmanager":
+            operation = headers["x-amz-target"].split(".")[-1]
+            assert json.loads(body)["SecretId"] == secret_arn
+            calls.append((f"secretsmanager:{operation}", "<SpotifySecret>", {}))
+        else:
+            raise AssertionError(f"a call to {service} that no test maps: {entry['url']}")
+    return calls
 
 
-def test_glue_tables_equal_what_the_catalog_command_writes(template, resolve, bucket):
-    tables = {
-        resolve(resource["Properties"]["TableInput"]["Name"]): resource
-        for resource in resources_of(template, "AWS::Glue::Table").values()
-    }
-    assert sorted(tables) == sorted(schemas.TABLES)
-    for table, schema in schemas.TABLES.items():
-        resource = tables[table]
-        assert resource["Properties"]["DatabaseName"] == {"Ref": "GlueDatabase"}
-        assert resource["Properties"]["CatalogId"] == {"Ref": "AWS::AccountId"}
-        expected = glue.table_input(table, schema, f"s3://{bucket}")
-        assert resolve(resource["Properties"]["TableInput"]) == expected, table
+def s3_calls(method: str, url, headers: dict, body) -> list[tuple[str, str, dict]]:
+    bucket, _, key = unquote(url.path).lstrip("/").partition("/")
+    query = parse_qs(url.query, keep_blank_values=True)
+    bucket_arn = f"arn:aws:s3:::{bucket}"
+    if not key:
+        if method == "GET" and ("list-type" in query or not query):
+            context = {"s3:prefix": query.get("prefix", [""])[0]}
+            if "delimiter" in query:
+                context["s3:delimiter"] = query["delimiter"][0]
+            return [("s3:ListBucket", bucket_arn, context)]
+        if method == "HEAD":
+            return [("s3:ListBucket", bucket_arn, {})]
+        if method == "POST" and "delete" in query:
+            keys = [e.text for e in ElementTree.fromstring(body).iter() if e.tag.endswith("Key")]
+            return [("s3:DeleteObject", f"{bucket_arn}/{k}", {}) for k in keys]
+        raise AssertionError(f"an S3 bucket request no test maps: {method} {url.geturl()}")
+    object_arn = f"{bucket_arn}/{key}"
+    if method in ("GET", "HEAD"):
+        # S3 answers a read of a missing key with 404 only to a caller that may list the
+        # bucket (else 403), and the lake's existence checks depend on that 404.
+        return [("s3:GetObject", object_arn, {}), ("s3:ListBucket", bucket_arn, {})]
+    if method == "PUT" or (method == "POST" and {"uploads", "uploadId"} & set(query)):
+        calls = [("s3:PutObject", object_arn, {})]
+        if "x-amz-copy-source" in headers:
+            source = unquote(headers["x-amz-copy-source"]).lstrip("/")
+            calls.append(("s3:GetObject", f"arn:aws:s3:::{source}", {}))
+        return calls
+    if method == "DELETE":
+        action = "s3:AbortMultipartUpload" if "uploadId" in query else "s3:DeleteObject"
+        return [(action, object_arn, {})]
+    raise AssertionError(f"an S3 object request no test maps: {method} {url.geturl()}")
 
 
-def test_glue_database_and_optional_crawler(template, resolve):
+def glue_calls(operation: str, params: dict) -> list[tuple[str, str, dict]]:
+    """Glue authorizes a call on the catalog, the database and, for a table call, the
+    table: each must be allowed."""
+    arn = f"arn:aws:glue:{REGION}:{ACCOUNT}:"
+    if operation in ("GetDatabase", "DeleteDatabase"):
+        database, table = params["Name"], None
+    elif operation == "CreateDatabase":
+        database, table = params["DatabaseInput"]["Name"], None
+    elif operation in ("GetTable", "DeleteTable"):
+        database, table = params["DatabaseName"], params["Name"]
+    elif operation in ("CreateTable", "UpdateTable"):
+        database, table = params["DatabaseName"], params["TableInput"]["Name"]
+    elif operation == "GetTables":
+        database, table = params["DatabaseName"], "*"
+    else:
+        raise AssertionError(f"a Glue call no test maps: {operation}")
+    resources = [arn + "catalog", arn + f"database/{database}"]
+    if table is not None:
+        resources.append(arn + f"table/{database}/{table}")
+    return [(f"glue:{operation}", resource, {}) for resource in resources]
+
+
+@pytest.fixture
+def stack_on_moto(moto_endpoint, spotify_server, template, resolve, bucket, monkeypatch, tmp_path):
+    """moto with this stack's lake bucket and secret, and its server's recorder writing to a
+    file of this test. Gives a function that runs one handler with that function's
+    environment from the template and returns its response and the calls it made."""
+    import boto3
+    from moto.moto_api import recorder
+    from test_lambda_handlers import FakeLambdaContext, load_handler
+
+    # Catalogs opened by an earlier test hold Glue clients bound to that test's server.
+    iceberg.forget(f"s3://{bucket}")
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    secret_arn = boto3.client("secretsmanager").create_secret(
+        Name=resolve(props(template, "SpotifySecret")["Name"]),
+        SecretString=json.dumps(
+            {"client_id": spotify_server.client_id, "client_secret": spotify_server.client_secret}
+        ),
+    )["ARN"]
+    recording = tmp_path / "recording.jsonl"
+    monkeypatch.setattr(recorder, "_location", str(recording))
+    for name in [n for n in os.environ if n.startswith(("SPOTIFY_", "SPOTIPY_", "POWERTOOLS_"))]:
+        monkeypatch.delenv(name)
+    # The local Spotify server stands in for Spotify.
+    monkeypatch.setenv("SPOTIFY_API_BASE_URL", spotify_server.base_url)
+    monkeypatch.setenv("SPOTIFY_TOKEN_URL", spotify_server.token_url)
+    monkeypatch.setenv("SPOTIFY_ETL_CREDENTIALS_FILE", str(tmp_path / "no-credentials.json"))
+    variables: set[str] = set()
+
+    def run(function: str, event: dict) -> tuple[dict, list]:
+        for name in variables:
+            monkeypatch.delenv(name)
+        environment = resolve(props(template, FUNCTIONS[function])["Environment"]["Variables"])
+        for name, value in environment.items():
+            # !Ref of the secret is its ARN on AWS; here, the ARN moto gave it.
+            monkeypatch.setenv(name, secret_arn if value == "<SpotifySecret>" else str(value))
+        variables.clear()
+        variables.update(environment)
+        handler = load_handler(function).handler
+        recorder.reset_recording()
+        recorder.start_recording()
+        try:
+            response = handler(event, FakeLambdaContext(function))
+        finally:
+            recorder.stop_recording()
+        return response, recorded_calls(recording, secret_arn)
+
+    yield run
+    recorder.stop_recording()
+
+
+def denied(policy: Policy, calls: list) -> list:
+    """The calls ``policy`` does not allow, once each."""
+    return sorted({(a, r, json.dumps(c)) for a, r, c in calls if not policy.allows(a, r, c)})
+
+
+@pytest.mark.slow
+def test_every_call_the_handlers_make_is_allowed_to_them(stack_on_moto, policies, bucket):
+    import boto3
+    from test_lambda_handlers import notification_for
+
+    extracted, calls = stack_on_moto("extract", {"id": "scheduled-run"})
+    assert [o["status"] for o in extracted["outcomes"]] == ["extracted"]
+    assert denied(policies["extract"], calls) == []
+    actions = {action for action, _, _ in calls}
+    assert {"secretsmanager:GetSecretValue", "s3:PutObject", "s3:GetObject"} <= actions
+
+    [raw_key] = [o["raw_key"] for o in extracted["outcomes"]]
+    corrupt = lake.raw_key(PLAYLIST, MOMENT)
+    boto3.client("s3").put_object(Bucket=bucket, Key=corrupt, Body=b"{not json")
+    notification = notification_for([raw_key, corrupt], bucket)
+    first, calls = stack_on_moto("transform", notification)
+    again, redelivered = stack_on_moto("transform", notification)
+    assert first["transformed"] == again["transformed"] == [raw_key]
+    assert list(first["quarantined"]) == [corrupt]
+    calls += redelivered
+    assert denied(policies["transform"], calls) == []
+    # What was checked is the Iceberg commit: files under warehouse/ and the Glue tables.
+    written = {r.split(":::", 1)[1] for a, r, _ in calls if a == "s3:PutObject"}
+    assert any(key.startswith(f"{bucket}/{TABLE}/data/") for key in written)
+    assert any(key.startswith(f"{bucket}/{TABLE}/metadata/") for key in written)
+    assert any(key.startswith(f"{bucket}/quarantine/") for key in written)
+    glue_actions = {a for a, _, _ in calls if a.startswith("glue:")}
+    assert {"glue:CreateTable", "glue:UpdateTable", "glue:GetTable"} <= glue_actions
+
+
+# --- 5: Glue --------------------------------------------------------------------------------
+
+
+def test_glue_holds_the_database_and_pyiceberg_the_tables(template, resolve):
     database = props(template, "GlueDatabase")
     assert resolve(database["DatabaseInput"]["Name"]) == config.Settings().glue_database
-    crawler = template["Resources"]["TablesCrawler"]
-    assert crawler["Condition"] == "CreateCrawler"
-    assert not resolve.condition("CreateCrawler")  # off by default
-    assert Resolver(template, {"EnableCrawler": "true"}).condition("CreateCrawler")
-    targets = crawler["Properties"]["Targets"]["CatalogTargets"]
-    assert len(targets[0]["Tables"]) == len(schemas.TABLES)
-    # It may look, never rewrite the definitions above.
-    assert crawler["Properties"]["SchemaChangePolicy"] == {
-        "UpdateBehavior": "LOG",
-        "DeleteBehavior": "LOG",
-    }
+    assert resources_of(template, "AWS::Glue::Table") == {}
+    assert resources_of(template, "AWS::Glue::Crawler") == {}
+    # The functions that open the tables name the stack's database, not the default.
+    for function in ("transform", "report"):
+        env = props(template, FUNCTIONS[function])["Environment"]["Variables"]
+        assert env["SPOTIFY_ETL_GLUE_DATABASE"] == {"Ref": "GlueDatabase"}, function
+    renamed = Resolver(template, {"GlueDatabaseName": "charts_dev"})
+    env = renamed(props(template, "TransformFunction")["Environment"]["Variables"])
+    assert config.table_settings(env).namespace == "charts_dev"
 
 
 # --- 6: the rest of the deployment ----------------------------------------------------------
@@ -668,7 +803,7 @@ def test_lifecycle_keeps_raw_and_expires_results_and_old_versions(template, reso
     everything = by_prefix[""]
     assert "NoncurrentVersionExpiration" in everything
     assert "AbortIncompleteMultipartUpload" in everything
-    for prefix in ("tables/", "reports/", "_state/", "heartbeats/", "quarantine/"):
+    for prefix in ("warehouse/", "reports/", "_state/", "heartbeats/", "quarantine/"):
         assert prefix not in by_prefix  # no rule deletes the lake's data
 
 
@@ -748,6 +883,9 @@ def test_environment_is_what_settings_read(template, resolve, bucket):
     workgroup = resolve(props(template, "AthenaWorkGroup"))
     assert report.athena_workgroup == workgroup["Name"]
     assert report.glue_database == "spotify_charts"
+    # The transform's tables go to the database the report queries.
+    transform_env = resolve(props(template, "TransformFunction")["Environment"]["Variables"])
+    assert config.table_settings(transform_env).namespace == report.glue_database
     results = workgroup["WorkGroupConfiguration"]["ResultConfiguration"]["OutputLocation"]
     assert report.athena_results == results == f"s3://{bucket}/athena-results/"
 
@@ -858,7 +996,6 @@ def test_parameters_and_outputs(template):
         "AthenaBytesScannedCutoff",
         "LogRetentionDays",
         "AlarmEmail",
-        "EnableCrawler",
         "RawTransitionDays",
         "QueryResultsRetentionDays",
         "Source",

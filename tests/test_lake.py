@@ -30,11 +30,8 @@ def test_playlist_ids_are_checked(bad):
         lake.check_playlist_id(bad)
 
 
-def test_table_and_quarantine_keys_follow_the_raw_key():
+def test_quarantine_keys_follow_the_raw_key():
     raw = lake.raw_key("abc", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
-    assert lake.table_file_key_for_raw("tracks", raw) == (
-        "tables/tracks/dt=2026-01-02/abc_20260102T030405Z.parquet"
-    )
     assert lake.quarantine_key(raw) == (
         "quarantine/playlist_id=abc/dt=2026-01-02/20260102T030405Z.json"
     )
@@ -48,8 +45,14 @@ def test_write_list_read_roundtrip(tmp_path):
     lake.write_bytes(root, "raw/b/2.txt", b"x")
     assert list(lake.list_keys(root, "raw/", ".json")) == ["raw/a/1.json", "raw/b/2.json"]
     assert lake.read_bytes(root, "raw/b/2.json") == b"2"
-    assert not lake.write_new(root, "raw/a/1.json", b"changed")
-    assert lake.read_bytes(root, "raw/a/1.json") == b"1"
+    assert lake.exists(root, "raw/a/1.json")
+    assert not lake.exists(root, "raw/a/2.json")
+    # A write replaces the whole object and leaves no temporary file behind.
+    lake.write_bytes(root, "raw/a/1.json", b"changed")
+    assert lake.read_bytes(root, "raw/a/1.json") == b"changed"
+    assert sorted(p.name for p in (tmp_path / "lake" / "raw" / "a").iterdir()) == ["1.json"]
+    lake.delete(root, ["raw/b/2.txt", "raw/b/missing.json"])
+    assert list(lake.list_keys(root, "raw/b/")) == ["raw/b/2.json"]
     assert list(lake.list_keys(root, "nothing/")) == []
 
 

@@ -1,10 +1,10 @@
 """The Lambda handlers, the zip builder and the report image's Dockerfile.
 
-Handlers run in-process against moto's AWS server on 127.0.0.1 (S3, Secrets Manager) and the
-local Spotify server, not against AWS. moto's server stores objects but runs neither S3
-event notifications nor Lambda functions or destinations, so the tests play those parts:
-they build the notification S3 would send for the objects the extract wrote, and the event a
-destination would hand the report function.
+Handlers run in-process against moto's AWS server on 127.0.0.1 (S3, Glue, Secrets Manager)
+and the local Spotify server, not against AWS. moto's server stores objects and catalogs
+tables but runs neither S3 event notifications nor Lambda functions or destinations, so the
+tests play those parts: they build the notification S3 would send for the objects the
+extract wrote, and the event a destination would hand the report function.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import boto3
 import pytest
 import requests
 
-from etl_lib import lake, warehouse
+from etl_lib import iceberg, lake, schemas, warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 LAMBDA = ROOT / "lambda"
@@ -135,6 +135,8 @@ def aws(moto_endpoint, spotify_server, powertools, tmp_path, monkeypatch):
     """A bucket and a client-credentials secret on moto, the environment a function gets."""
     # moto keeps its state per process, not per server: start from an empty account.
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    # Catalogs opened by an earlier test hold Glue clients bound to that test's server.
+    iceberg.forget(LAKE)
     boto3.client("s3").create_bucket(Bucket=BUCKET)
     boto3.client("secretsmanager").create_secret(
         Name=SECRET_ID,
@@ -178,6 +180,25 @@ def entries_per_playlist() -> dict[str, int]:
     return dict(zip(frame["playlist_id"], frame["n"].astype(int), strict=True))
 
 
+def table_rows() -> dict[str, list[tuple]]:
+    """Every row of every table, in a fixed order."""
+    frames = warehouse.query_all(
+        LAKE, {name: (f"SELECT * FROM {name}", None) for name in schemas.TABLES}
+    )
+    return {
+        name: sorted(
+            frame.astype(object).where(frame.notna(), None).itertuples(index=False), key=repr
+        )
+        for name, frame in frames.items()
+    }
+
+
+def commits_per_table() -> dict[str, int]:
+    """Commits since each table was created: one new metadata file each."""
+    tables = iceberg.open_tables(LAKE)
+    return {name: len(tables.existing(name).metadata.metadata_log) for name in schemas.TABLES}
+
+
 # --- extract -> S3 notification -> transform, on moto ---------------------------------------
 
 
@@ -208,12 +229,18 @@ def test_scheduled_extract_then_notified_transform_end_to_end(aws, capsys):
     metrics, _ = emitted(capsys.readouterr().out)
     assert metrics["RawFilesTransformed"] == 2 and metrics["RawFilesQuarantined"] == 0
 
-    # At-least-once delivery: the same notification again, twice, changes nothing.
-    tables_before = s3_keys("lake/tables/")
-    assert run_transform(notification) == first
-    assert run_transform(notification) == first
+    # One invocation, one commit per table (the raw files of a notification go together).
+    assert commits_per_table() == dict.fromkeys(schemas.TABLES, 1)
+    rows = table_rows()
+    assert len(rows["chart_entries"]) == first["rows"]["chart_entries"]
+
+    # At-least-once delivery: the same notification again, twice, changes no row.
+    for delivery in (2, 3):
+        assert run_transform(notification) == first
+        assert table_rows() == rows
+        assert all(n <= delivery for n in commits_per_table().values())
     assert entries_per_playlist() == counts
-    assert s3_keys("lake/tables/") == tables_before
+    assert s3_keys("lake/raw/") == raw_objects
 
     # The next hour: same snapshots, a heartbeat only, still a successful extract.
     again = run_extract()
@@ -395,8 +422,8 @@ import importlib, json, sys
 zip_dir, layer_dir, event = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 sys.path[:0] = [zip_dir, layer_dir]  # as Lambda orders them: /var/task, then the layer
 app = importlib.import_module("app")
-import botocore, etl_lib, s3fs, spotipy
-outside = [m.__name__ for m in (app, botocore, etl_lib, s3fs, spotipy)
+import botocore, etl_lib, pyiceberg, s3fs, spotipy
+outside = [m.__name__ for m in (app, botocore, etl_lib, pyiceberg, s3fs, spotipy)
            if not m.__file__.startswith(zip_dir)]
 assert not outside, f"not loaded from the zip: {outside}"
 context = type("Context", (), {"function_name": "f", "memory_limit_in_mb": 512,
@@ -454,8 +481,11 @@ def test_zips_fit_the_limits_and_run_on_their_own(aws, tmp_path):
         assert "etl_lib/__init__.py" in names
         assert any(name.startswith("etl_lib/sql/") and name.endswith(".sql") for name in names)
         tops = {name.split("/")[0] for name in names}
-        assert {"s3fs", "spotipy", "botocore", "aws_lambda_powertools"} <= tops
+        assert {"s3fs", "spotipy", "botocore", "aws_lambda_powertools", "pyiceberg"} <= tops
         assert not tops & {"pandas", "numpy", "pyarrow", "duckdb", "sqlglot"}
+        # pyiceberg's SQL catalog and command line are not on the Glue path.
+        assert not tops & {"sqlalchemy", "rich", "pygments", "click"}
+        assert not [name for name in names if name.startswith("zstandard/_cffi")]
         assert f"{function}.zip: " in result.stdout and "MB unzipped" in result.stdout
     assert (tmp_path / "out" / ".shared.zip").exists() is False
 
@@ -529,6 +559,7 @@ def test_zip_builder_refuses_wheels_too_new_for_the_lambda_runtime():
     assert not fits("cp311-cp311-macosx_11_0_arm64", "aarch64")
 
 
+@pytest.mark.slow
 def test_extract_transform_report_chain_publishes_the_report_on_s3(aws, monkeypatch, capsys):
     # moto's Athena runs no SQL, so the report reads the same S3 lake with DuckDB here.
     monkeypatch.setenv("SPOTIFY_ETL_REPORT_ENGINE", "duckdb")

@@ -45,6 +45,24 @@ def test_notebooks_are_committed_without_outputs(path):
             assert cell["outputs"] == [] and cell["execution_count"] is None, path
 
 
+# Which files make up a table is the Iceberg catalog's business: a notebook that opened a
+# catalog file or read data files itself would read replaced or half-committed files.
+DIRECT_TABLE_ACCESS = re.compile(
+    r"import duckdb|duckdb\.connect|pyiceberg|read_parquet|\.parquet|catalog\.duckdb"
+    r"|iceberg_catalog|warehouse/|tables/|glob\("
+)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_read_the_lake_through_etl_lib(path):
+    notebook = json.loads(path.read_text())
+    code = "\n".join(
+        "".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"
+    )
+    assert "from etl_lib import" in code
+    assert DIRECT_TABLE_ACCESS.findall(code) == [], path
+
+
 def test_report_parameters_cell_holds_literal_defaults():
     notebook = json.loads(reports.REPORT_NOTEBOOK.read_text())
     [cell] = [c for c in notebook["cells"] if "parameters" in c["metadata"].get("tags", [])]

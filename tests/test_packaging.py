@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import tomllib
 from pathlib import Path
@@ -29,3 +30,32 @@ def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     readme = (ROOT / "README.md").read_text()
     assert "make demo" in readme and "make test" in readme
+
+
+def _lambda_package():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lambda_package", ROOT / "lambda" / "package.py")
+    package = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(package)
+    return package
+
+
+def test_lambda_zips_bundle_pyiceberg_for_glue_without_its_sql_catalog_or_cli():
+    package = _lambda_package()
+    bundled = {dist.metadata["Name"].lower() for dist in package.distributions_to_bundle()}
+    # What pyiceberg imports to write a table through the Glue catalog.
+    assert {"pyiceberg", "pydantic", "pyroaring", "zstandard", "mmh3", "boto3"} <= bundled
+    # Its SQL catalog (an extra) and its command line are never imported on Lambda.
+    assert not bundled & {"sqlalchemy", "rich", "pygments", "click", "markdown-it-py"}
+
+
+def test_every_file_left_out_of_the_zips_names_a_bundled_file():
+    package = _lambda_package()
+    dists = package.distributions_to_bundle()
+    installed = [path.as_posix() for dist in dists for path in dist.files or []]
+    zipped = package.bundle_files(dists)
+    for pattern in package.LEFT_OUT_FILES:
+        # Still installed (else the pattern leaves out nothing), and not in the zips.
+        assert [name for name in installed if fnmatch.fnmatchcase(name, pattern)], pattern
+        assert not [name for name in zipped if fnmatch.fnmatchcase(name, pattern)], pattern

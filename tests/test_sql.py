@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 import sqlglot
 
-from etl_lib import analysis, catalog, sql, warehouse
+from etl_lib import analysis, catalog, envelope, pipeline, reports, sql, warehouse
 from etl_lib.demo import DEMO_PLAYLIST, run_demo
+from etl_lib.local_spotify import ChartSimulator
 
-SHIPPED = [("views", name) for name in sql.shipped("views")] + [
-    ("queries", name) for name in sql.shipped("queries")
+SHIPPED = [
+    (folder, name) for folder in ("views", "queries", "report") for name in sql.shipped(folder)
 ]
+REPORT_QUERIES = reports.input_queries(DEMO_PLAYLIST, "2026-10-31", 5)
 # Positional parameters each shipped query takes, bound as the report binds them.
 QUERY_PARAMS = {
-    name: analysis.query_params(name, DEMO_PLAYLIST, "2026-10-31", 5)
+    ("queries", name): analysis.query_params(name, DEMO_PLAYLIST, "2026-10-31", 5)
     for name in sql.shipped("queries")
-}
+} | {("report", name): params for name, (_, params) in REPORT_QUERIES.items()}
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +47,8 @@ def test_parses_as_trino_and_is_portable(folder, name):
 @pytest.mark.parametrize(("folder", "name"), SHIPPED)
 def test_runs_on_duckdb_against_the_demo_data(demo_lake, folder, name):
     text = sql.shipped(folder)[name]
-    statement = text if folder == "queries" else f"SELECT * FROM ({text}) AS shipped"
-    frame = warehouse.query(demo_lake, statement, QUERY_PARAMS.get(name))
+    statement = f"SELECT * FROM ({text}) AS shipped" if folder == "views" else text
+    frame = warehouse.query(demo_lake, statement, QUERY_PARAMS.get((folder, name)))
     assert len(frame) > 0
 
 
@@ -84,3 +88,40 @@ def test_dt_is_a_string_in_duckdb_as_in_athena(demo_lake):
         "WHERE table_name = 'chart_entries' AND column_name = 'dt'",
     )
     assert frame["data_type"].tolist() == ["VARCHAR"]
+
+
+def test_views_hold_one_row_per_id_when_two_playlists_share_a_snapshot_time(lake_root):
+    # Every table row names its playlist: the same tracks charted by two playlists captured
+    # in the same second are two rows per table, but one per id in the views and the report.
+    other = "37i9dQZEVXbMDoHDwVN2tF"
+    moment = datetime(2026, 10, 31, 12, tzinfo=UTC)
+    simulator = ChartSimulator()
+    entries = simulator.chart(DEMO_PLAYLIST, moment.date())
+    page = {"items": entries, "offset": 0, "limit": 50, "next": None, "total": len(entries)}
+    for playlist_id in (DEMO_PLAYLIST, other):
+        playlist = {**simulator.playlist(DEMO_PLAYLIST, moment.date()), "id": playlist_id}
+        source = {"kind": "spotify-web-api", "api_base_url": "https://api.spotify.com/v1"}
+        pipeline.land_raw(lake_root, envelope.make_envelope(playlist, [page], moment, source))
+    assert len(pipeline.transform(lake_root).transformed) == 2
+
+    counts = {
+        "tracks": "SELECT count(*) AS n, count(DISTINCT track_id) AS ids, "
+        "count(DISTINCT playlist_id) AS playlists FROM tracks",
+        "latest_tracks": "SELECT count(*) AS n, count(DISTINCT track_id) AS ids FROM latest_tracks",
+        "credits": "SELECT count(*) AS n, count(DISTINCT (track_id, artist_position)) AS ids "
+        "FROM latest_track_artists",
+        "report_credits": "SELECT count(*) AS n, count(DISTINCT (track_id, artist_position)) "
+        "AS ids FROM (" + REPORT_QUERIES["credits"][0] + ") AS credits",
+        "daily_chart": "SELECT count(*) AS n, count(DISTINCT (playlist_id, track_id)) AS ids "
+        "FROM daily_chart",
+    }
+    params = {"report_credits": REPORT_QUERIES["credits"][1]}
+    frames = warehouse.query_all(lake_root, {k: (q, params.get(k)) for k, q in counts.items()})
+    found = {name: frame.iloc[0].astype(int).to_dict() for name, frame in frames.items()}
+
+    tracks = len(entries)
+    assert found["tracks"] == {"n": 2 * tracks, "ids": tracks, "playlists": 2}
+    assert found["latest_tracks"] == {"n": tracks, "ids": tracks}
+    assert found["credits"]["n"] == found["credits"]["ids"] >= tracks
+    assert found["report_credits"] == found["credits"]
+    assert found["daily_chart"] == {"n": 2 * tracks, "ids": 2 * tracks}

@@ -146,6 +146,16 @@ def test_every_table_has_exactly_its_schema_even_when_empty() -> None:
     assert transform_envelope(make_envelope([]), RAW_KEY).tables["chart_entries"].num_rows == 0
 
 
+def test_every_row_of_every_table_names_its_snapshot() -> None:
+    # The key a replayed raw file's rows are replaced by: no table may miss it.
+    result = transform_entries(make_entry(make_track("t1")), make_entry(make_track("t2")))
+
+    for name, table in result.tables.items():
+        assert table.num_rows > 0, name
+        for key, value in zip(schemas.SNAPSHOT_COLUMNS, (PLAYLIST_ID, EXTRACTED_AT), strict=True):
+            assert set(table.column(key).to_pylist()) == {value}, (name, key)
+
+
 def test_snapshot_row_describes_the_playlist_and_the_raw_file() -> None:
     result = transform_entries(make_entry(make_track("t1")), make_entry(None))
 
@@ -321,6 +331,7 @@ def test_track_columns() -> None:
             "disc_number": 1,
             "isrc": "GBt1",
             "spotify_url": "https://open.spotify.com/track/t1",
+            "playlist_id": PLAYLIST_ID,
             "extracted_at": EXTRACTED_AT,
         }
     ]
@@ -462,6 +473,7 @@ def test_album_columns() -> None:
             "release_date_precision": "day",
             "total_tracks": 12,
             "spotify_url": "https://open.spotify.com/album/album1",
+            "playlist_id": PLAYLIST_ID,
             "extracted_at": EXTRACTED_AT,
         }
     ]

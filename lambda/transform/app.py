@@ -1,13 +1,16 @@
-"""Transform function: turn the raw objects an S3 notification names into Parquet tables.
+"""Transform function: turn the raw objects an S3 notification names into table rows.
 
 Event: an S3 ``ObjectCreated`` notification (``Records[].s3``). Only the objects it names
-are transformed; the raw prefix is never listed. Delivery is at least once, which is safe:
-each raw file's outputs have deterministic keys and are overwritten (or, in a day already
-compacted, merged into the day's batch file once). A file that cannot be transformed, for
+are transformed; the raw prefix is never listed. Their rows go into the lake's Iceberg
+tables in one commit per table (``pipeline.transform``), ``snapshots`` last. Delivery is at
+least once, which is safe: a snapshot's rows replace any rows of the same snapshot already
+committed, so a redelivered or retried event leaves every row once, and so do two
+invocations committing at the same time (Glue refuses the commit made from a stale table
+version, and it is made again on top of the other). A file that cannot be transformed, for
 whatever reason its content gives, is quarantined with a one-line reason, logged and
-reported in the response, and the rest of the batch goes on. A storage error is not the
-file's fault: it fails the invocation, which Lambda's asynchronous retries then repeat.
-The response is what the OnSuccess destination hands to the report function.
+reported in the response, and the rest of the batch goes on. A storage or catalog error is
+not the file's fault: it fails the invocation, which Lambda's asynchronous retries then
+repeat. The response is what the OnSuccess destination hands to the report function.
 """
 
 from __future__ import annotations

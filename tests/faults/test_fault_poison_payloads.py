@@ -17,7 +17,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from etl_lib import catalog, cli, envelope, lake, pipeline, schemas, transform, warehouse
+from etl_lib import cli, envelope, iceberg, lake, pipeline, schemas, transform, warehouse
 from etl_lib.local_spotify import ChartSimulator
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
@@ -118,8 +118,6 @@ def _fill(root: str) -> PoisonedLake:
 
 
 def _counts(root: str) -> dict[str, int]:
-    if lake.is_local(root):
-        catalog.build_catalog(root)
     frame = warehouse.query(
         root,
         "SELECT (SELECT count(*) FROM snapshots) AS snapshots, "
@@ -153,9 +151,24 @@ def _check_outcome(poisoned: PoisonedLake, summary: pipeline.TransformSummary) -
     assert pipeline.pending_raw_keys(poisoned.root) == []
 
 
-def _table_files(root: str) -> list[tuple[str, int]]:
-    base = Path(root) / lake.TABLES
-    return sorted((str(p.relative_to(base)), p.stat().st_mtime_ns) for p in base.rglob("*.parquet"))
+def _table_versions(root: str) -> dict[str, int]:
+    """The current Iceberg snapshot of every table: a commit of any kind changes it."""
+    tables = iceberg.open_tables(root)
+    versions = {}
+    for name in schemas.TABLES:
+        table = tables.existing(name)
+        assert table is not None and table.current_snapshot() is not None, name
+        versions[name] = table.current_snapshot().snapshot_id
+    return versions
+
+
+def _rows_and_snapshots(root: str) -> dict[str, tuple[int, int]]:
+    """Per table: its rows, and the distinct snapshots they came from."""
+    counts = "SELECT count(*) AS n, count(DISTINCT (playlist_id, extracted_at)) AS s FROM {}"
+    frames = warehouse.query_all(
+        root, {name: (counts.format(name), None) for name in schemas.TABLES}
+    )
+    return {name: (int(f["n"].iloc[0]), int(f["s"].iloc[0])) for name, f in frames.items()}
 
 
 def test_hourly_path_quarantines_each_poison_file_and_transforms_every_good_one(lake_root):
@@ -164,10 +177,10 @@ def test_hourly_path_quarantines_each_poison_file_and_transforms_every_good_one(
     summary = pipeline.transform(lake_root)
 
     _check_outcome(poisoned, summary)
-    files = _table_files(lake_root)
+    versions = _table_versions(lake_root)
     rerun = pipeline.transform(lake_root)
     assert rerun.transformed == [] and rerun.quarantined == {}
-    assert _table_files(lake_root) == files
+    assert _table_versions(lake_root) == versions  # nothing left to commit
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -177,10 +190,10 @@ def test_bulk_path_quarantines_each_poison_file_and_commits_the_rest_of_its_day(
     summary = pipeline.transform_bulk(lake_root, workers=workers)
 
     _check_outcome(poisoned, summary)
-    files = _table_files(lake_root)
+    versions = _table_versions(lake_root)
     rerun = pipeline.transform_bulk(lake_root, workers=workers)
     assert rerun.transformed == [] and rerun.quarantined == {}
-    assert _table_files(lake_root) == files
+    assert _table_versions(lake_root) == versions  # nothing left to commit
 
 
 POISON_NAME = "rows Arrow refuses"
@@ -292,12 +305,12 @@ def test_lambda_handler_quarantines_each_poison_object_and_transforms_the_rest(
     assert sum(log.get("message") == "raw file quarantined" for log in logged) == len(
         poisoned.poison
     )
-    # At-least-once delivery: the same notification again quarantines and writes the same.
+    first = _rows_and_snapshots(LAKE)
+    assert first == {name: (response["rows"][name], len(poisoned.good)) for name in schemas.TABLES}
+    # At-least-once delivery: the same notification again quarantines and writes the same,
+    # and every table holds each good snapshot's rows once.
     assert handler(notification, _LambdaContext()) == response
-    assert _counts(LAKE)["snapshots"] == len(poisoned.good)
-    assert len(schemas.TABLES) * len(poisoned.good) == len(
-        list(lake.list_keys(LAKE, f"{lake.TABLES}/", ".parquet"))
-    )
+    assert _rows_and_snapshots(LAKE) == first
 
 
 def test_an_extracted_snapshot_with_a_lone_surrogate_lands_then_goes_to_quarantine(lake_root):

@@ -1,16 +1,17 @@
 -- Per track on the window's last chart day: days from its album's release to that day.
 -- Year- and month-precision release dates are stored as their first day (the albums table),
--- so they count from it. Same as etl_lib.analysis.release_age.
+-- so they count from it. Album and release date are those of the chart's own snapshot, so the
+-- dimension tables are read for that day only. Same as etl_lib.analysis.release_age.
 -- Parameters: playlist_id, first_day, last_day ('YYYY-MM-DD').
 WITH chart_window AS (
     -- The window's first and last dates are bound as strings: a plain predicate on dt, the
     -- partition column, which Athena prunes on and both engines compare the same way.
-    SELECT chart_date, track_id, chart_rank
+    SELECT playlist_id, dt, extracted_at, chart_date, track_id, chart_rank
     FROM daily_chart
     WHERE playlist_id = ? AND dt BETWEEN ? AND ?
 ),
 last_day_chart AS (
-    SELECT w.chart_date, w.chart_rank, w.track_id
+    SELECT w.playlist_id, w.dt, w.extracted_at, w.chart_date, w.chart_rank, w.track_id
     FROM chart_window AS w
     WHERE w.chart_date = (SELECT max(chart_date) FROM chart_window)
 )
@@ -22,6 +23,10 @@ SELECT l.chart_date,
        al.release_date_precision,
        date_diff('day', al.release_date, l.chart_date) AS days_since_release
 FROM last_day_chart AS l
-LEFT JOIN latest_tracks AS t ON t.track_id = l.track_id
-LEFT JOIN latest_albums AS al ON al.album_id = t.album_id
+LEFT JOIN tracks AS t
+  ON t.dt = l.dt AND t.playlist_id = l.playlist_id AND t.extracted_at = l.extracted_at
+ AND t.track_id = l.track_id
+LEFT JOIN albums AS al
+  ON al.dt = l.dt AND al.playlist_id = l.playlist_id AND al.extracted_at = l.extracted_at
+ AND al.album_id = t.album_id
 ORDER BY l.chart_rank

@@ -1,2 +1,8 @@
--- Every album's latest release date.
-SELECT album_id, release_date, release_date_precision FROM latest_albums
+-- The latest release date of every album seen in the window.
+-- Parameters: first_day, last_day ('YYYY-MM-DD').
+SELECT album_id,
+       max_by(release_date, extracted_at) AS release_date,
+       max_by(release_date_precision, extracted_at) AS release_date_precision
+FROM albums
+WHERE dt BETWEEN ? AND ?
+GROUP BY album_id
