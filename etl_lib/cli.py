@@ -61,8 +61,8 @@ def _say(message: str) -> None:
     print(terminal_safe(message), file=sys.stderr, flush=True)
 
 
-# Bulk transform works a playlist's day at a time, compaction a day; the rest file by file.
-_UNITS = {pipeline.BULK_STEP: "day", compaction.STEP: "day"}
+# Bulk transform works a playlist's day at a time, compaction a month; the rest file by file.
+_UNITS = {pipeline.BULK_STEP: "day", compaction.STEP: "month"}
 
 
 def _bar(items: list, description: str) -> Iterable:

@@ -2,8 +2,8 @@
 
 The hourly transform adds small files to each day of each table (``etl_lib.iceberg``).
 ``compact`` rewrites a day's files into one file per table, sorted for the common reads, in
-one Iceberg commit per table: a reader sees the old snapshot or the new one, never both nor
-neither. A raw file committed into the day meanwhile makes the rewrite's commit fail
+one Iceberg commit per table and month: a reader sees the old snapshot or the new one, never
+both nor neither. A raw file committed into those days meanwhile makes the rewrite's commit fail
 validation, and the rewrite is planned again with it.
 
 Replaced files stay readable for ``SPOTIFY_ETL_SNAPSHOT_RETENTION_DAYS`` (default 7): a query
@@ -90,13 +90,20 @@ def compact(
             summary.days_already_compact += 1
             continue
         todo.append(day)
-    for day in track(todo, STEP):
-        summary.files_before += sum(counts[name][day] for name in schemas.TABLES)
+    months: dict[str, list[str]] = {}
+    for day in todo:
+        months.setdefault(day[:7], []).append(day)
+    # One commit per table and month: a year's backlog is 12 rewrites of each table, each
+    # planned once, instead of 365 that would each plan the whole table.
+    for month_days in track(list(months.values()), STEP):
         for name in schemas.TABLES:
-            if counts[name][day] > 1:
-                rewrite_day(lake_root, name, day)
-            summary.files_after += min(counts[name][day], 1)
-        summary.days_rewritten += 1
+            days_to_rewrite = [day for day in month_days if counts[name][day] > 1]
+            if days_to_rewrite:
+                rewrite_days(lake_root, name, days_to_rewrite)
+        for day in month_days:
+            summary.files_before += sum(counts[name][day] for name in schemas.TABLES)
+            summary.files_after += sum(min(counts[name][day], 1) for name in schemas.TABLES)
+        summary.days_rewritten += len(month_days)
     expired = expire(lake_root, retention)
     summary.snapshots_expired, summary.files_deleted = expired
     # Raw-zone writes killed before their rename leave hidden temporary files behind.
@@ -104,21 +111,24 @@ def compact(
     return summary
 
 
-def rewrite_day(lake_root: str, name: str, day: str) -> None:
-    """One commit replacing a table's files of ``day`` with one file of the same rows, sorted."""
-    from pyiceberg.expressions import EqualTo
+def rewrite_days(lake_root: str, name: str, days: list[str]) -> None:
+    """One commit replacing a table's files of ``days`` with one sorted file per day."""
+    from pyiceberg.expressions import In
 
-    day_filter = EqualTo(schemas.PARTITION_COLUMN, day)
+    days_filter = In(schemas.PARTITION_COLUMN, sorted(days))
 
     def rewrite(table, transaction):
         with iceberg.damaged_files(lake_root):
-            rows = table.scan(row_filter=day_filter).to_arrow()
+            rows = table.scan(row_filter=days_filter).to_arrow()
         if rows.num_rows == 0:
             return
-        rows = rows.sort_by([(column, "ascending") for column in iceberg.SORT_KEYS[name]])
-        # Validated against commits since the scan: a late file in this day fails it, and
-        # ``iceberg.commit`` plans the rewrite again with that file's rows.
-        transaction.overwrite(rows, overwrite_filter=day_filter)
+        order = [schemas.PARTITION_COLUMN, *iceberg.SORT_KEYS[name]]
+        rows = rows.sort_by([(column, "ascending") for column in order])
+        files = iceberg.write_day_files(table, rows)
+        # Whole days go, so no file is read to delete them. Validated against commits since
+        # the scan: a late file in these days fails it, and ``iceberg.commit`` plans the
+        # rewrite again with that file's rows.
+        iceberg.replace_rows(transaction, days_filter, files)
 
     iceberg.commit(iceberg.open_tables(lake_root), name, rewrite, create=False)
 

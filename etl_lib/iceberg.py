@@ -493,11 +493,7 @@ def commit_staged(lake_root: str, staged: list[StagedRows]) -> None:
         def write(table, transaction, files=files):
             with damaged_files(lake_root):
                 predicate = _replay_predicate(table, written)
-            _delete_quietly(transaction, predicate)
-            if files:
-                with transaction.update_snapshot().merge_append() as append:
-                    for data_file in files:
-                        append.append_data_file(data_file)
+            replace_rows(transaction, predicate, files)
 
         commit(catalog, name, write)
 
@@ -559,6 +555,16 @@ def write_day_files(table, rows: pa.Table) -> list:
             )
         offset += size
     return list(write_file(io=table.io, table_metadata=metadata, tasks=tasks))
+
+
+def replace_rows(transaction, predicate, files: list) -> None:
+    """Delete the rows ``predicate`` matches and add the data files ``files``, in one
+    transaction (validated, at commit, against what other writers committed meanwhile)."""
+    _delete_quietly(transaction, predicate)
+    if files:
+        with transaction.update_snapshot().merge_append() as append:
+            for data_file in files:
+                append.append_data_file(data_file)
 
 
 def _delete_quietly(transaction, predicate) -> None:

@@ -330,16 +330,16 @@ def test_readers_never_see_a_count_change_while_a_compaction_runs(per_file_lake,
     reader.start()
     try:
         seen = [answers.get(timeout=120)]
-        real_rewrite = compaction.rewrite_day
+        real_rewrite = compaction.rewrite_days
         rewritten = []
 
-        def rewrite_then_let_the_reader_look(lake_root, name, day):
-            real_rewrite(lake_root, name, day)
-            rewritten.append((name, day))
+        def rewrite_then_let_the_reader_look(lake_root, name, days):
+            real_rewrite(lake_root, name, days)
+            rewritten.append((name, days))
             # The second answer from now comes from a read that began after this commit.
             seen.extend(answers.get(timeout=120) for _ in range(2))
 
-        monkeypatch.setattr(compaction, "rewrite_day", rewrite_then_let_the_reader_look)
+        monkeypatch.setattr(compaction, "rewrite_days", rewrite_then_let_the_reader_look)
         summary = compaction.compact(per_file_lake, days=["2026-10-01"])
         stop.set()
         while (answer := answers.get(timeout=120)) is not None:
