@@ -16,7 +16,7 @@ help:
 	@echo "make lab      - JupyterLab on the notebooks, against the demo lake"
 	@echo "make package  - build the extract/transform Lambda zips and check their size"
 	@echo "make lint     - ruff"
-	@echo "make bench    - benchmark on a generated year of hourly snapshots (about 5 minutes)"
+	@echo "make bench    - benchmark on a generated year of hourly snapshots (about 8 minutes)"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; found " + sys.version.split()[0] + " (set PYTHON=python3.11)")'

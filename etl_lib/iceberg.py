@@ -33,7 +33,6 @@ import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
 
 import pyarrow as pa
 
@@ -374,7 +373,7 @@ def _written(snapshots: pa.Table) -> Written:
 
 
 def _replay_predicate(table, written: Written):
-    """The rows of ``table`` that writing ``snapshots`` replaces, as a cheap filter.
+    """The rows of ``table`` that writing the ``written`` snapshots replaces, as a cheap filter.
 
     Exact at the table's current state, and as coarse as that allows: a day whose rows all
     belong to the written snapshots (or that has none yet) is matched by its partition alone,
@@ -452,7 +451,7 @@ class StagedRows:
 
 
 def stage(lake_root: str, tables: dict[str, pa.Table]) -> StagedRows:
-    """Write the rows of ``tables`` as data files, one per table and day (``append_by_day``)."""
+    """Write the rows of ``tables`` as data files, one per table and day (``write_day_files``)."""
     files = {}
     with catalog_errors(lake_root), lake.storage_errors(lake_root):
         for name in WRITE_ORDER:
@@ -722,10 +721,6 @@ def day_range(first: str | None, last: str | None):
     if not terms:
         return AlwaysTrue()
     return terms[0] if len(terms) == 1 else And(*terms)
-
-
-def capture_day(moment: datetime) -> str:
-    return lake.partition_date(moment)
 
 
 # ---------------------------------------------------------------------------------------
