@@ -316,16 +316,17 @@ def count_rows_until_stopped(lake_root: str, stop, answers) -> None:
             return
 
 
-def test_readers_never_see_a_count_change_while_a_compaction_runs(per_file_lake, monkeypatch):
-    """A reader in another process counts every table over and over while a compaction
-    commits table after table; after each commit it reads at least once more."""
-    with catalog.connect(per_file_lake) as connection:
+def compact_while_a_reader_counts(lake_root: str, monkeypatch, days: list[str]):
+    """Compact ``days`` while a reader in another process counts every table over and over;
+    after each commit of the compaction it reads at least once more. Returns the summary,
+    what was rewritten, the counts before, and every count the reader saw."""
+    with catalog.connect(lake_root) as connection:
         expected = row_counts(connection)
     context = worker_processes()
     stop, answers = context.Event(), context.Queue()
     reader = context.Process(
         target=in_environment,
-        args=(dict(os.environ), count_rows_until_stopped, per_file_lake, stop, answers),
+        args=(dict(os.environ), count_rows_until_stopped, lake_root, stop, answers),
     )
     reader.start()
     try:
@@ -340,7 +341,7 @@ def test_readers_never_see_a_count_change_while_a_compaction_runs(per_file_lake,
             seen.extend(answers.get(timeout=120) for _ in range(2))
 
         monkeypatch.setattr(compaction, "rewrite_days", rewrite_then_let_the_reader_look)
-        summary = compaction.compact(per_file_lake, days=["2026-10-01"])
+        summary = compaction.compact(lake_root, days=days)
         stop.set()
         while (answer := answers.get(timeout=120)) is not None:
             seen.append(answer)
@@ -351,6 +352,13 @@ def test_readers_never_see_a_count_change_while_a_compaction_runs(per_file_lake,
             reader.kill()
             reader.join()
     assert reader.exitcode == 0
+    return summary, rewritten, expected, seen
+
+
+def test_readers_never_see_a_count_change_while_a_compaction_runs(per_file_lake, monkeypatch):
+    summary, rewritten, expected, seen = compact_while_a_reader_counts(
+        per_file_lake, monkeypatch, ["2026-10-01"]
+    )
     assert summary.days_rewritten == 1
     assert len(rewritten) == len(schemas.TABLES)
     assert len(seen) >= 2 * len(rewritten) + 2
@@ -490,7 +498,13 @@ def test_compaction_on_s3(moto_endpoint, tmp_path, monkeypatch):
     expected = table_rows(local)
     assert table_rows(root) == expected
 
-    summary = compaction.compact(root)
+    # Read while compacting: on S3 and Glue too, a reader sees the old snapshot or the new.
+    summary, rewritten, counts, seen = compact_while_a_reader_counts(
+        root, monkeypatch, ["2026-10-01", "2026-10-02"]
+    )
+    assert len(rewritten) == len(schemas.TABLES)
+    assert len(seen) >= 2 * len(rewritten) + 2
+    assert [answer for answer in seen if answer != counts] == []
     assert (summary.days_rewritten, summary.files_before, summary.files_after) == (2, 24, 12)
     assert set(files_per_table_day(root).values()) == {1}
     assert table_rows(root) == expected
