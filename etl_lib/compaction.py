@@ -44,19 +44,7 @@ class CompactSummary:
 
 def files_per_day(lake_root: str, name: str, row_filter=None) -> Counter:
     """How many data files each day of a table's current snapshot holds."""
-    planned = iceberg.plan(lake_root, name, row_filter)
-    counts: Counter = Counter()
-    for path in planned.files:
-        counts[_day_of_file(path)] += 1
-    return counts
-
-
-def _day_of_file(path: str) -> str:
-    # pyiceberg writes identity partitions as Hive-style folders: .../data/dt=YYYY-MM-DD/...
-    for part in path.split("/"):
-        if part.startswith(f"{schemas.PARTITION_COLUMN}="):
-            return part.split("=", 1)[1]
-    return ""
+    return Counter(iceberg.plan(lake_root, name, row_filter).days)
 
 
 def compact(

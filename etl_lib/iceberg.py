@@ -687,6 +687,7 @@ class PlannedTable:
 
     name: str
     files: list[str]
+    days: list[str]  # each file's partition (its dt), from the table's metadata
     schema: pa.Schema
     field_ids: dict[str, int]
 
@@ -697,13 +698,14 @@ def plan(lake_root: str, name: str, row_filter=None) -> PlannedTable:
     with catalog_errors(lake_root), lake.storage_errors(lake_root), damaged_files(lake_root):
         table = catalog.existing(name)
         if table is None:
-            return PlannedTable(name, [], table_arrow_schema(name), {})
+            return PlannedTable(name, [], [], table_arrow_schema(name), {})
         schema = table.schema()
         options = {} if row_filter is None else {"row_filter": row_filter}
-        files = [task.file.file_path for task in table.scan(**options).plan_files()]
+        files = [task.file for task in table.scan(**options).plan_files()]
     return PlannedTable(
         name,
-        files,
+        [file.file_path for file in files],
+        [file.partition[0] for file in files],
         schema.as_arrow(),
         {field.name: field.field_id for field in schema.fields},
     )

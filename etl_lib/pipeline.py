@@ -26,7 +26,7 @@ from etl_lib import archive, envelope, iceberg, lake, schemas, spotify
 from etl_lib.config import Settings
 from etl_lib.errors import ConfigError, CorruptPayload, EtlError, QuotaExceeded, RateLimited
 from etl_lib.progress import Track, untracked
-from etl_lib.transform import TableBatch, TransformResult, snapshot_header
+from etl_lib.transform import TableBatch, snapshot_header
 
 Progress = Callable[[str], None]
 
@@ -412,13 +412,6 @@ class TransformSummary:
         default_factory=lambda: {"skipped_episodes": 0, "skipped_local": 0, "skipped_null": 0}
     )
 
-    def add(self, raw_key: str, result: TransformResult) -> None:
-        self.transformed.append(raw_key)
-        for table, data in result.tables.items():
-            self.rows[table] += data.num_rows
-        for name in self.skipped:
-            self.skipped[name] += result.counts.get(name, 0)
-
     def merge(self, other: TransformSummary) -> None:
         self.transformed.extend(other.transformed)
         self.quarantined.update(other.quarantined)
@@ -549,12 +542,8 @@ def transform_bulk(
     """
     lake.ensure_root(lake_root)
     keys = sorted(set(pending_raw_keys(lake_root) if raw_keys is None else raw_keys))
-    # Workers from a fork server started earlier hold the environment of then: each job
-    # carries this process's (settings, credentials and endpoints are read from it).
-    environment = dict(os.environ)
     jobs = [
-        (lake_root, list(day_keys), environment)
-        for _, day_keys in groupby(keys, key=_partition_of_raw_key)
+        (lake_root, list(day_keys)) for _, day_keys in groupby(keys, key=_partition_of_raw_key)
     ]
     if workers is None:
         workers = (os.cpu_count() or 1) if len(keys) >= _PARALLEL_FROM else 1
@@ -572,12 +561,9 @@ def transform_bulk(
 
 
 def _stage_day(
-    lake_root: str, raw_keys: list[str], environment: dict[str, str]
+    lake_root: str, raw_keys: list[str]
 ) -> tuple[TransformSummary, iceberg.StagedRows | None]:
     """One playlist-day's rows, written as data files (in a worker) for a later commit."""
-    if os.environ != environment:
-        os.environ.clear()
-        os.environ.update(environment)
     summary, tables = _transform_batch(lake_root, raw_keys)
     return summary, (iceberg.stage(lake_root, tables) if tables is not None else None)
 
@@ -617,15 +603,11 @@ class _BulkCommits:
 def _process_context():
     # fork starts workers at once and needs no ``if __name__ == "__main__"`` guard in a
     # caller's script, but is only safe while this process has a single thread; an S3
-    # client's event loop or pyiceberg's writer pool is a thread. Then a fork server: started
-    # once per process with this module loaded, it forks the workers of every later run.
-    if sys.platform != "linux":
-        return get_context("spawn")
-    if threading.active_count() == 1:
+    # client's event loop or pyiceberg's writer pool is a thread, and then spawn it is
+    # (workers start with this process's environment as it is now).
+    if sys.platform == "linux" and threading.active_count() == 1:
         return get_context("fork")
-    context = get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    return context
+    return get_context("spawn")
 
 
 def _partition_of_raw_key(key: str) -> tuple[str, str]:
