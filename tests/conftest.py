@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import multiprocessing
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -79,3 +81,19 @@ def use_fake_aws(monkeypatch, endpoint: str) -> None:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     # Catalogs opened for an earlier server keep its Glue client.
     iceberg.forget()
+
+
+def worker_processes():
+    """Processes forked from a server that has imported the pipeline once: they start at
+    once, and share none of this process's catalog connections or threads. Start them with
+    ``in_environment``: a fork server's children have the environment it started with."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["etl_lib.pipeline", "etl_lib.compaction", "etl_lib.catalog"])
+    return context
+
+
+def in_environment(environ: dict[str, str], target, *args) -> None:
+    """Run ``target`` in ``environ``, the environment of the test that started this process."""
+    os.environ.clear()
+    os.environ.update(environ)
+    target(*args)

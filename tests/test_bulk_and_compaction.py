@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import multiprocessing
 import os
 import shutil
 from datetime import UTC, date, datetime, timedelta
@@ -15,6 +14,7 @@ import boto3
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+from conftest import in_environment, worker_processes
 
 from etl_lib import (
     catalog,
@@ -287,22 +287,6 @@ def test_compaction_scope_by_day_and_month(per_file_lake):
     assert compaction.compact(per_file_lake, month="2026-09").days_rewritten == 0
     assert compaction.compact(per_file_lake, month="2026-10").days_rewritten == 2
     assert set(files_per_table_day(per_file_lake).values()) == {1}
-
-
-def worker_processes():
-    """Processes forked from a server that has imported the pipeline once: they start at
-    once, and share none of this process's catalog connections or threads."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["etl_lib.pipeline", "etl_lib.compaction", "etl_lib.catalog"])
-    return context
-
-
-def in_environment(environ: dict[str, str], target, *args) -> None:
-    """Run ``target`` in the environment of the test that started this process: a fork
-    server's children inherit the environment the server started with."""
-    os.environ.clear()
-    os.environ.update(environ)
-    target(*args)
 
 
 def count_rows_until_stopped(lake_root: str, stop, answers) -> None:

@@ -3,7 +3,6 @@ and a column added to a table reads NULL in the rows written before it."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 from datetime import UTC, date, datetime, timedelta
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from conftest import in_environment, worker_processes
 
 from etl_lib import cli, compaction, envelope, iceberg, lake, pipeline, schemas, warehouse
 from etl_lib.local_spotify import ChartSimulator
@@ -86,22 +86,6 @@ def current_snapshot_id(lake_root: str, name: str) -> int:
     return iceberg.open_tables(lake_root).table(name).metadata.current_snapshot_id
 
 
-def processes():
-    """Processes forked from a server that has imported the pipeline once: they start at
-    once, and share none of this process's catalog connections or threads."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["etl_lib.pipeline", "etl_lib.compaction"])
-    return context
-
-
-def in_environment(environ: dict[str, str], target, *args) -> None:
-    """Run ``target`` in the environment of the test that started this process: a fork
-    server's children inherit the environment the server started with."""
-    os.environ.clear()
-    os.environ.update(environ)
-    target(*args)
-
-
 def run_together(barrier, operation: str, lake_root: str, keys: list[str] | None) -> None:
     barrier.wait(timeout=120)
     if operation == "transform":
@@ -119,7 +103,7 @@ def at_once(*jobs: tuple[str, str, list[str] | None]) -> None:
     that exist already (creating them at once is another test's, in the fault suite)."""
     for lake_root in {job[1] for job in jobs}:
         iceberg.create_tables(lake_root)
-    context = processes()
+    context = worker_processes()
     barrier = context.Barrier(len(jobs))
     workers = [
         context.Process(target=in_environment, args=(dict(os.environ), run_together, barrier, *job))
@@ -355,7 +339,7 @@ def test_the_first_writers_of_a_new_column_add_it_together(tmp_path):
     root = str(tmp_path / "lake")
     pipeline.transform(root, land(root, days=1, hours=(0,)))
     new_keys = land(root, days=1, hours=(6, 12, 18))
-    context = processes()
+    context = worker_processes()
     barrier = context.Barrier(len(new_keys))
     writers = [
         context.Process(

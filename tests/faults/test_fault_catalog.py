@@ -4,7 +4,6 @@ leftovers of killed writes."""
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import in_environment, worker_processes
 
 from etl_lib import catalog, cli, compaction, envelope, iceberg, lake, pipeline, schemas, warehouse
 from etl_lib.local_spotify import ChartSimulator
@@ -69,22 +69,6 @@ def _python(code: str, *args: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def _processes():
-    """Processes forked from a server that has imported the pipeline once: they start at
-    once, and share none of this process's catalog connections or threads."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["etl_lib.pipeline", "etl_lib.compaction", "etl_lib.catalog"])
-    return context
-
-
-def _in_environment(environ: dict[str, str], target, *args) -> None:
-    """Run ``target`` in the environment of the test that started this process: a fork
-    server's children inherit the environment the server started with."""
-    os.environ.clear()
-    os.environ.update(environ)
-    target(*args)
 
 
 def _join(processes: list, timeout: float = 120) -> list[int]:
@@ -178,12 +162,12 @@ def _build_after(barrier, lake_root: str, names) -> None:
 
 def test_catalog_builds_at_once_on_a_lake_without_tables_all_succeed(lake_root):
     keys = _land(lake_root, snapshots=2)
-    context, environ = _processes(), dict(os.environ)
+    context, environ = worker_processes(), dict(os.environ)
     builders = 3
     barrier, names = context.Barrier(builders), context.Queue()
     processes = [
         context.Process(
-            target=_in_environment, args=(environ, _build_after, barrier, lake_root, names)
+            target=in_environment, args=(environ, _build_after, barrier, lake_root, names)
         )
         for _ in range(builders)
     ]
@@ -287,18 +271,18 @@ def test_transform_compaction_and_queries_at_once_answer_consistently(lake_root)
     pipeline.transform(lake_root)
     assert len(_land(lake_root, snapshots=12, first=2)) == 12
 
-    context, environ = _processes(), dict(os.environ)
+    context, environ = worker_processes(), dict(os.environ)
     done, rounds = context.Event(), context.Queue()
     answers = [context.Queue(), context.Queue()]
     processes = [
         context.Process(
-            target=_in_environment, args=(environ, _transform_one_by_one, lake_root, done)
+            target=in_environment, args=(environ, _transform_one_by_one, lake_root, done)
         ),
         context.Process(
-            target=_in_environment, args=(environ, _compact_until, lake_root, done, rounds)
+            target=in_environment, args=(environ, _compact_until, lake_root, done, rounds)
         ),
         *(
-            context.Process(target=_in_environment, args=(environ, _read_until, lake_root, done, a))
+            context.Process(target=in_environment, args=(environ, _read_until, lake_root, done, a))
             for a in answers
         ),
     ]

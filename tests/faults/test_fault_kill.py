@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import multiprocessing
 import os
 import random
 import shutil
@@ -25,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import in_environment, worker_processes
 
 from etl_lib import compaction, envelope, lake, pipeline, schemas, warehouse
 from etl_lib.local_spotify import ChartSimulator
@@ -79,23 +79,12 @@ def _run_counting_steps(lake_root: str, operation: str, kill_at: int, answer) ->
     answer.put(taken[0])
 
 
-def _in_environment(environ: dict[str, str], target, *args) -> None:
-    """Run ``target`` in the environment of the test that started this process: a fork
-    server's children inherit the environment the server started with."""
-    os.environ.clear()
-    os.environ.update(environ)
-    target(*args)
-
-
 def _run(lake_root: str, operation: str, kill_at: int = 0) -> tuple[int, int | None]:
     """Exit code and steps taken of ``operation`` in a process of its own."""
-    # Forked from a server that imported the pipeline once: quick to start, and sharing no
-    # catalog connection or thread with this process.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["etl_lib.pipeline", "etl_lib.compaction"])
+    context = worker_processes()
     answer = context.SimpleQueue()
     process = context.Process(
-        target=_in_environment,
+        target=in_environment,
         args=(dict(os.environ), _run_counting_steps, lake_root, operation, kill_at, answer),
     )
     process.start()
