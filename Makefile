@@ -8,12 +8,13 @@ INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 LAKE ?= data/lake
 
-.PHONY: demo test lab package lint bench clean-lake help
+.PHONY: demo test lab notebook-filter package lint bench clean-lake help
 
 help:
 	@echo "make demo     - create .venv, install, run the whole pipeline offline into ./$(LAKE)"
 	@echo "make test     - create/update .venv, run the tests"
 	@echo "make lab      - JupyterLab on the notebooks, against the demo lake"
+	@echo "make notebook-filter - keep notebook outputs out of git (lab and test run it)"
 	@echo "make package  - build the extract/transform Lambda zips and check their size"
 	@echo "make lint     - ruff"
 	@echo "make bench    - benchmark on a generated year of hourly snapshots (about 8 minutes)"
@@ -30,14 +31,32 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 demo: $(INSTALLED)
 	$(BIN)/spotify-etl demo --lake $(LAKE)
 
-test: $(INSTALLED)
+test: $(INSTALLED) notebook-filter
 	$(BIN)/python -m pytest
 
 $(LAKE)/iceberg_catalog.db: | $(INSTALLED)
 	$(BIN)/spotify-etl demo --lake $(LAKE)
 
-lab: $(INSTALLED) $(LAKE)/iceberg_catalog.db
-	SPOTIFY_ETL_LAKE=$(abspath $(LAKE)) $(BIN)/jupyter lab --notebook-dir=notebooks --allow-root
+# An s3:// lake is used as it is; a local one is made by the demo when missing.
+REMOTE_LAKE := $(findstring ://,$(LAKE))
+lab: $(INSTALLED) notebook-filter $(if $(REMOTE_LAKE),,$(LAKE)/iceberg_catalog.db)
+	SPOTIFY_ETL_LAKE=$(if $(REMOTE_LAKE),$(LAKE),$(abspath $(LAKE))) \
+	  $(BIN)/jupyter lab --notebook-dir=notebooks --allow-root
+
+# JupyterLab saves outputs into the notebooks; .gitattributes sends them through this filter,
+# so git stores them without outputs (and without the kernel's version details), and
+# `git diff` compares them so too. Where the filter is not configured, git stores notebooks
+# as they are, and tests/test_notebooks.py says to run this.
+NBSTRIPOUT := "$(abspath $(BIN))/python" -m nbstripout
+VOLATILE_NOTEBOOK_KEYS := $(addprefix metadata.language_info.,\
+  codemirror_mode file_extension mimetype nbconvert_exporter pygments_lexer version)
+notebook-filter: $(INSTALLED)
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	  git config filter.nbstripout.clean '$(NBSTRIPOUT)' && \
+	  git config filter.nbstripout.smudge cat && \
+	  git config filter.nbstripout.extrakeys '$(VOLATILE_NOTEBOOK_KEYS)' && \
+	  git config diff.ipynb.textconv '$(NBSTRIPOUT) -t'; \
+	fi
 
 package: $(INSTALLED)
 	$(BIN)/python lambda/package.py --out build/lambda

@@ -12,7 +12,10 @@ and last dates inside it that have a chart, so a day the extraction missed at ei
 shifts the comparison by a day instead of making every track look like an entry or an exit.
 
 Each analysis has an equivalent Athena-dialect query, ``etl_lib/sql/queries/<function>.sql``;
-``query_params`` gives the positional parameters to bind to any shipped query.
+``query_params`` gives the positional parameters to bind to those. The other shipped queries
+compare charts on one day or follow one track or artist over time (``LOOKUP_QUERIES``):
+``lookup_params`` binds their parameters by name, and ``side_by_side`` lays the top 10 of
+several charts out as one column per chart.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
 import pandas as pd
+
+from etl_lib import envelope
 
 # The shipped queries that take the window parameters (playlist_id, first_day, last_day).
 WINDOW_QUERIES = (
@@ -37,6 +42,24 @@ TOP_N_QUERIES = ("climbers_and_fallers",)
 # The longest window (and demo) in days: ten years; beyond is a typo, and the dates around
 # year 1 or 9999 overflow.
 MAX_DAYS = 3660
+
+# The queries that compare charts or follow one track or artist, each with its parameters'
+# names in binding order (a name bound twice appears twice); ``lookup_params`` binds them.
+# Most read the ``chart`` view, whose movement, peak and days on chart count from each
+# playlist's first chart day: run them on tables planned from the first day
+# (``warehouse.query``, or ``warehouse.query_all`` with ``days=(None, last day)``).
+LOOKUP_QUERIES: dict[str, tuple[str, ...]] = {
+    "compare_track_ranks": ("day", "playlists", "playlists", "day", "track_id", "day"),
+    "charts_per_track": ("day", "playlists", "playlists", "day"),
+    "top10_side_by_side": ("day", "playlists", "playlists", "day"),
+    "track_search": ("text", "text", "first_day", "last_day", "first_day", "last_day"),
+    "track_rank_history": ("track_id", "first_day", "last_day", "first_day", "last_day"),
+    "artist_search": ("text", "first_day", "last_day"),
+    "artist_page": ("artist_id", "first_day", "last_day", "first_day", "last_day"),
+}
+# The days a lookup covers unless told otherwise: every day the lake can hold.
+FIRST_POSSIBLE_DAY = envelope.EARLIEST.date().isoformat()
+LAST_POSSIBLE_DAY = envelope.LATEST.date().isoformat()
 
 NEW_ENTRY = "new_entry"
 DROPOUT = "dropout"
@@ -78,9 +101,91 @@ def query_params(
     return params
 
 
+def lookup_params(
+    name: str,
+    *,
+    day: date | str | None = None,
+    playlists: Iterable[str] | None = None,
+    track_id: str | None = None,
+    artist_id: str | None = None,
+    text: str | None = None,
+    first_day: date | str | None = None,
+    last_day: date | str | None = None,
+) -> list:
+    """The positional parameters of the lookup query ``name`` (``LOOKUP_QUERIES``).
+
+    ``day``, ``first_day`` and ``last_day`` are dates or 'YYYY-MM-DD'; the range defaults to
+    every day. ``playlists`` limits a comparison to those playlist ids (default: every
+    playlist with a chart that day). ``text`` is searched for literally, ignoring case.
+    """
+    if name not in LOOKUP_QUERIES:
+        raise ValueError(f"no shipped lookup query named {name!r}")
+    if playlists is not None and isinstance(playlists, str):
+        playlists = [playlists]
+    if playlists is not None and any("," in playlist for playlist in playlists):
+        raise ValueError(f"a playlist id holds no comma: {list(playlists)!r}")
+    values = {
+        "day": None if day is None else _as_date(day).isoformat(),
+        "playlists": ",".join(playlists or ()),
+        "track_id": track_id,
+        "artist_id": artist_id,
+        "text": text.strip() if isinstance(text, str) else None,
+        "first_day": _as_date(first_day or FIRST_POSSIBLE_DAY).isoformat(),
+        "last_day": _as_date(last_day or LAST_POSSIBLE_DAY).isoformat(),
+    }
+    params = []
+    for parameter in LOOKUP_QUERIES[name]:
+        value = values[parameter]
+        if value is None or value == "" and parameter != "playlists":
+            raise ValueError(f"query {name!r} needs {parameter}")
+        params.append(value)
+    return params
+
+
+def side_by_side(top10: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``top10_side_by_side`` as one column per chart, one row per rank.
+
+    Each cell is 'track name — artists'; columns are the charts' names (a name two charts
+    share gets the playlist id added), in the rows' order. The index is the rank.
+    """
+    charts = top10.drop_duplicates("playlist_id")[["playlist_id", "playlist_name"]]
+    names = charts["playlist_name"].where(charts["playlist_name"].notna(), charts["playlist_id"])
+    repeated = names.duplicated(keep=False)
+    titles = [
+        f"{title} ({playlist_id})" if twice else title
+        for title, playlist_id, twice in zip(names, charts["playlist_id"], repeated, strict=True)
+    ]
+    column_of = dict(zip(charts["playlist_id"], titles, strict=True))
+    cells = top10.assign(
+        chart=top10["playlist_id"].map(column_of),
+        entry=[
+            _label(track, artists)
+            for track, artists in zip(top10["track_name"], top10["artists"], strict=True)
+        ],
+    )
+    table = cells.pivot_table(
+        index="chart_rank", columns="chart", values="entry", aggfunc="first"
+    ).reindex(columns=titles)
+    table.index.name = "rank"
+    table.columns.name = None
+    return table
+
+
+def _label(track: object, artists: object) -> str:
+    parts = [part for part in (track, artists) if isinstance(part, str) and part]
+    return " — ".join(parts)
+
+
 def with_track_names(frame: pd.DataFrame, tracks: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with a ``name`` column from ``tracks`` (track_id, name), for labelling."""
     names = tracks[["track_id", "name"]].drop_duplicates("track_id")
+    return frame.merge(names, on="track_id", how="left")
+
+
+def with_labels(frame: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with track_name and artists from ``labels`` (track_id, track_name, artists:
+    the report's ``labels`` input), for tables and chart labels that name every artist."""
+    names = labels[["track_id", "track_name", "artists"]].drop_duplicates("track_id")
     return frame.merge(names, on="track_id", how="left")
 
 

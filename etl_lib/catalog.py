@@ -18,9 +18,8 @@ import duckdb
 import pyarrow as pa
 
 from etl_lib import iceberg, lake, schemas, sql
+from etl_lib.config import ENGINES
 from etl_lib.errors import ConfigError, LakeError
-
-ENGINES = ("duckdb", "athena")
 
 _DUCKDB_TYPES = {
     pa.string(): "VARCHAR",

@@ -4,26 +4,29 @@ Only matplotlib's object API is used (``matplotlib.figure.Figure``): no pyplot s
 building charts in a library, a notebook or a server never touches a global figure list, and
 style settings are applied with ``rc_context`` for the duration of one call only.
 
-Fonts. Track and artist names come in every script. The charts use matplotlib's font
-fallback list: DejaVu Sans first (bundled with matplotlib, so Latin text renders the same on
-every machine; it also covers Cyrillic, Greek, Arabic and Hebrew), then whichever of
+Names. Track and artist names come in every script and are drawn as they are. The SVG keeps
+them as text (``svg.fonttype = "none"``), so a browser draws every script with its own fonts;
+Jupyter and the report page show that SVG. The PNG is drawn by matplotlib with its font
+fallback list: DejaVu Sans first (bundled with matplotlib, so Latin text looks the same on
+every machine; it also has Greek, Cyrillic, Arabic and Hebrew), then whichever of
 ``FALLBACK_FONTS`` are installed (Noto Sans CJK, Noto Sans Devanagari, ...), glyph by glyph.
-Before drawing, every name goes through ``display_text``: a character that none of those
-fonts has would otherwise draw as a box *and* raise matplotlib's "Glyph ... missing from
-font(s)" warning, so it is replaced first. Hangul, kana and Devanagari are romanized (Revised
-Romanization, Hepburn, a simple Hindi scheme); anything else (Han ideographs, ...) becomes
-``□``, and the label then ends with the track or artist id, so two such names stay apart and
-can be looked up. Installing a font with the glyphs (``fonts-noto-cjk`` on Debian) makes the
-original names appear, with no code change.
+A character none of them has is a box in the PNG, without matplotlib's "Glyph ... missing"
+warning. Installing the fonts (``fonts-noto-core`` and ``fonts-noto-cjk`` on Debian) draws
+the real names: ``refresh_font_cache`` makes matplotlib see fonts installed after it cached
+its font list.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import io
 import math
+import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -47,10 +50,13 @@ FALLBACK_FONTS = (
     "Noto Sans SC",
     "Source Han Sans",
     "IPAexGothic",
-    "IPAGothic",
     "NanumGothic",
     "Noto Sans Devanagari",
-    "Lohit Devanagari",
+    "Noto Sans Bengali",
+    "Noto Sans Gurmukhi",
+    "Noto Sans Tamil",
+    "Noto Sans Telugu",
+    "Noto Sans Thai",
     "Noto Sans Arabic",
     "Noto Sans Hebrew",
     "Noto Sans",
@@ -61,14 +67,23 @@ FALLBACK_FONTS = (
     "Nirmala UI",
     "Arial Unicode MS",
 )
-MISSING_GLYPH = "□"
+LABEL_MAX_CHARS = 50
+CREDIT_SEPARATOR = " — "
 LEFT_TO_RIGHT_MARK = "\u200e"
-LABEL_MAX_CHARS = 40
+# Beside matplotlib's cached font list: which font files it was last rebuilt for.
+FONT_LIST_FINGERPRINT = "spotify-etl-font-files.sha256"
+# matplotlib warns once per character that no font in the fallback list has. The names are
+# still text in the SVG; in the PNG the character is a box, which is what the warning says.
+_MISSING_GLYPH = r"Glyph \d+ \(.*\) missing from font\(s\)"
 
 BUMP_FIGSIZE = (12.0, 7.0)
+LINES_FIGSIZE = (11.0, 5.5)
 DEFAULT_DPI = 100
-# A fixed salt makes the SVG's generated ids the same on every save.
+# A fixed salt makes the SVG's generated ids the same on every save; each chart's ids then
+# get a prefix of their own (see _unique_ids).
 SVG_HASH_SALT = "spotify-charts-lake"
+# Room around everything drawn: labels outside the axes are part of the saved picture.
+EXPORT_PAD_INCHES = 0.15
 
 CLIMB_COLOR = "#2a9d55"
 FALL_COLOR = "#d1495b"
@@ -77,7 +92,36 @@ INK = "#222222"
 
 
 # ---------------------------------------------------------------------------------------------
-# Fonts and labels
+# Fonts
+
+
+def refresh_font_cache() -> bool:
+    """Rebuild matplotlib's font list when font files were installed after it was cached.
+
+    matplotlib lists the system's fonts once and keeps the list in ``fontlist-*.json`` in its
+    cache folder, so a font installed later (``apt-get install fonts-noto-cjk``) is not used
+    until that file is rebuilt. Returns whether it was. A file matplotlib cannot read stays
+    unlisted after a rebuild; the fingerprint of the files rebuilt for, kept beside the
+    list, keeps every later run from rebuilding again for it.
+    """
+    installed = sorted(font_manager.findSystemFonts())
+    listed = {entry.fname for entry in font_manager.fontManager.ttflist}
+    if set(installed) <= listed:
+        return False
+    marker = Path(matplotlib.get_cachedir()) / FONT_LIST_FINGERPRINT
+    fingerprint = hashlib.sha256("\n".join(installed).encode()).hexdigest()
+    if marker.is_file() and marker.read_text() == fingerprint:
+        return False
+    # matplotlib has no public rebuild: this is what its findfont does when a listed file
+    # has gone (it also rewrites the cached list). The instance is updated in place,
+    # because matplotlib's own modules hold references to it.
+    rebuilt = font_manager._load_fontmanager(try_read_cache=False)
+    vars(font_manager.fontManager).update(vars(rebuilt))
+    font_manager.FontManager._findfont_cached.cache_clear()
+    with contextlib.suppress(OSError):  # a read-only cache folder: rebuild again next run
+        marker.write_text(fingerprint)
+    font_families.cache_clear()
+    return True
 
 
 @functools.cache
@@ -85,244 +129,98 @@ def font_families() -> tuple[str, ...]:
     """The font fallback list the charts use: DejaVu Sans, then the installed fallbacks.
 
     Only installed families are listed, because matplotlib logs a warning for every missing
-    one at each lookup. Cached: after installing fonts, call ``font_families.cache_clear()``.
+    one at each lookup. The first call refreshes matplotlib's font list
+    (``refresh_font_cache``).
     """
-    installed = {entry.name for entry in font_manager.fontManager.ttflist}
+    refresh_font_cache()
+    installed = set(font_manager.fontManager.get_font_names())
     return (BASE_FONT, *(name for name in FALLBACK_FONTS if name in installed))
 
 
-@functools.cache
-def _covered_codepoints(families: tuple[str, ...]) -> frozenset[int]:
-    """Characters some family draws in both weights the charts use (labels are bold)."""
-    covered: set[int] = set()
-    for family in families:
-        try:
-            faces = [
-                font_manager.findfont(
-                    font_manager.FontProperties(family=family, weight=weight),
-                    fallback_to_default=False,
-                )
-                for weight in ("normal", "bold")
-            ]
-        except ValueError:  # not installed after all
-            continue
-        charmaps = [set(font_manager.get_font(face).get_charmap()) for face in faces]
-        covered.update(set.intersection(*charmaps))
-    return frozenset(covered)
-
-
-def display_text(
-    text: object, identifier: str | None = None, families: Iterable[str] | None = None
-) -> str:
-    """``text`` as the chart fonts can draw it, without warnings (see the module doc).
-
-    Characters no font in ``families`` (default ``font_families()``) has are romanized or
-    replaced by ``□``; when a ``□`` was needed, `` [identifier]`` is appended. A name with
-    right-to-left script starts with a left-to-right mark, so labels read left to right as a
-    whole (Arabic and Hebrew runs inside still read right to left). Dollar signs are escaped
-    so that a name like "$uicide" never turns on mathtext.
-    """
-    if text is None or (isinstance(text, float) and math.isnan(text)) or text is pd.NA:
-        return identifier or "?"
-    covered = _covered_codepoints(tuple(families) if families is not None else font_families())
-    shown, lossy = _replace_uncovered(str(text), covered)
-    shown = _shorten(" ".join(shown.split()) or "?")
-    if lossy and identifier:
-        shown = f"{shown} [{identifier}]"
-    if ord(LEFT_TO_RIGHT_MARK) in covered and any(
-        unicodedata.bidirectional(character) in ("R", "AL") for character in shown
-    ):
-        # A label that starts with Arabic or Hebrew would otherwise be laid out right to
-        # left as a whole, moving "3." or "[id]" to the wrong end.
-        shown = LEFT_TO_RIGHT_MARK + shown
-    return shown.replace("$", r"\$")
-
-
-def _shorten(text: str, limit: int = LABEL_MAX_CHARS) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _replace_uncovered(text: str, covered: frozenset[int]) -> tuple[str, bool]:
-    """(text with every uncovered run romanized or boxed, whether a box was needed)."""
-    box = MISSING_GLYPH if ord(MISSING_GLYPH) in covered else "?"
-    pieces: list[str] = []
-    lossy = False
-    run: list[str] = []
-    for character in [*text, None]:
-        if character is not None and ord(character) not in covered:
-            run.append(character)
-            continue
-        if run:
-            romanized, run_lossy = _romanize("".join(run), box)
-            pieces.append(romanized)
-            lossy = lossy or run_lossy
-            run = []
-        if character is not None:
-            pieces.append(character)
-    return "".join(pieces), lossy
-
-
-def _romanize(run: str, box: str) -> tuple[str, bool]:
-    """A run of characters the fonts lack, in Latin letters where the script allows."""
-    out: list[str] = []
-    lossy = False
-    index = 0
-    while index < len(run):
-        character = run[index]
-        if _is_devanagari(character):
-            end = index
-            while end < len(run) and _is_devanagari(run[end]):
-                end += 1
-            out.append(_romanize_devanagari(run[index:end]))
-            index = end
-            continue
-        if _is_kana(character):
-            end = index
-            while end < len(run) and _is_kana(run[end]):
-                end += 1
-            out.append(_romanize_kana(run[index:end]))
-            index = end
-            continue
-        index += 1
-        if 0xAC00 <= ord(character) <= 0xD7A3:
-            out.append(_romanize_hangul(character))
-        elif unicodedata.category(character)[0] == "M" or unicodedata.category(character) == "Cf":
-            continue  # a combining mark or an invisible format character: nothing to show
-        else:
-            if not out or out[-1] != box:  # one box per run of unknown characters
-                out.append(box)
-            lossy = True
-    return "".join(out), lossy
-
-
-def _jamo_table(spelled: str) -> tuple[str, ...]:
-    return tuple("" if jamo == "-" else jamo for jamo in spelled.split())
-
-
-# Revised Romanization of Korean, syllable by syllable (no sound-change rules), in the
-# order of Unicode's syllable block. "-" is a silent initial (ieung) or no final consonant.
-_HANGUL_INITIALS = _jamo_table("g kk n d tt r m b pp s ss - j jj ch k t p h")
-_HANGUL_VOWELS = _jamo_table("a ae ya yae eo e yeo ye o wa wae oe yo u wo we wi yu eu ui i")
-_HANGUL_FINALS = _jamo_table("- k k k n n n t l k m l l l p l m p p t t ng t t k t p t")
-
-
-def _romanize_hangul(syllable: str) -> str:
-    offset = ord(syllable) - 0xAC00
-    initial, rest = divmod(offset, 21 * 28)
-    vowel, final = divmod(rest, 28)
-    return _HANGUL_INITIALS[initial] + _HANGUL_VOWELS[vowel] + _HANGUL_FINALS[final]
-
-
-def _is_kana(character: str) -> bool:
-    return 0x3041 <= ord(character) <= 0x30FF
-
-
-# Unicode names spell kana in Kunrei-shiki; Hepburn is what readers expect.
-_KUNREI_TO_HEPBURN = {
-    "si": "shi",
-    "ti": "chi",
-    "tu": "tsu",
-    "hu": "fu",
-    "zi": "ji",
-    "di": "ji",
-    "du": "zu",
-    "wo": "o",
-}
-
-
-def _romanize_kana(run: str) -> str:
-    syllables: list[str] = []
-    double_next = False  # after a small tsu: the next consonant is doubled
-    for character in run:
-        name = unicodedata.name(character, "")
-        if name == "KATAKANA-HIRAGANA PROLONGED SOUND MARK":
-            if syllables and syllables[-1][-1:] in "aeiou":
-                syllables.append(syllables[-1][-1])
-            continue
-        if name == "KATAKANA MIDDLE DOT":
-            syllables.append(" ")
-            continue
-        sound = name.rpartition("LETTER ")[2].lower()
-        if not sound or " " in sound.removeprefix("small "):
-            continue  # iteration marks, voicing marks and the like
-        if sound == "small tu":
-            double_next = True
-            continue
-        if sound.startswith("small "):
-            sound = sound.removeprefix("small ")
-            previous = syllables[-1] if syllables else ""
-            if sound in ("ya", "yu", "yo") and previous.endswith("i") and len(previous) > 1:
-                # kya, sha, cha, ja: the small y-kana merges with the i-syllable before it
-                stem = previous[:-1]
-                syllables[-1] = stem + (sound[1:] if stem.endswith(("sh", "ch", "j")) else sound)
-                continue
-        sound = _KUNREI_TO_HEPBURN.get(sound, sound)
-        if double_next and sound[0] not in "aeiou":
-            sound = ("t" if sound.startswith("ch") else sound[0]) + sound
-        double_next = False
-        syllables.append(sound)
-    return "".join(syllables)
-
-
-def _is_devanagari(character: str) -> bool:
-    return 0x0900 <= ord(character) <= 0x097F
-
-
-# Retroflex and other distinctions that plain Latin letters do not make.
-_DEVANAGARI_SIMPLER = {"dd": "d", "ddh": "dh", "tt": "t", "tth": "th", "nn": "n", "ss": "sh"}
-_DEVANAGARI_SIGNS = {"ANUSVARA": "n", "CANDRABINDU": "n", "VISARGA": "h"}
-
-
-def _romanize_devanagari(run: str) -> str:
-    """A simple Hindi romanization: consonants carry an 'a' unless a vowel sign or virama
-    follows, and a word's final 'a' is silent (dil, not dila)."""
-    out: list[str] = []
-    inherent_a = False  # the last consonant still carries its 'a'
-    letters_in_word = 0
-
-    def end_word() -> None:
-        nonlocal inherent_a, letters_in_word
-        if inherent_a and letters_in_word == 1:
-            out.append("a")  # a one-letter word keeps its vowel: na
-        inherent_a, letters_in_word = False, 0
-
-    for character in run:
-        name = unicodedata.name(character, "")
-        if name.startswith("DEVANAGARI LETTER "):
-            sound = name.removeprefix("DEVANAGARI LETTER ").lower()
-            consonant = sound.endswith("a") and sound not in ("a", "aa") and " " not in sound
-            if inherent_a:
-                out.append("a")
-            if consonant:
-                out.append(_DEVANAGARI_SIMPLER.get(sound[:-1], sound[:-1]))
-            else:
-                out.append(sound.replace("vocalic ", "").replace(" ", ""))
-            inherent_a = consonant
-            letters_in_word += 1
-        elif name.startswith("DEVANAGARI VOWEL SIGN "):
-            sign = name.removeprefix("DEVANAGARI VOWEL SIGN ").lower()
-            out.append("ri" if sign == "vocalic r" else sign.split()[-1])
-            inherent_a = False
-        elif name.removeprefix("DEVANAGARI SIGN ") in _DEVANAGARI_SIGNS:
-            if inherent_a:
-                out.append("a")
-            out.append(_DEVANAGARI_SIGNS[name.removeprefix("DEVANAGARI SIGN ")])
-            inherent_a = False
-        elif name == "DEVANAGARI SIGN VIRAMA":
-            inherent_a = False
-        elif name.startswith("DEVANAGARI DIGIT "):
-            end_word()
-            out.append(str(unicodedata.digit(character)))
-        elif name in ("DEVANAGARI DANDA", "DEVANAGARI DOUBLE DANDA"):
-            end_word()
-            out.append(".")
-        # other signs (nukta, accents) only modify the letter before them
-    end_word()
-    return "".join(out)
+@contextlib.contextmanager
+def _drawing() -> Iterator[None]:
+    """Drawing without the "Glyph missing" warnings (see the module doc), and only those."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_MISSING_GLYPH, category=UserWarning)
+        yield
 
 
 # ---------------------------------------------------------------------------------------------
-# Charts
+# Labels
+
+
+def _clean(value: object) -> str:
+    """A name as one line of text; "" when missing."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return " ".join(str(value).split())
+
+
+def _shorten(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters, cut at a space where one is near the end."""
+    limit = max(limit, 2)
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= 0.7 * len(cut):
+        cut = cut[:space]
+    return cut.rstrip(" ,-–—(&") + "…"
+
+
+def display_text(value: object, limit: int = LABEL_MAX_CHARS) -> str:
+    """A name as a label: one line, at most ``limit`` characters, "?" when missing."""
+    return _shorten(_clean(value) or "?", limit)
+
+
+def track_label(track_name: object, artists: object = None, limit: int = LABEL_MAX_CHARS) -> str:
+    """The label "Track — Artist, Artist", in at most ``limit`` characters.
+
+    The artists are shortened first, the track name keeping at least 60% of the room.
+    """
+    name = display_text(track_name, limit)
+    credit = _clean(artists)
+    if not credit or len(name) + len(CREDIT_SEPARATOR) + len(credit) <= limit:
+        return f"{name}{CREDIT_SEPARATOR}{credit}" if credit else name
+    room = limit - len(CREDIT_SEPARATOR)
+    name = _shorten(name, max(room - len(credit), math.ceil(room * 0.6)))
+    return f"{name}{CREDIT_SEPARATOR}{_shorten(credit, room - len(name))}"
+
+
+def track_labels(names: pd.DataFrame, limit: int = LABEL_MAX_CHARS) -> dict[str, str]:
+    """track_id -> ``track_label``, from a frame with track_id, track_name and artists.
+
+    ``artists`` may be missing (labels are then track names alone), and so may
+    ``track_name`` when there is a ``name`` column instead (``analysis.with_track_names``).
+    """
+    name_column = "track_name" if "track_name" in names.columns else "name"
+    rows = names.drop_duplicates("track_id")
+    credits = rows["artists"] if "artists" in rows.columns else [None] * len(rows)
+    return {
+        track_id: track_label(name, credit, limit)
+        for track_id, name, credit in zip(rows["track_id"], rows[name_column], credits, strict=True)
+    }
+
+
+def _drawable(text: str) -> str:
+    """``text`` for matplotlib: "$" escaped, so that a name like "A$AP" never turns on
+    mathtext, and a left-to-right mark first when it holds Arabic or Hebrew, so that a
+    label such as "3. <Arabic name> — Artist" keeps "3." on the left (the Arabic run still
+    reads right to left)."""
+    if any(unicodedata.bidirectional(character) in ("R", "AL") for character in text):
+        text = LEFT_TO_RIGHT_MARK + text
+    return text.replace("$", r"\$")
+
+
+def _row_labels(frame: pd.DataFrame) -> list[str]:
+    if "track_name" in frame.columns or "name" in frame.columns:
+        labels = track_labels(frame)
+        return [_drawable(labels[track_id]) for track_id in frame["track_id"]]
+    return [_drawable(str(track_id)) for track_id in frame["track_id"]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures and export
 
 
 class ChartFigure(Figure):
@@ -330,9 +228,13 @@ class ChartFigure(Figure):
 
     Figures built with the object API (no pyplot) have no image representation of their own
     until pyplot's inline backend is loaded, so a notebook, papermill and the report's HTML
-    would show them as ``<Figure size ...>`` text. This one answers IPython's PNG hook with
-    the same bytes ``save_figure`` writes.
+    would show them as ``<Figure size ...>`` text. This one answers IPython's SVG hook with
+    the markup of ``inline_svg`` (names kept as text; JupyterLab and nbconvert's HTML prefer
+    it) and its PNG hook with the bytes ``save_figure`` writes, for viewers without SVG.
     """
+
+    def _repr_svg_(self) -> str:
+        return inline_svg(self)
 
     def _repr_png_(self) -> bytes:
         buffer = io.BytesIO()
@@ -342,7 +244,99 @@ class ChartFigure(Figure):
 
 def _save_png(figure: Figure, target, dpi: int = DEFAULT_DPI) -> None:
     # No "Software" entry (and PNG has no date by default): the same figure, the same bytes.
-    figure.savefig(target, format="png", dpi=dpi, metadata={"Software": None})
+    with _drawing():
+        figure.savefig(
+            target,
+            format="png",
+            dpi=dpi,
+            metadata={"Software": None},
+            bbox_inches="tight",
+            pad_inches=EXPORT_PAD_INCHES,
+        )
+
+
+_SVG_ID = re.compile(r'\bid="([^"]+)"')
+_SVG_REFERENCE = re.compile(r'(href="#|url\(#)([^")]+)')
+
+
+def _unique_ids(svg: str) -> str:
+    """``svg`` with a prefix on every id and reference, derived from its content.
+
+    matplotlib numbers groups ("figure_1", "axes_1") and hashes clip paths and markers from
+    the salt and their shape, so two charts inline in one page would share ids: a
+    reference could pick the other chart's clip path. The same SVG keeps the same ids.
+    """
+    prefix = "chart-" + hashlib.sha256(svg.encode()).hexdigest()[:12] + "-"
+    ids = set(_SVG_ID.findall(svg))
+    svg = _SVG_ID.sub(lambda match: f'id="{prefix}{match[1]}"', svg)
+    return _SVG_REFERENCE.sub(
+        lambda match: match[1] + prefix + match[2] if match[2] in ids else match[0], svg
+    )
+
+
+# matplotlib sizes an SVG in points, which a browser shows a third larger than the PNG's
+# pixels: a 12-inch chart would not fit a notebook's or a report's column. One point per
+# CSS pixel fits it at about the size the scaled-down PNG is shown.
+_SVG_SIZE_IN_POINTS = re.compile(r'\b(width|height)="([0-9.]+)pt"')
+
+
+def _svg_document(figure: Figure) -> str:
+    """The figure as an SVG file: text as text, no date, no matplotlib version, fixed ids,
+    sized in CSS pixels."""
+    buffer = io.BytesIO()
+    with matplotlib.rc_context({"svg.hashsalt": SVG_HASH_SALT, "svg.fonttype": "none"}):
+        with _drawing():
+            figure.savefig(
+                buffer,
+                format="svg",
+                metadata={"Date": None, "Creator": None},
+                bbox_inches="tight",
+                pad_inches=EXPORT_PAD_INCHES,
+            )
+    return _unique_ids(_SVG_SIZE_IN_POINTS.sub(r'\1="\2px"', buffer.getvalue().decode(), count=2))
+
+
+_SVG_METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)
+
+
+def inline_svg(figure: Figure) -> str:
+    """The figure's ``<svg>`` element for an HTML page: the SVG file without its XML
+    prologue and metadata. Names are ``<text>`` elements; ids are unique to the chart."""
+    svg = _svg_document(figure)
+    return _SVG_METADATA.sub("", svg[svg.index("<svg") :], count=1)
+
+
+def save_figure(
+    figure: Figure, path_without_suffix: str | Path, *, dpi: int = DEFAULT_DPI
+) -> list[Path]:
+    """Write ``<path>.png`` and ``<path>.svg``; the same figure gives the same bytes.
+
+    Both are cropped to what is drawn, labels outside the axes included. The SVG keeps text
+    as text, carries no date and no matplotlib version, and its ids are derived from its
+    content; the PNG has no "Software" entry (and no date by default). Returns [png, svg].
+    """
+    base = Path(path_without_suffix)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    # Appended, not with_suffix(): a name like "top.v2" keeps its dot.
+    png = base.with_name(base.name + ".png")
+    svg = base.with_name(base.name + ".svg")
+    _save_png(figure, png, dpi)
+    svg.write_text(_svg_document(figure), encoding="utf-8")
+    return [png, svg]
+
+
+def _settled(figure: ChartFigure) -> ChartFigure:
+    """``figure`` laid out once, and that layout kept.
+
+    Constrained layout starts from where the axes are, and the labels outside them move with
+    the axes, so each draw would settle a little differently: the PNG, the SVG and Jupyter's
+    pictures of one figure would not match. Laid out once (with the chart's style still in
+    force), every export is the same drawing.
+    """
+    with _drawing():
+        figure.draw_without_rendering()
+    figure.set_layout_engine("none")
+    return figure
 
 
 def _style() -> dict:
@@ -364,17 +358,13 @@ def _style() -> dict:
     }
 
 
-def _names_lookup(track_names) -> Mapping[str, str]:
-    if isinstance(track_names, pd.DataFrame):
-        return dict(zip(track_names["track_id"], track_names["name"], strict=True))
-    if isinstance(track_names, pd.Series):
-        return track_names.to_dict()
-    return dict(track_names or {})
-
-
 def _day_label(day: date, with_year: bool = True) -> str:
     # Not strftime("%-d"): that flag does not exist on Windows.
     return f"{day.day} {day:%b}" + (f" {day:%Y}" if with_year else "")
+
+
+def _span_label(first: date, last: date) -> str:
+    return f"{_day_label(first, first.year != last.year)} – {_day_label(last)}"
 
 
 def _no_data(axes, message: str) -> None:
@@ -383,101 +373,136 @@ def _no_data(axes, message: str) -> None:
     axes.set_yticks([])
 
 
+def _as_dates(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values).dt.date
+
+
+def _calendar(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+
+
+def _rank_axis(axes, best: int, worst: int) -> None:
+    """An inverted rank axis from the best to the worst rank drawn, integer ticks only."""
+    axes.set_ylim(worst + 0.5, best - 0.5)  # inverted: the best rank at the top
+    span = worst - best + 1
+    step = 1 if span <= 15 else 2 if span <= 30 else 5 if span <= 75 else 10
+    if step <= 2:
+        ticks = list(range(best, worst + 1, step))
+    else:  # the best rank, then round ranks far enough below it: 1, 5, 10, ... or 4, 10, 15
+        round_ranks = range(math.ceil(best / step) * step, worst + 1, step)
+        ticks = [best, *(rank for rank in round_ranks if rank - best >= step / 2)]
+    axes.yaxis.set_major_locator(FixedLocator(ticks))
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0f}"))
+
+
+def _date_axis(axes, days: list[date]) -> None:
+    # Half a day of room on each side, so the first and last points clear the spines.
+    axes.set_xlim(mdates.date2num(days[0]) - 0.5, mdates.date2num(days[-1]) + 0.5)
+    # Every n-th date counted back from the last, so the last day always has its tick.
+    step = max(1, math.ceil(len(days) / 10))
+    axes.xaxis.set_major_locator(FixedLocator(mdates.date2num(days[::-1][::step])))
+    axes.xaxis.set_major_formatter(
+        FuncFormatter(lambda value, _: _day_label(mdates.num2date(value).date(), False))
+    )
+    axes.grid(axis="y", color="#dddddd", linewidth=0.8)
+    axes.grid(axis="x", color="#f0f0f0", linewidth=0.8)
+    axes.set_axisbelow(True)
+
+
+def _rank_series(frame: pd.DataFrame, days: list[date]) -> list[float]:
+    """One rank per day, NaN where absent, so that a line breaks there instead of bridging
+    the gap."""
+    ranks = frame.groupby("chart_date")["chart_rank"].min()
+    return [float(ranks.get(day, math.nan)) for day in days]
+
+
+# ---------------------------------------------------------------------------------------------
+# Charts
+
+
 def bump_chart(
     history: pd.DataFrame,
-    track_names,
+    names: pd.DataFrame,
     as_of: date | str,
     days: int,
     top: int = 10,
     *,
     title: str | None = None,
-) -> Figure:
-    """The ranks over the window of the ``top`` tracks of its last chart day.
+) -> ChartFigure:
+    """The daily ranks of the ``top`` tracks of the window's last chart day.
 
     ``history`` is ``analysis.rank_history`` output (chart_date, track_id, chart_rank);
-    ``track_names`` maps track_id to name (a dict, a Series, or a frame with track_id and
-    name). Rank 1 is at the top. One line per track (``gid`` = track id, ``label`` = name)
-    over every date of the window, NaN where the track was off the chart, so the line breaks
-    there instead of bridging the gap. Each line's right end is labelled "rank. name".
+    ``names`` a frame with track_id, track_name and artists (see ``track_labels``). One line
+    per track (``gid`` = track id, ``label`` = "Track — Artists") over every day from the
+    window's first chart day to its last, NaN where the track was off the chart, so the
+    line breaks there. Each line's right end is labelled "rank. Track — Artists". The rank
+    axis spans the ranks drawn, the best at the top.
+
+    A window with one chart day has no movement to draw: the figure says so in its middle
+    (the caller may also leave it out).
     """
     window = analysis.window_dates(as_of, days)
-    names = _names_lookup(track_names)
     frame = history[["chart_date", "track_id", "chart_rank"]].copy()
-    frame["chart_date"] = pd.to_datetime(frame["chart_date"]).dt.date
-    frame = frame[[window[0] <= day <= window[-1] for day in frame["chart_date"]]]
+    frame["chart_date"] = _as_dates(frame["chart_date"])
+    frame = frame[frame["chart_date"].between(window[0], window[-1])]
     with matplotlib.rc_context(_style()):
         figure = ChartFigure(figsize=BUMP_FIGSIZE, layout="constrained")
         axes = figure.add_subplot()
-        span = f"{_day_label(window[0], window[0].year != window[-1].year)} – " + _day_label(
-            window[-1]
-        )
         if frame.empty:
-            axes.set_title(title or f"Top {top} tracks, {span}")
+            axes.set_title(title or f"Top {top} tracks, {_span_label(window[0], window[-1])}")
             _no_data(axes, "No chart data in this window")
-            return figure
-        last_day = max(frame["chart_date"])
+            return _settled(figure)
+        first_day, last_day = min(frame["chart_date"]), max(frame["chart_date"])
+        if first_day == last_day:
+            axes.set_title(title or f"Top {top} tracks on {_day_label(last_day)}", loc="left")
+            _no_data(axes, "One chart day in the window: no movement to draw")
+            return _settled(figure)
+        shown_days = _calendar(first_day, last_day)
         leaders = frame[(frame["chart_date"] == last_day) & (frame["chart_rank"] <= top)]
         leaders = leaders.sort_values("chart_rank")
+        labels = track_labels(names)
         palette = colormaps["tab10" if len(leaders) <= 10 else "tab20"].colors
-        lowest_rank = 1
         label_rows = []
+        best, worst = math.inf, 1
         for index, (track_id, end_rank) in enumerate(
             zip(leaders["track_id"], leaders["chart_rank"], strict=True)
         ):
-            ranks = frame[frame["track_id"] == track_id].groupby("chart_date")["chart_rank"].min()
-            series = [float(ranks.get(day, math.nan)) for day in window]
-            lowest_rank = max(lowest_rank, int(ranks.max()))
+            rows = frame[frame["track_id"] == track_id]
+            best = min(best, int(rows["chart_rank"].min()))
+            worst = max(worst, int(rows["chart_rank"].max()))
             color = palette[index % len(palette)]
-            name = display_text(names.get(track_id), track_id)
+            label = labels.get(track_id) or str(track_id)
             axes.plot(
-                window,
-                series,
+                shown_days,
+                _rank_series(rows, shown_days),
                 color=color,
                 linewidth=2.6,
                 marker="o",
                 markersize=4.5,
                 solid_capstyle="round",
-                label=name,
+                solid_joinstyle="round",
+                label=_drawable(label),
                 gid=track_id,
             )
-            label_rows.append((int(end_rank), f"{int(end_rank)}. {name}", color))
-        axes.set_ylim(lowest_rank + 0.5, 0.5)  # inverted: rank 1 at the top
-        axes.yaxis.set_major_locator(FixedLocator(_rank_ticks(lowest_rank)))
-        axes.set_xlim(
-            mdates.date2num(window[0] - timedelta(hours=12)),
-            mdates.date2num(window[-1] + timedelta(hours=12)),
-        )
-        # Every n-th date counted back from the last, so the last day always has its tick.
-        step = max(1, math.ceil(len(window) / 10))
-        axes.xaxis.set_major_locator(FixedLocator(mdates.date2num(window[::-1][::step])))
-        axes.xaxis.set_major_formatter(
-            FuncFormatter(lambda value, _: _day_label(mdates.num2date(value).date(), False))
-        )
-        axes.grid(axis="y", color="#dddddd", linewidth=0.8)
-        axes.grid(axis="x", color="#f0f0f0", linewidth=0.8)
-        axes.set_axisbelow(True)
+            label_rows.append((int(end_rank), _drawable(f"{int(end_rank)}. {label}"), color))
+        _rank_axis(axes, int(best), worst)
+        _date_axis(axes, shown_days)
         axes.set_ylabel("Chart rank")
-        _label_line_ends(axes, figure, last_day, label_rows, lowest_rank)
+        _label_line_ends(axes, figure, last_day, label_rows, int(best), worst)
         axes.set_title(
             title
-            or f"Top {len(leaders)} tracks on {_day_label(last_day)}: daily rank, {span} "
-            f"({days} days)",
+            or f"Top {len(leaders)} tracks on {_day_label(last_day)}: daily rank, "
+            f"{_span_label(first_day, last_day)} ({len(shown_days)} days)",
             loc="left",
         )
-    return figure
+        return _settled(figure)
 
 
-def _rank_ticks(lowest_rank: int) -> list[int]:
-    step = 1 if lowest_rank <= 12 else 5 if lowest_rank <= 60 else 10
-    ticks = [1, *range(step if step > 1 else 2, lowest_rank + 1, step)]
-    return sorted(set(ticks))
-
-
-def _label_line_ends(axes, figure, last_day, rows, lowest_rank: int) -> None:
-    """Names beside the lines' right ends, nudged apart where ranks crowd the axis."""
+def _label_line_ends(axes, figure, last_day, rows, best: int, worst: int) -> None:
+    """Labels beside the lines' right ends, nudged apart where ranks crowd the axis."""
     fontsize = 10.5
     # Height of one rank in points, from the axes' share of the figure (about 0.8 of it).
-    points_per_rank = figure.get_figheight() * 72 * 0.8 / (lowest_rank + 0.5)
+    points_per_rank = figure.get_figheight() * 72 * 0.8 / (worst - best + 1)
     min_gap = fontsize * 1.35 / points_per_rank
     placed: list[float] = []
     for rank, _, _ in rows:
@@ -505,6 +530,49 @@ def _label_line_ends(axes, figure, last_day, rows, lowest_rank: int) -> None:
         )
 
 
+def track_rank_lines(history: pd.DataFrame, *, title: str | None = None) -> ChartFigure:
+    """One track's rank over time: one line per chart (playlist), gaps for days off it.
+
+    ``history`` has chart_date, chart_rank and playlist_name or playlist_id (a missing name
+    shows the id). The rank axis spans the ranks drawn, the best at the top; the dates run
+    from the first to the last day in ``history``.
+    """
+    frame = history.copy()
+    frame["chart_date"] = _as_dates(frame["chart_date"])
+    if "playlist_name" in frame.columns:
+        fallback = frame["playlist_id"] if "playlist_id" in frame.columns else "?"
+        frame["chart"] = frame["playlist_name"].where(frame["playlist_name"].notna(), fallback)
+    else:
+        frame["chart"] = frame["playlist_id"]
+    with matplotlib.rc_context(_style()):
+        figure = ChartFigure(figsize=LINES_FIGSIZE, layout="constrained")
+        axes = figure.add_subplot()
+        axes.set_title(title or "Rank over time", loc="left")
+        if frame.empty:
+            _no_data(axes, "Not on any chart in this period")
+            return _settled(figure)
+        shown_days = _calendar(min(frame["chart_date"]), max(frame["chart_date"]))
+        # Best chart first, so the legend reads like the lines from the top.
+        order = frame.groupby("chart")["chart_rank"].min().sort_values(kind="stable").index
+        palette = colormaps["tab10"].colors
+        for index, chart in enumerate(order):
+            axes.plot(
+                shown_days,
+                _rank_series(frame[frame["chart"] == chart], shown_days),
+                color=palette[index % len(palette)],
+                linewidth=2.2,
+                marker="o",
+                markersize=4.5,
+                solid_joinstyle="round",
+                label=_drawable(display_text(chart)),
+            )
+        _rank_axis(axes, int(frame["chart_rank"].min()), int(frame["chart_rank"].max()))
+        _date_axis(axes, shown_days)
+        axes.set_ylabel("Chart rank")
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        return _settled(figure)
+
+
 def _horizontal_bars(
     values: list[float],
     labels: list[str],
@@ -515,7 +583,7 @@ def _horizontal_bars(
     xlabel: str,
     empty_message: str,
     percent: bool = False,
-) -> Figure:
+) -> ChartFigure:
     """One horizontal bar per row, the first row at the top, each annotated at its end."""
     with matplotlib.rc_context(_style()):
         figure = ChartFigure(
@@ -525,9 +593,10 @@ def _horizontal_bars(
         axes.set_title(title, loc="left")
         if not values:
             _no_data(axes, empty_message)
-            return figure
+            return _settled(figure)
         positions = list(range(len(values)))
         axes.barh(positions, values, color=colors, height=0.68)
+        # Tick labels are drawn after this rc_context ends: their fonts are given here.
         axes.set_yticks(positions, labels=labels, fontfamily=list(font_families()))
         axes.set_ylim(len(values) - 0.5, -0.5)  # first row at the top
         axes.axvline(0, color="#888888", linewidth=0.8)
@@ -555,19 +624,14 @@ def _horizontal_bars(
         axes.set_axisbelow(True)
         axes.set_xlabel(xlabel)
         axes.tick_params(axis="y", length=0)
-    return figure
+        return _settled(figure)
 
 
-def _track_labels(frame: pd.DataFrame) -> list[str]:
-    if "name" in frame.columns:
-        return [display_text(n, t) for n, t in zip(frame["name"], frame["track_id"], strict=True)]
-    return [str(t) for t in frame["track_id"]]
-
-
-def climbers_fallers_bars(frame: pd.DataFrame, *, title: str | None = None) -> Figure:
+def climbers_fallers_bars(frame: pd.DataFrame, *, title: str | None = None) -> ChartFigure:
     """``analysis.climbers_and_fallers`` as bars: climbs right (green), falls left (red).
 
-    Labels are the ``name`` column when present (``analysis.with_track_names``), else ids.
+    Labels are "Track — Artists" when ``frame`` has track_name (or name) and artists
+    columns, else track ids.
     """
     rows = frame.sort_values("rank_change", ascending=False, kind="stable")
     changes = [int(v) for v in rows["rank_change"]]
@@ -577,7 +641,7 @@ def climbers_fallers_bars(frame: pd.DataFrame, *, title: str | None = None) -> F
     ]
     return _horizontal_bars(
         changes,
-        _track_labels(rows),
+        _row_labels(rows),
         notes,
         [CLIMB_COLOR if change > 0 else FALL_COLOR for change in changes],
         title=title or "Biggest climbers and fallers",
@@ -588,29 +652,73 @@ def climbers_fallers_bars(frame: pd.DataFrame, *, title: str | None = None) -> F
 
 def days_on_chart_leaders(
     frame: pd.DataFrame, top: int = 10, *, title: str | None = None
-) -> Figure:
-    """The ``top`` tracks of ``analysis.days_on_chart_and_peak`` by days on chart."""
-    rows = frame.sort_values(
+) -> ChartFigure:
+    """The ``top`` tracks by days on the chart, with their peak.
+
+    ``frame`` has track_id, days_on_chart, peak_rank and, for labels, track_name and
+    artists: the chart rows of one day, whose days_on_chart count every chart day since the
+    track was first seen. Rows of several days (a chart_date or dt column) count with each
+    track's latest.
+    """
+    date_column = next((c for c in ("chart_date", "dt") if c in frame.columns), None)
+    rows = frame
+    if date_column is not None:
+        rows = rows.sort_values(date_column).drop_duplicates("track_id", keep="last")
+    rows = rows.sort_values(
         ["days_on_chart", "peak_rank", "track_id"], ascending=[False, True, True]
     ).head(top)
     values = [int(v) for v in rows["days_on_chart"]]
-    notes = [f"{d} days, peak #{int(p)}" for d, p in zip(values, rows["peak_rank"], strict=True)]
+    notes = [
+        f"{d} day{'s' if d != 1 else ''}, peak #{int(p)}"
+        for d, p in zip(values, rows["peak_rank"], strict=True)
+    ]
     return _horizontal_bars(
         values,
-        _track_labels(rows),
+        _row_labels(rows),
         notes,
         [BAR_COLOR] * len(values),
-        title=title or f"Most days on the chart (top {top})",
-        xlabel="Days on the chart in the window",
+        title=title or f"Longest on the chart (top {top})",
+        xlabel="Days on the chart since first seen",
         empty_message="No chart data in this window",
     )
 
 
-def artist_share_bars(frame: pd.DataFrame, top: int = 10, *, title: str | None = None) -> Figure:
+def charts_per_track_bars(
+    frame: pd.DataFrame, top: int = 15, *, title: str | None = None
+) -> ChartFigure:
+    """Songs by the number of charts (playlists) they are on, most first.
+
+    ``frame`` has track_id, charts (a count) and, for labels, track_name and artists; a
+    best_rank column adds each song's best rank across those charts to its bar.
+    """
+    sort_columns = ["charts", *(["best_rank"] if "best_rank" in frame.columns else [])]
+    rows = frame.sort_values(
+        [*sort_columns, "track_id"], ascending=[False, *([True] * len(sort_columns))]
+    ).head(top)
+    values = [int(v) for v in rows["charts"]]
+    best = rows["best_rank"] if "best_rank" in rows.columns else [None] * len(rows)
+    notes = [
+        f"{n} chart{'s' if n != 1 else ''}" + (f", best #{int(b)}" if pd.notna(b) else "")
+        for n, b in zip(values, best, strict=True)
+    ]
+    return _horizontal_bars(
+        values,
+        _row_labels(rows),
+        notes,
+        [BAR_COLOR] * len(values),
+        title=title or f"Songs on the most charts (top {top})",
+        xlabel="Charts the song is on",
+        empty_message="No chart data for this day",
+    )
+
+
+def artist_share_bars(
+    frame: pd.DataFrame, top: int = 10, *, title: str | None = None
+) -> ChartFigure:
     """The ``top`` artists of ``analysis.artist_share`` by share of chart entries."""
     rows = frame.sort_values(["entries", "artist_id"], ascending=[False, True]).head(top)
     shares = [float(v) for v in rows["share"]]
-    labels = [display_text(n, a) for n, a in zip(rows["name"], rows["artist_id"], strict=True)]
+    labels = [_drawable(display_text(name)) for name in rows["name"]]
     notes = [f"{s:.1%}  ({int(e)} entries)" for s, e in zip(shares, rows["entries"], strict=True)]
     return _horizontal_bars(
         shares,
@@ -622,27 +730,3 @@ def artist_share_bars(frame: pd.DataFrame, top: int = 10, *, title: str | None =
         empty_message="No chart data in this window",
         percent=True,
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Export
-
-
-def save_figure(
-    figure: Figure, path_without_suffix: str | Path, *, dpi: int = DEFAULT_DPI
-) -> list[Path]:
-    """Write ``<path>.png`` and ``<path>.svg``; the same figure gives the same bytes.
-
-    The SVG carries no date, no matplotlib version and ids from a fixed hash salt; the PNG
-    no "Software" entry (it has no date by default). Text is drawn as paths in the SVG, so it
-    shows the same without the fonts. Returns [png, svg].
-    """
-    base = Path(path_without_suffix)
-    base.parent.mkdir(parents=True, exist_ok=True)
-    # Appended, not with_suffix(): a name like "top.v2" keeps its dot.
-    png = base.with_name(base.name + ".png")
-    svg = base.with_name(base.name + ".svg")
-    with matplotlib.rc_context({"svg.hashsalt": SVG_HASH_SALT, "svg.fonttype": "path"}):
-        _save_png(figure, png, dpi)
-        figure.savefig(svg, format="svg", dpi=dpi, metadata={"Date": None, "Creator": None})
-    return [png, svg]

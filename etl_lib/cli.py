@@ -10,29 +10,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-from tqdm import tqdm
-
-from etl_lib import (
-    __version__,
-    analysis,
-    catalog,
-    compaction,
-    config,
-    envelope,
-    iceberg,
-    lake,
-    migrate,
-    pipeline,
-    warehouse,
-)
-from etl_lib.config import Settings
+from etl_lib import __version__, config, envelope, lake
+from etl_lib.config import ENGINES, Settings
 from etl_lib.errors import ConfigError, EtlError, QuotaExceeded, RateLimited
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from etl_lib import pipeline
+
+# The rest of the package is imported where a command uses it: pandas, the engines and the
+# Spotify client take about a second to load, and a mistyped option or a report for a
+# playlist the lake does not hold should fail faster than that.
 
 EXIT_TEMPORARY_FAILURE = 75  # sysexits' EX_TEMPFAIL: schedulers retry later
 
@@ -61,13 +58,14 @@ def _say(message: str) -> None:
     print(terminal_safe(message), file=sys.stderr, flush=True)
 
 
-# Bulk transform works a playlist's day at a time, compaction a month; the rest file by file.
-_UNITS = {pipeline.BULK_STEP: "day", compaction.STEP: "month"}
-
-
 def _bar(items: list, description: str) -> Iterable:
-    # Hidden when stderr is not a terminal (CI, cron, Lambda logs) and for tiny jobs.
-    unit = _UNITS.get(description, "file")
+    from tqdm import tqdm
+
+    from etl_lib import compaction, pipeline
+
+    # Bulk transform works a playlist's day at a time, compaction a month; the rest file by
+    # file. Hidden when stderr is not a terminal (CI, cron, Lambda logs) and for tiny jobs.
+    unit = {pipeline.BULK_STEP: "day", compaction.STEP: "month"}.get(description, "file")
     return tqdm(items, desc=description, unit=unit, disable=None if len(items) > 20 else True)
 
 
@@ -80,18 +78,27 @@ def _utc_datetime(text: str) -> datetime:
         ) from exc
 
 
-def _day(text: str) -> str:
+def _day(text: str, noun: str = "day") -> str:
     try:
-        return date.fromisoformat(text).isoformat()
+        day = date.fromisoformat(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a day: use YYYY-MM-DD") from exc
+        raise argparse.ArgumentTypeError(f"{text!r} is not a {noun}: use YYYY-MM-DD") from exc
+    if not envelope.EARLIEST.date() <= day <= envelope.LATEST.date():
+        raise argparse.ArgumentTypeError(f"{text} is outside {envelope.TIME_RANGE}")
+    return day.isoformat()
+
+
+def _report_date(text: str) -> str:
+    return _day(text, "date")
 
 
 def _days(text: str) -> int:
     """A number of days for a window or a simulation: ten years at most, a typo beyond."""
     days = _positive_int(text)
-    if days > analysis.MAX_DAYS:
-        raise argparse.ArgumentTypeError(f"{text!r} is more than {analysis.MAX_DAYS} days")
+    from etl_lib.analysis import MAX_DAYS  # pandas: not for a plain typo
+
+    if days > MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"{text!r} is more than {MAX_DAYS} days")
     return days
 
 
@@ -99,6 +106,22 @@ def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
     return int(text)
+
+
+# Every option naming a playlist: each takes an id, an open.spotify.com link or a
+# spotify:playlist: URI, and the handlers see ids.
+_PLAYLIST_OPTIONS = ("playlist", "playlist_id")
+
+
+def _playlist_ids(args: argparse.Namespace) -> None:
+    """Turn the playlist options into ids, or a ConfigError naming the value (a return code
+    of 2 from ``main``, like any setting, rather than argparse's exit)."""
+    for option in _PLAYLIST_OPTIONS:
+        value = getattr(args, option, None)
+        if isinstance(value, str):
+            setattr(args, option, config.playlist_id(value))
+        elif isinstance(value, list):
+            setattr(args, option, [config.playlist_id(item) for item in value])
 
 
 def _parameter(text: str):
@@ -115,6 +138,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _print_frame(frame: pd.DataFrame, output_format: str) -> None:
+    import pandas as pd
+
     # CSV and JSON are data: written as they are to a file or a pipe, escaped on a terminal.
     shown = terminal_safe if sys.stdout.isatty() else str
     if output_format == "csv":
@@ -153,6 +178,8 @@ def _extract_status(outcomes: list[pipeline.ExtractOutcome]) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
+    from etl_lib import pipeline
+
     outcomes = pipeline.extract(
         _settings(args), args.playlist or None, force=args.force, progress=_say
     )
@@ -170,6 +197,8 @@ def _report_import(summary: pipeline.ImportSummary, done: str) -> int:
 
 
 def cmd_transform(args: argparse.Namespace) -> int:
+    from etl_lib import pipeline
+
     import_status = 0
     if args.input:
         imported = pipeline.import_payloads(
@@ -193,6 +222,8 @@ def cmd_transform(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
+    from etl_lib import pipeline
+
     imported = pipeline.backfill(args.lake, args.path, extracted_at=args.extracted_at, track=_bar)
     import_status = _report_import(imported, "landed {} archived snapshots")
     status = _report_transform(pipeline.transform_bulk(args.lake, track=_bar))
@@ -201,6 +232,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
+    from etl_lib import compaction
+
     summary = compaction.compact(args.lake, days=args.day, month=args.month, track=_bar)
     _say(
         f"compacted {summary.days_rewritten} days: {summary.files_before} files "
@@ -212,6 +245,8 @@ def cmd_compact(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    from etl_lib import migrate
+
     summary = migrate.migrate(args.lake, workers=args.workers, track=_bar)
     if summary is None:
         _say(f"lake {args.lake} is in the current layout: nothing to migrate")
@@ -234,7 +269,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
+    from etl_lib import catalog, iceberg
+
     engine = getattr(args, "engine", "duckdb")
+    iceberg.wait_for_catalog(args.lake)
     names = catalog.build_catalog(
         args.lake, engine, _settings(args) if engine == "athena" else None
     )
@@ -249,7 +287,10 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    from etl_lib import iceberg, warehouse
+
     settings = _settings(args) if args.engine == "athena" else None
+    iceberg.wait_for_catalog(args.lake)
     frame, bytes_scanned = warehouse.run(
         args.lake, args.sql, args.param, engine=args.engine, settings=settings
     )
@@ -260,6 +301,8 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from etl_lib import pipeline
+
     outcomes = pipeline.extract(
         _settings(args), args.playlist or None, force=args.force, progress=_say
     )
@@ -279,20 +322,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return extract_status or transform_status or report_status
 
 
-def _report(lake_root: str, playlist_id: str, as_of: str, days: int, engine: str) -> int:
+def _report(lake_root: str, playlist_id: str, as_of: str | None, days: int, engine: str) -> int:
     from etl_lib import reports  # papermill and the kernel only when a report is asked for
 
     result = reports.run_report(
         lake_root, playlist_id=playlist_id, as_of=as_of, days=days, engine=engine
     )
+    as_of = result.status["parameters"]["as_of"]  # the latest chart's day when None was asked
     if not result.succeeded:
-        cell = result.status.get("failing_cell") or {}
-        where = f" in cell {cell['index']}" if cell.get("index") is not None else ""
-        _say(
-            f"error: the report for {playlist_id} on {as_of} failed{where}: {result.error} "
-            f"(status: {result.url(lake_root, 'status.json')})"
-        )
-        return 1
+        return _report_failed(result, lake_root, playlist_id, as_of)
     print(f"Report: {result.url(lake_root, 'report.html')}")
     print(f"Index:  {lake.url(lake_root, reports.INDEX)}")
     for name in result.files:
@@ -301,21 +339,106 @@ def _report(lake_root: str, playlist_id: str, as_of: str, days: int, engine: str
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    as_of = args.as_of or _latest_chart_date(args.lake, args.playlist, args.engine)
-    return _report(args.lake, args.playlist, as_of, args.days, args.engine)
-
-
-def _latest_chart_date(lake_root: str, playlist_id: str, engine: str) -> str:
-    lake.check_playlist_id(playlist_id)
-    if engine != "duckdb":
-        raise ConfigError("pass --as-of with --engine athena")
-    frame = warehouse.query(
-        lake_root, "SELECT max(dt) AS dt FROM daily_chart WHERE playlist_id = ?", [playlist_id]
+def _report_failed(result, lake_root: str, playlist_id: str, as_of: str) -> int:
+    cell = result.status.get("failing_cell") or {}
+    where = f" in cell {cell['index']}" if cell.get("index") is not None else ""
+    _say(
+        f"error: the report for {playlist_id} on {as_of} failed{where}: {result.error} "
+        f"(status: {result.url(lake_root, 'status.json')})"
     )
-    if frame["dt"].isna().all():
-        raise ConfigError(f"no chart data for playlist {playlist_id}: run the pipeline first")
-    return str(frame["dt"].iloc[0])
+    return 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from etl_lib import status
+
+    # From folder names alone: a playlist or day the lake does not hold fails at once, before
+    # even the table code (and pyarrow with it) is loaded.
+    window = args.days if isinstance(args.days, int) and args.days >= 1 else 1
+    status.check_landed(args.lake, args.playlist, args.as_of, window)
+    from etl_lib import iceberg
+
+    iceberg.wait_for_catalog(args.lake)
+    # No --as-of: the report checks (before any kernel) and picks the latest chart's day.
+    return _report(args.lake, args.playlist, args.as_of, args.days, args.engine)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from etl_lib import iceberg, status
+
+    iceberg.wait_for_catalog(args.lake)
+    current = status.lake_status(args.lake, args.playlist)
+    if args.format == "json":
+        text = json.dumps(current.as_dict(), indent=2, ensure_ascii=False)
+        print(terminal_safe(text) if sys.stdout.isatty() else text)
+        return 0
+    if not current.playlists:
+        where = f" --lake {args.lake}" if args.lake != config.DEFAULT_LAKE else ""
+        print(
+            terminal_safe(
+                f"Nothing in lake {current.lake} yet: run `spotify-etl run{where}` to extract "
+                f"and load playlists (or `spotify-etl demo{where}` for simulated ones)."
+            )
+        )
+        return 0
+    print(terminal_safe(f"Lake {current.lake}, status at {current.generated_at} (times in UTC):"))
+    print(status.table_text(status.table_rows(current), escape=terminal_safe))
+    lines = status.where_lines(current)
+    if lines:
+        print()
+        for line in lines:
+            print(terminal_safe(line))
+    return 0
+
+
+EXPORT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from etl_lib import iceberg, warehouse
+
+    out = Path(args.out)
+    output_format = args.format or EXPORT_FORMATS.get(out.suffix.lower())
+    if output_format is None:
+        raise ConfigError(
+            f"--out {args.out}: name a .csv or .parquet file, or pass --format csv|parquet"
+        )
+    if args.view is not None and args.param:
+        raise ConfigError("--param binds the ? of --sql; a --view takes none")
+    iceberg.wait_for_catalog(args.lake)
+    frame = warehouse.window_rows(
+        args.lake,
+        view=args.view,
+        statement=args.sql,
+        params=args.param,
+        first_day=args.first_day,
+        last_day=args.last_day,
+        playlist_id=args.playlist,
+    )
+    _write_atomically(frame, out, output_format)
+    print(terminal_safe(f"Exported {len(frame):,} rows to {out.resolve()}"))
+    return 0
+
+
+def _write_atomically(frame: pd.DataFrame, out: Path, output_format: str) -> None:
+    """``frame`` as CSV or Parquet at ``out``: written beside it under a hidden name, then
+    renamed, so a failed export leaves no half-written file (nor replaces a good one)."""
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: the folder {out.parent} does not exist")
+    temporary = Path(lake.temporary_path(str(out)))
+    try:
+        if output_format == "csv":
+            frame.to_csv(temporary, index=False)
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), temporary)
+        os.replace(temporary, out)
+    except OSError as exc:
+        raise EtlError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def cmd_auth_login(args: argparse.Namespace) -> int:
@@ -352,7 +475,8 @@ def cmd_auth_status(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     # the local server is only needed here
-    from etl_lib.demo import DEMO_LAST_DAY, DEMO_PLAYLIST, run_demo
+    from etl_lib import iceberg, reports
+    from etl_lib.demo import DEMO_LAST_DAY, DEMO_PLAYLISTS, run_demo
 
     result = run_demo(args.lake, days=args.days, progress=_say)
     status = _report_transform(result.summary)
@@ -366,10 +490,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"Iceberg tables: {iceberg.warehouse_location(args.lake)}")
     if lake.is_local(args.lake):
         print(f"Table catalog:  {iceberg.local_catalog_path(args.lake)}")
-    print('Try: spotify-etl query "SELECT * FROM daily_chart ORDER BY dt DESC, chart_rank LIMIT 5"')
+    print(
+        'Try: spotify-etl query "SELECT chart_rank AS rank, movement, track_name, artists, '
+        "peak_rank AS peak, days_on_chart AS days FROM chart "
+        f"WHERE playlist_id = '{DEMO_PLAYLISTS[0]}' ORDER BY dt DESC, rank LIMIT 10\""
+    )
     print()
     as_of = DEMO_LAST_DAY.date().isoformat()
-    return status | _report(args.lake, DEMO_PLAYLIST, as_of, args.days, "duckdb")
+    print(f"Reports for {as_of}:")
+    for playlist_id in DEMO_PLAYLISTS:
+        report = reports.run_report(args.lake, playlist_id=playlist_id, as_of=as_of, days=args.days)
+        if report.succeeded:
+            name = report.status.get("playlist_name") or playlist_id
+            print(f"  {terminal_safe(name):<20} {report.url(args.lake, 'report.html')}")
+        else:
+            status |= _report_failed(report, args.lake, playlist_id, as_of)
+    # The comparison of the charts is its own report, once the reports module offers it.
+    compare = getattr(reports, "run_comparison_report", None)
+    if compare is not None:
+        comparison = compare(args.lake, as_of=as_of, days=args.days)
+        if comparison.succeeded:
+            print(f"  {'All charts':<20} {comparison.url(args.lake, 'report.html')}")
+        else:
+            status |= _report_failed(comparison, args.lake, "the comparison", as_of)
+    index = lake.url(args.lake, reports.INDEX)
+    if lake.is_local(args.lake):
+        index = Path(index.removeprefix("file://")).resolve().as_uri()
+    print(f"\nEvery report, latest first: {index}")
+    print(f"Explore the lake in JupyterLab: {_lab_command(args.lake)}")
+    return status
+
+
+def _lab_command(lake_root: str) -> str:
+    """How to open JupyterLab on ``lake_root``: the Makefile points the notebooks at a lake."""
+    if not lake.is_local(lake_root):
+        return f"make lab LAKE={shlex.quote(lake_root)}"
+    folder = Path(lake_root.removeprefix("file://")).resolve()
+    if folder == Path(config.DEFAULT_LAKE).resolve() and Path("Makefile").is_file():
+        return "make lab"
+    return f"make lab LAKE={shlex.quote(str(folder))} (in the project's folder)"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        # One line like every other mistake a user can make, not the usage block: --help
+        # shows that.
+        _say(f"error: {self.prog}: {message}")
+        self.exit(2)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -380,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ROOT",
         help="lake root folder (default: $SPOTIFY_ETL_LAKE or ./data/lake)",
     )
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="spotify-etl",
         description="Spotify playlist charts -> raw zone -> Iceberg tables -> SQL.",
     )
@@ -397,7 +564,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--playlist",
             action="append",
             metavar="ID",
-            help="playlist id to extract (repeatable; default: $SPOTIFY_ETL_PLAYLISTS)",
+            help="playlist to extract: id, open.spotify.com link or spotify:playlist: URI "
+            "(repeatable; default: $SPOTIFY_ETL_PLAYLISTS)",
         )
         sub.add_argument(
             "--source",
@@ -429,7 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
         "playlist/paging object) into the raw zone",
     )
     transform.add_argument(
-        "--playlist-id", help="with --input: the playlist a bare paging object belongs to"
+        "--playlist-id",
+        help="with --input: the playlist a bare paging object belongs to",
     )
     transform.add_argument(
         "--extracted-at",
@@ -498,7 +667,7 @@ def build_parser() -> argparse.ArgumentParser:
     def add_engine_option(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--engine",
-            choices=catalog.ENGINES,
+            choices=ENGINES,
             default="duckdb",
             help="duckdb (embedded, default) or athena (Glue Data Catalog + Athena)",
         )
@@ -528,12 +697,65 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_report,
         "Run the report notebook (papermill) and publish it under <lake>/reports/.",
     )
-    report.add_argument("--playlist", default=config.DEFAULT_PLAYLISTS[0], metavar="ID")
-    report.add_argument("--as-of", help="report date, YYYY-MM-DD (default: the latest chart)")
     report.add_argument(
-        "--days", type=_days, default=30, help="window in days (default: 30)"
+        "--playlist",
+        default=config.DEFAULT_PLAYLISTS[0],
+        metavar="ID",
+        help="playlist id, open.spotify.com link or spotify:playlist: URI "
+        f"(default: {config.DEFAULT_PLAYLISTS[0]})",
     )
+    report.add_argument(
+        "--as-of", type=_report_date, help="report date, YYYY-MM-DD (default: the latest chart)"
+    )
+    report.add_argument("--days", type=_days, default=30, help="window in days (default: 30)")
     add_engine_option(report)
+
+    status = add(
+        "status",
+        cmd_status,
+        "Per playlist: the last check, the last new snapshot, chart rows, freshness, "
+        "quarantined raw files and the last report.",
+    )
+    status.add_argument(
+        "--playlist",
+        action="append",
+        metavar="ID",
+        help="only this playlist (id, link or URI; repeatable; default: every one in the lake)",
+    )
+    status.add_argument("--format", choices=("table", "json"), default="table")
+
+    export = add(
+        "export",
+        cmd_export,
+        "Write a view, a table or a query's result for a window of days to a CSV or Parquet "
+        "file (written whole or not at all).",
+    )
+    what = export.add_mutually_exclusive_group(required=True)
+    what.add_argument("--view", metavar="NAME", help="a view or table, e.g. daily_chart")
+    what.add_argument("--sql", metavar="SQL", help="one statement (Athena/Trino dialect)")
+    export.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        type=_parameter,
+        metavar="VALUE",
+        help="with --sql: bind a ? parameter, as in `query`",
+    )
+    export.add_argument(
+        "--from", dest="first_day", type=_day, metavar="YYYY-MM-DD", help="first day (dt)"
+    )
+    export.add_argument(
+        "--to", dest="last_day", type=_day, metavar="YYYY-MM-DD", help="last day (dt)"
+    )
+    export.add_argument(
+        "--playlist", metavar="ID", help="only this playlist's rows (id, link or URI)"
+    )
+    export.add_argument(
+        "--out", required=True, metavar="FILE", help="a .csv or .parquet file to write"
+    )
+    export.add_argument(
+        "--format", choices=("csv", "parquet"), help="default: from the --out file's extension"
+    )
 
     auth_parser = commands.add_parser(
         "auth",
@@ -565,9 +787,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     demo = add("demo", cmd_demo, "Run the whole pipeline offline against the local simulated API.")
-    demo.add_argument(
-        "--days", type=_days, default=30, help="simulated days (default: 30)"
-    )
+    demo.add_argument("--days", type=_days, default=30, help="simulated days (default: 30)")
     return parser
 
 
@@ -575,6 +795,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _playlist_ids(args)
         return args.handler(args)
     except (RateLimited, QuotaExceeded) as exc:
         _say(f"error: {exc}")

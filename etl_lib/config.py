@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from etl_lib import credentials as credential_sources
 from etl_lib.credentials import Credentials
@@ -23,6 +25,57 @@ DEFAULT_SCOPE = "playlist-read-private playlist-read-collaborative"
 DEFAULT_PLAYLISTS = ("37i9dQZEVXbNG2KDcFcKOF",)
 AUTH_MODES = ("auto", "client-credentials", "user")
 SOURCES = ("api", "archive")
+# Where SQL runs: DuckDB embedded over the lake's files, or Athena over the Glue catalog.
+ENGINES = ("duckdb", "athena")
+
+# Spotify's ids are 22 base62 characters; shorter ones stay allowed for tests and other
+# sources. ASCII only: a Unicode digit or letter would end up in folder names.
+SPOTIFY_ID = re.compile(r"[A-Za-z0-9]{1,64}")
+_SPOTIFY_WEB_HOST = "open.spotify.com"
+# /playlist/<id>, /intl-de/playlist/<id>, /embed/playlist/<id>, an optional trailing slash.
+_PLAYLIST_PATH = re.compile(
+    r"/(?:intl-[A-Za-z]{2,3}(?:[-_][A-Za-z]{2,4})?/|embed/)?playlist/([^/]*)/?"
+)
+_PLAYLIST_URI = re.compile(r"spotify:(?:user:[^:]+:)?playlist:([^:]*)", re.IGNORECASE)
+
+
+def playlist_id(value: str) -> str:
+    """The playlist id in ``value``: a bare id, an ``https://open.spotify.com/playlist/<id>``
+    link as the share button copies it (``?si=...``, ``/intl-xx/`` and all), or a
+    ``spotify:playlist:<id>`` URI. Anything else is a ConfigError naming the value."""
+    # Not stripped: a stray newline or space is a sign of a value cut from something else.
+    text = value if isinstance(value, str) else ""
+    found = text if SPOTIFY_ID.fullmatch(text) else _id_in_link(text)
+    if found is None or not SPOTIFY_ID.fullmatch(found):
+        shown = repr(value) if len(repr(value)) <= 90 else repr(value)[:80] + "..."
+        raise ConfigError(
+            f"playlist {shown} is not a Spotify ID, playlist link or URI: give the 22-character "
+            "id, https://open.spotify.com/playlist/<id> or spotify:playlist:<id>"
+        )
+    return found
+
+
+def _id_in_link(text: str) -> str | None:
+    uri = _PLAYLIST_URI.fullmatch(text)
+    if uri:
+        return uri[1]
+    if not text.lower().startswith(("https://", "http://", _SPOTIFY_WEB_HOST + "/")):
+        return None
+    try:
+        parts = urlsplit(text if "://" in text else "https://" + text)
+        port = parts.port
+    except ValueError:  # a port that is not a number, brackets that do not close
+        return None
+    # hostname, not netloc: "open.spotify.com@elsewhere" has a user part and another host.
+    if parts.hostname != _SPOTIFY_WEB_HOST or parts.username is not None or port is not None:
+        return None
+    path = _PLAYLIST_PATH.fullmatch(parts.path)
+    return path[1] if path else None
+
+
+def playlist_ids(text: str) -> tuple[str, ...]:
+    """Comma-separated playlists (ids, links or URIs), as ids; blanks between commas ignored."""
+    return tuple(playlist_id(part.strip()) for part in text.split(",") if part.strip())
 
 
 @dataclass(frozen=True)
@@ -81,9 +134,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
         env = os.environ if environ is None else environ
-        playlists = tuple(
-            p.strip() for p in env.get("SPOTIFY_ETL_PLAYLISTS", "").split(",") if p.strip()
-        )
+        playlists = playlist_ids(env.get("SPOTIFY_ETL_PLAYLISTS", ""))
         credentials_file = Path(
             env.get("SPOTIFY_ETL_CREDENTIALS_FILE") or credential_sources.DEFAULT_CREDENTIALS_FILE
         )

@@ -1,5 +1,7 @@
 """The offline demo: the local Spotify server, 30 simulated days, the whole pipeline.
 
+The Global chart and two country charts, so the lake holds several playlists to compare.
+
 Extraction goes through spotipy over HTTP exactly as against Spotify; only the base URL,
 the token URL and the credentials differ. The simulated clock, not wall time, dates every
 snapshot, so the demo lake is the same on every machine.
@@ -20,7 +22,12 @@ from etl_lib.credentials import Credentials
 from etl_lib.local_spotify import ChartSimulator, LocalSpotifyServer
 from etl_lib.schemas import TABLES
 
-DEMO_PLAYLIST = "37i9dQZEVXbNG2KDcFcKOF"
+DEMO_PLAYLIST = "37i9dQZEVXbNG2KDcFcKOF"  # Top Songs - Global: the top 10 printed
+DEMO_PLAYLISTS = (
+    DEMO_PLAYLIST,
+    "37i9dQZEVXbLRQDuF5jeBp",  # Top 50 - USA
+    "37i9dQZEVXbKXQ4mDTEBXq",  # Top 50 - Japan
+)
 DEMO_LAST_DAY = datetime(2026, 10, 31, tzinfo=UTC)
 # Two checks a day: the chart changes daily, so the second finds the same snapshot_id and
 # costs one small call (a heartbeat) instead of a download.
@@ -69,7 +76,7 @@ def run_demo(
             api_base_url=server.base_url,
             token_url=server.token_url,
             credentials=Credentials(server.client_id, server.client_secret, origin="demo"),
-            playlists=(DEMO_PLAYLIST,),
+            playlists=DEMO_PLAYLISTS,
         )
         progress(f"local Spotify API at {server.base_url} (simulated, offline)")
         reader = spotify.make_reader(settings)
@@ -79,7 +86,8 @@ def run_demo(
             outcomes = pipeline.extract(settings, reader=reader, clock=lambda m=moment: m)
             statuses.update(outcome.status for outcome in outcomes)
         progress(
-            f"checked the chart {len(times)} times over {days} simulated days: "
+            f"checked {len(DEMO_PLAYLISTS)} charts {len(times)} times each over {days} "
+            "simulated days: "
             + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
         )
     summary = pipeline.transform(lake_root)

@@ -234,7 +234,9 @@ def _open(lake_root: str, settings: TableSettings, process: int) -> LakeTables:
         # Quoted: SQLAlchemy's URL would end the path at "?" or "#" and decode "%".
         path = urllib.parse.quote(local_catalog_path(lake_root), safe="/")
         # timeout: SQLite waits this long for another process's commit instead of failing.
-        catalog = _sql_catalog(SqlCatalog, uri=f"sqlite:///{path}?timeout=30", warehouse=warehouse)
+        with catalog_errors(lake_root):
+            sqlite_uri = f"sqlite:///{path}?timeout={CATALOG_WAIT_SECONDS}"
+            catalog = _sql_catalog(SqlCatalog, uri=sqlite_uri, warehouse=warehouse)
         namespace = LOCAL_NAMESPACE
     else:
         catalog = _glue_catalog(lake_root, settings, warehouse, io)
@@ -313,6 +315,8 @@ def _glue_catalog(lake_root: str, settings: TableSettings, warehouse: str, io: d
 
 
 def _catalog_error(lake_root: str, exc: BaseException) -> LakeError | ConfigError | None:
+    if _is_busy(exc):
+        return LakeError(busy_catalog_message(lake_root, CATALOG_WAIT_SECONDS))
     try:
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:  # no AWS extra
@@ -327,6 +331,100 @@ def _catalog_error(lake_root: str, exc: BaseException) -> LakeError | ConfigErro
             # A missing region or profile stays a ConfigError (a setting to fix).
             return error if isinstance(error, ConfigError) else LakeError(str(error))
     return None
+
+
+# SQLite's wait for a lock in the catalog connections (the ``timeout`` of their URI), and what
+# a command that only reads waits before it says who holds the catalog (``wait_for_catalog``).
+CATALOG_WAIT_SECONDS = 30
+READER_WAIT_SECONDS = 5.0
+
+
+def _is_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite giving up on a lock another connection holds."""
+    import sqlite3
+
+    cause = getattr(exc, "orig", exc)  # SQLAlchemy wraps the driver's exception
+    return isinstance(cause, sqlite3.OperationalError) and (
+        "locked" in str(cause) or "busy" in str(cause)
+    )
+
+
+def wait_for_catalog(lake_root: str, seconds: float = READER_WAIT_SECONDS) -> None:
+    """Wait up to ``seconds`` for a lake's local table catalog to be readable, else a
+    LakeError naming the process that holds it.
+
+    Writers hold the SQLite file for the moment of a commit; a process that keeps it longer
+    (a stuck writer, a SQL shell left in a transaction) would make every reader wait the
+    writers' ``CATALOG_WAIT_SECONDS`` and end in a traceback. Lakes cataloged elsewhere
+    (Glue, a catalog URI) and lakes with no catalog yet return at once.
+    """
+    if not lake.is_local(lake_root) or table_settings().catalog_uri:
+        return
+    path = local_catalog_path(lake_root)
+    if not os.path.isfile(path):
+        return
+    import sqlite3
+
+    connection = sqlite3.connect(path, timeout=seconds)
+    try:
+        # Reading needs SQLite's shared lock, which a writer's pending or exclusive lock holds off.
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError as exc:
+        if not _is_busy(exc):
+            raise
+        raise LakeError(busy_catalog_message(lake_root, seconds)) from exc
+    finally:
+        connection.close()
+
+
+def has_catalog(lake_root: str) -> bool:
+    """Whether the lake's tables may exist: False for a local lake no write has cataloged yet
+    (so that reading it does not create the catalog file)."""
+    if not lake.is_local(lake_root) or table_settings().catalog_uri:
+        return True
+    return os.path.isfile(local_catalog_path(lake_root))
+
+
+def busy_catalog_message(lake_root: str, waited_seconds: float) -> str:
+    path = local_catalog_path(lake_root)
+    holders = [pid for pid in _lock_holders(path) if pid != os.getpid()]
+    if holders:
+        who = ", ".join(f"process {pid}{_process_name(pid)}" for pid in holders)
+        verb = "holds" if len(holders) == 1 else "hold"
+    else:
+        who, verb = "another process", "holds"
+    return (
+        f"the table catalog {path} is busy: {who} {verb} it for writing (waited "
+        f"{waited_seconds:g} s); try again once it has finished, or stop it"
+    )
+
+
+def _lock_holders(path: str) -> list[int]:
+    """The processes holding a write lock on ``path``, from Linux's ``/proc/locks`` (SQLite
+    locks its file with POSIX locks); empty where that file does not exist."""
+    try:
+        status = os.stat(path)
+        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+            lines = locks.read().splitlines()
+    except OSError:
+        return []
+    device = f"{os.major(status.st_dev):02x}:{os.minor(status.st_dev):02x}:{status.st_ino}"
+    holders = []
+    for line in lines:
+        fields = line.split()
+        # "1: POSIX  ADVISORY  WRITE 1234 fe:00:2753107 0 EOF"; "1: -> ..." lines are waiters.
+        if len(fields) >= 6 and fields[1] != "->" and fields[3] == "WRITE":
+            if fields[5] == device and fields[4].isdigit() and int(fields[4]) not in holders:
+                holders.append(int(fields[4]))
+    return holders
+
+
+def _process_name(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as comm:
+            return f" ({comm.read().strip()[:40]})"
+    except OSError:
+        return ""
 
 
 def create_tables(lake_root: str) -> list[str]:

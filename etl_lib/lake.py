@@ -17,7 +17,12 @@ from datetime import UTC, datetime
 
 import fsspec
 
-from etl_lib.config import S3FS_ATTEMPTS, s3_request_worst_case_seconds, s3_storage_options
+from etl_lib.config import (
+    S3FS_ATTEMPTS,
+    SPOTIFY_ID,
+    s3_request_worst_case_seconds,
+    s3_storage_options,
+)
 from etl_lib.errors import ConfigError, EtlError, LakeError
 
 RAW = "raw"
@@ -25,7 +30,6 @@ QUARANTINE = "quarantine"
 STATE = "_state"
 HEARTBEATS = "heartbeats"
 
-_SPOTIFY_ID = re.compile(r"[A-Za-z0-9]{1,64}")
 _RAW_KEY = re.compile(
     r"raw/playlist_id=(?P<playlist_id>[A-Za-z0-9]+)/dt=(?P<dt>\d{4}-\d{2}-\d{2})/"
     r"(?P<stamp>\d{8}T\d{6}Z)\.json"
@@ -34,7 +38,7 @@ _RAW_KEY = re.compile(
 
 def check_playlist_id(playlist_id: str) -> str:
     # fullmatch: "$" would also accept a trailing newline, which then ends up in folder names.
-    if not isinstance(playlist_id, str) or not _SPOTIFY_ID.fullmatch(playlist_id):
+    if not isinstance(playlist_id, str) or not SPOTIFY_ID.fullmatch(playlist_id):
         raise ConfigError(
             f"playlist id {playlist_id!r} is not a Spotify ID: use the 22-character base62 id "
             "from the playlist's URL (open.spotify.com/playlist/<id>)"
@@ -441,6 +445,24 @@ def exists(root: str, key: str) -> bool:
     fs, path = _full_path(root, key)
     with storage_errors(root, key):
         return fs.exists(path, **_deadline(fs))
+
+
+def list_folders(root: str, prefix: str) -> list[str]:
+    """The names of the folders right under a prefix (``dt=2026-10-31``, ...), sorted: one
+    request on an object store, however many keys lie below them."""
+    fs, base = filesystem(root)
+    path = f"{base}/{prefix}".rstrip("/")
+    with storage_errors(root, prefix):
+        try:
+            entries = fs.ls(path, detail=True, refresh=True, **_deadline(fs))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+    names = [
+        entry["name"].rstrip("/").rsplit("/", 1)[-1]
+        for entry in entries
+        if entry.get("type") == "directory"
+    ]
+    return sorted(name for name in names if not name.startswith("."))
 
 
 def list_keys(root: str, prefix: str, suffix: str = "") -> Iterator[str]:

@@ -30,12 +30,14 @@ from urllib.parse import quote, urlsplit
 
 import pandas as pd
 
-from etl_lib import analysis, envelope, lake, sql, warehouse
+from etl_lib import analysis, envelope, lake, report_html, sql, status, warehouse
 from etl_lib.errors import ConfigError
 
 REPORT_NOTEBOOK = (
     Path(__file__).resolve().parent.parent / "notebooks" / "reports" / ("top_songs_trends.ipynb")
 )
+COMPARISON_NOTEBOOK = REPORT_NOTEBOOK.with_name("compare_charts.ipynb")
+COMPARISON_TITLE = "Charts compared"
 REPORTS = "reports"
 INDEX = f"{REPORTS}/index.html"
 SPOTIFY_WEB = "https://open.spotify.com/"
@@ -59,18 +61,27 @@ class ReportResult:
         return lake.url(lake_root, f"{self.output_prefix}/{name}")
 
 
+# Report queries that count from the playlist's first chart day (peak, days on chart): they
+# read every day up to the window's last, the others the window's days only.
+HISTORY_QUERIES = ("chart",)
+
+
 def input_queries(
     playlist_id: str, as_of: date | str, days: int
 ) -> dict[str, tuple[str, list]]:
     """The report's queries (``etl_lib/sql/report``), each with its bound parameters: the
-    window's daily charts, the latest track, album, credit and artist attributes seen in the
-    window, and the playlist's freshness. Each reads only the window's days."""
+    chart of the window's last chart day (``chart``, as the ``chart`` view), the window's
+    daily charts, each charted track's name and artists (``labels``), the latest track,
+    album, credit and artist attributes seen in the window, and the playlist's freshness.
+    Each reads only the window's days, but those of ``HISTORY_QUERIES``."""
     first_day, last_day = analysis.window_bounds(as_of, days)
     window = [first_day, last_day]
     params = {
+        "chart": [playlist_id, *window, playlist_id],
         "daily": [playlist_id, *window],
         "freshness": [playlist_id, *window],
         "credits": [*window, *window],
+        "labels": [playlist_id, *window * 5],
     }
     return {
         name: (statement, params.get(name, window))
@@ -90,9 +101,14 @@ def load_inputs(
     """The frames the report notebook charts, one per query of ``input_queries``."""
     statements = input_queries(playlist_id, as_of, days)
     if engine == "duckdb":
-        # The tables are planned for the window's days only (the queries filter on them too).
-        window = analysis.window_bounds(as_of, days)
-        return warehouse.query_all(lake_root, statements, days=window)
+        # The tables are planned for the window's days only (the queries filter on them too),
+        # or for every day up to its last for the queries that count from the first day.
+        first_day, last_day = analysis.window_bounds(as_of, days)
+        history = {n: s for n, s in statements.items() if n in HISTORY_QUERIES}
+        in_window = {n: s for n, s in statements.items() if n not in HISTORY_QUERIES}
+        frames = warehouse.query_all(lake_root, in_window, days=(first_day, last_day))
+        frames |= warehouse.query_all(lake_root, history, days=(None, last_day))
+        return {name: frames[name] for name in statements}
     return {
         name: warehouse.run(lake_root, statement, bound, engine=engine, settings=settings)[0]
         for name, (statement, bound) in statements.items()
@@ -100,12 +116,12 @@ def load_inputs(
 
 
 def report_prefix(playlist_id: str, as_of: str) -> str:
-    return f"{REPORTS}/{lake.check_playlist_id(playlist_id)}/{as_of}"
+    if lake.check_playlist_id(playlist_id) == COMPARISONS:  # that folder holds comparisons
+        raise ConfigError(f"playlist id {playlist_id!r} is not a Spotify ID")
+    return f"{REPORTS}/{playlist_id}/{as_of}"
 
 
-_CHART_DAYS = (
-    "SELECT min(dt) AS first_day, max(dt) AS last_day FROM snapshots WHERE playlist_id = ?"
-)
+_CHART_DAYS = "SELECT DISTINCT dt FROM snapshots WHERE playlist_id = ?"
 
 
 def _check_as_of(as_of: str) -> str:
@@ -119,44 +135,39 @@ def _check_as_of(as_of: str) -> str:
 
 
 def check_request(
-    lake_root: str, playlist_id: str, as_of: str, days: int, *, engine: str, settings=None
+    lake_root: str,
+    playlist_id: str,
+    as_of: str | None,
+    days: int,
+    *,
+    engine: str = "duckdb",
+    settings=None,
 ) -> str:
-    """The report's date, once the request is known to make a report; else ConfigError.
+    """The report's date (the playlist's latest chart when ``as_of`` is None), once the
+    request is known to make a report; else a ConfigError in one line.
 
-    Checked before a kernel starts, so a mistyped date or window says so in one line instead
-    of failing inside the notebook and leaving a failed report for a date with no chart.
+    Checked before a kernel starts, in two steps: the raw zone's folder names first (which
+    playlists and days were captured; a few listings, so a mistyped playlist or date fails in
+    well under a second, naming what would work), then the tables themselves (one query of
+    the playlist's chart days), which a capture not transformed yet is missing from.
     """
     lake.check_playlist_id(playlist_id)
-    as_of = _check_as_of(as_of)
+    as_of = None if as_of is None else _check_as_of(as_of)
     longest = analysis.MAX_DAYS
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= longest:
         raise ConfigError(f"--days {days!r} is not a whole number from 1 to {longest}")
-    first_day, last_day = analysis.window_bounds(as_of, days)
-    in_window, _ = warehouse.run(
-        lake_root,
-        _CHART_DAYS + " AND dt BETWEEN ? AND ?",
-        [playlist_id, first_day, last_day],
-        engine=engine,
-        settings=settings,
-    )
-    if not pd.isna(in_window["first_day"].iloc[0]):
-        return as_of
-    # Only to say which dates would work: every day of the playlist's snapshots.
-    charted, _ = warehouse.run(
+    status.check_landed(lake_root, playlist_id, as_of, days)
+    frame, _ = warehouse.run(
         lake_root, _CHART_DAYS, [playlist_id], engine=engine, settings=settings
     )
-    first_chart, last_chart = charted["first_day"].iloc[0], charted["last_day"].iloc[0]
-    if pd.isna(first_chart):
+    charted = sorted(str(day) for day in frame["dt"].dropna())
+    if not charted:
         raise ConfigError(
-            f"no chart data for playlist {playlist_id} in lake {lake_root}: run "
-            "`spotify-etl run` (or extract and transform) first"
+            f"playlist {playlist_id} has raw snapshots but no rows in the tables of lake "
+            f"{lake.url(lake_root)}: run `spotify-etl transform` (a file it cannot read goes "
+            "to quarantine/, see `spotify-etl status`)"
         )
-    if last_day < str(first_chart) or str(last_chart) < first_day:
-        raise ConfigError(
-            f"no chart of playlist {playlist_id} between {first_day} and {last_day}: its charts "
-            f"run from {first_chart} to {last_chart}; pass an --as-of in that range"
-        )
-    return as_of
+    return status.check_chart_day(playlist_id, as_of, charted, days)
 
 
 def _failure(exc: BaseException) -> dict:
@@ -218,15 +229,18 @@ def header_html(
     newest: datetime | pd.Timestamp | None,
     engine: str,
 ) -> str:
-    """The report's opening line, every value escaped; the name links to the playlist."""
+    """The report's heading, the playlist and the date, and a line on the window and the
+    data; every value escaped, the id in small print linking to the playlist on Spotify."""
     name = playlist_name if isinstance(playlist_name, str) and playlist_name else playlist_id
     newest_text = "none" if newest is None or pd.isna(newest) else f"{newest:%Y-%m-%d %H:%M} UTC"
     e = html.escape
+    playlist_link = link_html(playlist_id, spotify_object_url("playlist", playlist_id))
     return (
-        f"<p><strong>{link_html(name, spotify_object_url('playlist', playlist_id))}</strong> "
-        f"(<code>{e(playlist_id)}</code>), window <strong>{e(first_day)} to {e(last_day)}"
-        f"</strong> ({int(days)} days, {int(chart_days)} with a chart). Newest snapshot in the "
-        f"lake: <strong>{e(newest_text)}</strong>. Engine: {e(engine)}.</p>"
+        f"<h1>{e(name)} — {e(last_day)}</h1>"
+        f'<p class="report-meta">Window <strong>{e(first_day)} to {e(last_day)}</strong> '
+        f"({int(days)} days, {int(chart_days)} with a chart). Newest snapshot in the lake: "
+        f"<strong>{e(newest_text)}</strong>. Engine: {e(engine)}. "
+        f"<small>Playlist {playlist_link} on Spotify.</small></p>"
     )
 
 
@@ -259,6 +273,44 @@ def display_header(
     display(HTML(header), metadata={PLAYLIST_NAME_METADATA: name})
 
 
+def lookup(
+    lake_root: str, name: str, *, engine: str = "duckdb", settings=None, **values
+) -> pd.DataFrame:
+    """The shipped lookup query ``name`` (``analysis.LOOKUP_QUERIES``: comparisons across
+    charts, track and artist drill-downs) with its parameters bound by name."""
+    statement = sql.shipped("queries")[name]
+    params = analysis.lookup_params(name, **values)
+    return warehouse.run(lake_root, statement, params, engine=engine, settings=settings)[0]
+
+
+def comparison_header_html(top10: pd.DataFrame, *, as_of: str) -> str:
+    """The comparison report's heading and the charts it compares, names escaped and linked
+    to the playlists on Spotify."""
+    playlists = top10.drop_duplicates("playlist_id").sort_values("playlist_name")
+    named = [
+        link_html(name or playlist_id, spotify_object_url("playlist", playlist_id))
+        for playlist_id, name in playlists[["playlist_id", "playlist_name"]].itertuples(False)
+    ]
+    listed = ", ".join(named) if named else "none"
+    return (
+        f"<h1>{html.escape(COMPARISON_TITLE)} — {html.escape(str(as_of))}</h1>"
+        f'<p class="report-meta">{len(named)} charts: {listed}.</p>'
+    )
+
+
+def display_text(text: object) -> None:
+    """One paragraph of text in a report, escaped: it may quote names from Spotify."""
+    from IPython.display import HTML, display
+
+    display(HTML(f"<p>{html.escape(str(text))}</p>"))
+
+
+def display_comparison_header(top10: pd.DataFrame, *, as_of: str) -> None:
+    from IPython.display import HTML, display
+
+    display(HTML(comparison_header_html(top10, as_of=as_of)))
+
+
 # The tags a report may hold: nh3's defaults (text, tables, images, links), the page's <main>,
 # and the SVG elements matplotlib writes, so charts embedded as inline SVG keep drawing.
 _SVG_TAGS = frozenset(
@@ -269,16 +321,33 @@ _SVG_ATTRIBUTES = frozenset(
     {"viewBox", "version", "xmlns", "width", "height", "x", "y", "d", "transform", "href"}
     | {"clip-path", "fill", "stroke", "stroke-width", "opacity", "points", "preserveAspectRatio"}
     | {"x1", "y1", "x2", "y2", "cx", "cy", "r", "rx", "ry", "text-anchor", "font-size"}
+    | {"font-family", "font-style", "font-weight", "direction"}
 )
 _GLOBAL_ATTRIBUTES = frozenset({"class", "id", "style", "title", "lang", "dir", "tabindex"})
 _STYLE_PROPERTIES = frozenset(
     {"text-align", "vertical-align", "width", "height", "max-width", "opacity", "fill"}
+    | {"white-space"}  # report tables keep ranks and dates on one line
     | {"fill-opacity", "fill-rule", "stroke", "stroke-width", "stroke-opacity", "stroke-linecap"}
     | {"stroke-linejoin", "stroke-miterlimit", "stroke-dasharray", "stroke-dashoffset"}
+    # Chart names are SVG <text>: the browser draws them in every script with these.
+    | {"font", "font-family", "font-size", "font-style", "font-weight", "font-variant"}
+    | {"font-stretch", "text-anchor", "direction"}
 )
 _DATA_IMAGE = re.compile(r"data:image/(?:png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/=\s]*")
 _RELATIVE_PATH = re.compile(r"[A-Za-z0-9._~%/-]+")
 _LOCAL_REFERENCE = re.compile(r"url\(\s*#[A-Za-z0-9_.:-]+\s*\)", re.IGNORECASE)
+
+
+def _is_path_below(value: str) -> bool:
+    """A plain relative path to a file in the page's folder or below it (``tables/x.csv``):
+    no scheme, no host, not from the site's root, no step up (``..``, which browsers also
+    read in ``%2e%2e``)."""
+    return (
+        bool(_RELATIVE_PATH.fullmatch(value))
+        and not value.startswith("/")
+        and ".." not in value
+        and "%2e" not in value.lower()
+    )
 
 
 def _allowed_url(element: str, attribute: str, value: str, relative_links: bool) -> bool:
@@ -286,7 +355,7 @@ def _allowed_url(element: str, attribute: str, value: str, relative_links: bool)
         return True
     if element == "img" and attribute == "src":
         return bool(_DATA_IMAGE.fullmatch(value))  # images travel inside the page
-    if relative_links and _RELATIVE_PATH.fullmatch(value) and not value.startswith("//"):
+    if relative_links and _is_path_below(value):
         return True
     return spotify_url(value) is not None
 
@@ -318,6 +387,7 @@ def sanitize_html(fragment: str, *, relative_links: bool = False) -> str:
     attributes["*"] = set(_GLOBAL_ATTRIBUTES)
     attributes["div"] = {"data-mime-type"}
     attributes["table"] = attributes.get("table", set()) | {"border"}
+    attributes["a"] = attributes.get("a", set()) | {"download"}  # a table's CSV file
     for tag in _SVG_TAGS:
         attributes[tag] = set(_SVG_ATTRIBUTES)
     return nh3.clean(
@@ -332,22 +402,55 @@ def sanitize_html(fragment: str, *, relative_links: bool = False) -> str:
     )
 
 
-# A template of our own: nbconvert's lab page without its <script> elements (require.js,
-# MathJax, mermaid and widgets, all loaded from CDNs), so the page runs no code at all.
-_REPORT_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
-{%- block html_head_js -%}{%- endblock html_head_js -%}
-{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
-{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+# The report's own additions to JupyterLab's stylesheet: the nav between dates, the heading's
+# line, and tables sized to their text and left-aligned like the rest of the page.
+_REPORT_CSS = """
+main { max-width: 75em; margin: 0 auto; }
+.report-nav { display: flex; flex-wrap: wrap; gap: 0.4em 1.5em; align-items: baseline;
+  padding: 0.6em var(--jp-cell-padding, 5px);
+  border-bottom: 1px solid var(--jp-border-color2, #e0e0e0);
+  font: 14px/1.4 var(--jp-ui-font-family, system-ui, sans-serif); }
+.report-nav a { text-decoration: none; }
+.report-nav-none { color: var(--jp-ui-font-color3, #999); }
+.report-nav-current { font-weight: 600; }
+.report-meta { color: var(--jp-ui-font-color2, #555); }
+.jp-RenderedHTMLCommon table.report-table { table-layout: auto; margin: 0; }
+.jp-RenderedHTMLCommon table.report-table td,
+.jp-RenderedHTMLCommon table.report-table th { padding: 0.3em 0.8em; }
+.jp-RenderedHTMLCommon .table-note { margin: 0.4em 0 0; font-size: 0.9em;
+  color: var(--jp-ui-font-color2, #555); }
 """
 
 
-def _html_without_code(notebook_path: Path) -> str:
-    """The executed notebook as one HTML page without code cells, sanitized.
+# A template of our own: nbconvert's lab page without its <script> elements (require.js,
+# MathJax, mermaid and widgets, all loaded from CDNs), so the page runs no code at all, and
+# with charts as inline SVG: their names stay text the browser draws in any script, and the
+# page can be searched for them. (nbconvert's own inline option escapes the SVG into text;
+# sanitize_html keeps the SVG elements matplotlib writes and drops anything else.)
+_REPORT_TEMPLATE = f"""{{%- extends 'lab/index.html.j2' -%}}
+{{%- block html_head_js -%}}{{%- endblock html_head_js -%}}
+{{%- block jupyter_widgets -%}}{{%- endblock jupyter_widgets -%}}
+{{%- block html_head_js_mathjax -%}}{{%- endblock html_head_js_mathjax -%}}
+{{%- block html_head_js_mermaidjs -%}}{{%- endblock html_head_js_mermaidjs -%}}
+{{%- block extra_css -%}}<style type="text/css">{_REPORT_CSS}</style>{{%- endblock -%}}
+{{%- block data_svg scoped -%}}
+<div class="jp-RenderedSVG jp-OutputArea-output {{{{ extra_class }}}}"
+ data-mime-type="image/svg+xml">
+{{{{ output.data['image/svg+xml'] }}}}
+</div>
+{{%- endblock data_svg -%}}
+"""
+
+
+def _html_without_code(notebook_path: Path, *, title: str, nav: str) -> str:
+    """The executed notebook as one HTML page without code cells, sanitized, titled ``title``
+    and opening with ``nav`` (``report_html.nav_html``).
 
     The page's head (CSS, title) comes from nbconvert's template alone; everything between
-    ``<main>`` and ``</main>`` (markdown cells and outputs) goes through ``sanitize_html``.
+    ``<main>`` and ``</main>`` (markdown cells and outputs) goes through ``sanitize_html``,
+    which keeps plain relative links such as a table's ``tables/<name>.csv``.
     """
+    import nbformat
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
@@ -358,10 +461,13 @@ def _html_without_code(notebook_path: Path) -> str:
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
-    page, _ = exporter.from_filename(str(notebook_path))
+    notebook = nbformat.read(notebook_path, as_version=4)
+    notebook.metadata["title"] = title  # the template escapes it
+    page, _ = exporter.from_notebook_node(notebook)
     start = page.index("<main>") + len("<main>")
     end = page.rindex("</main>")
-    return page[:start] + sanitize_html(page[start:end]) + page[end:]
+    body = sanitize_html(page[start:end], relative_links=True)
+    return report_html.with_nav(page[:start] + body + page[end:], nav)
 
 
 def _playlist_name(executed: Path) -> str | None:
@@ -382,33 +488,43 @@ def _playlist_name(executed: Path) -> str | None:
 # The index of reports
 
 
+COMPARISONS = "compare"
+# Under reports/: a playlist's id, or COMPARISONS for the reports comparing charts.
 _STATUS_KEY = re.compile(
-    rf"{REPORTS}/(?P<playlist_id>[A-Za-z0-9]{{1,64}})/(?P<as_of>\d{{4}}-\d{{2}}-\d{{2}})/"
+    rf"{REPORTS}/(?P<folder>[A-Za-z0-9]{{1,64}})/(?P<as_of>\d{{4}}-\d{{2}}-\d{{2}})/"
     r"(?:failed/(?P<stamp>\d{8}T\d{6}Z)/)?(?P<name>status\.json|report\.html)"
 )
 
 
 @dataclass
 class IndexEntry:
-    """One playlist and date under ``reports/``: its good report, if any, and failed runs."""
+    """One playlist (or the comparison of charts) and date under ``reports/``: its good
+    report, if any, and failed runs."""
 
-    playlist_id: str
+    playlist_id: str | None  # None: the comparison of charts
     as_of: str
     has_report: bool = False
     failed_stamps: list[str] = field(default_factory=list)
     playlist_name: str | None = None
 
+    @property
+    def folder(self) -> str:
+        """The entry's folder under ``reports/``."""
+        return self.playlist_id or COMPARISONS
+
 
 def index_entries(keys: list[str]) -> list[IndexEntry]:
-    """The playlists and dates that have a report or a failed run, newest date first."""
+    """The playlists, comparisons and dates that have a report or a failed run, newest date
+    first."""
     entries: dict[tuple[str, str], IndexEntry] = {}
     for key in keys:
         found = _STATUS_KEY.fullmatch(key)
         if not found:
             continue
+        folder = found["folder"]
         entry = entries.setdefault(
-            (found["playlist_id"], found["as_of"]),
-            IndexEntry(found["playlist_id"], found["as_of"]),
+            (folder, found["as_of"]),
+            IndexEntry(None if folder == COMPARISONS else folder, found["as_of"]),
         )
         if found["stamp"] and found["name"] == "status.json":
             entry.failed_stamps.append(found["stamp"])
@@ -416,27 +532,28 @@ def index_entries(keys: list[str]) -> list[IndexEntry]:
             entry.has_report = True
     for entry in entries.values():
         entry.failed_stamps.sort()
-    return sorted(entries.values(), key=lambda e: (e.as_of, e.playlist_id), reverse=True)
+    return sorted(entries.values(), key=lambda e: (e.as_of, e.folder), reverse=True)
 
 
 _INDEX_CSS = """body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 60em;
   padding: 0 1em; color: #222; }
+h2 { margin: 1.6em 0 0.1em; font-size: 1.25em; }
+.ids { margin: 0 0 0.5em; color: #666; font-size: 0.9em; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 0.35em 0.7em; border-bottom: 1px solid #ddd;
   vertical-align: top; }
-td:first-child { white-space: nowrap; }
+th { font-weight: 600; color: #555; }
+td:first-child { white-space: nowrap; width: 8em; }
+td:nth-child(2) { width: 6em; }
 code { color: #555; }
 .failed { color: #b00020; font-weight: bold; }
 .note { color: #8a5a00; }"""
 
 
-def index_html(entries: list[IndexEntry]) -> str:
-    """The page listing ``entries``; links are relative to ``reports/``, names escaped."""
+def _index_rows(entries: list[IndexEntry]) -> str:
     rows = []
     for entry in entries:
-        base = f"{quote(entry.playlist_id)}/{quote(entry.as_of)}"
-        name = html.escape(entry.playlist_name or entry.playlist_id)
-        playlist = f"{name}<br><code>{html.escape(entry.playlist_id)}</code>"
+        base = f"{quote(entry.folder)}/{quote(entry.as_of)}"
         if entry.has_report:
             report = f'<a href="{base}/report.html">report</a>'
             outcome = "ok"
@@ -454,16 +571,49 @@ def index_html(entries: list[IndexEntry]) -> str:
             if latest:
                 outcome += f' <a href="{base}/failed/{latest}/status.json">{latest}</a>'
         rows.append(
-            f"<tr><td>{html.escape(entry.as_of)}</td><td>{playlist}</td>"
-            f"<td>{report}</td><td>{outcome}</td></tr>"
+            f"<tr><td>{html.escape(entry.as_of)}</td><td>{report}</td><td>{outcome}</td></tr>"
         )
-    table = (
-        "<table><thead><tr><th>Date</th><th>Playlist</th><th>Report</th><th>Run</th></tr>"
-        "</thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table>"
-        if rows
-        else "<p>No reports yet.</p>"
+    return (
+        "<table><thead><tr><th>Date</th><th>Report</th><th>Run</th></tr></thead><tbody>\n"
+        + "\n".join(rows)
+        + "\n</tbody></table>"
     )
-    body = sanitize_html(f"<h1>Reports</h1>\n{table}", relative_links=True)
+
+
+def _index_section(heading: str, ids: str, entries: list[IndexEntry]) -> str:
+    good = sum(entry.has_report for entry in entries)
+    failed = sum(not entry.has_report for entry in entries)
+    counts = f"{good} report{'s' * (good != 1)}" + (f", {failed} failed" if failed else "")
+    summary = f'<p class="ids">{ids}{counts}</p>'
+    return f"<section><h2>{heading}</h2>{summary}{_index_rows(entries)}</section>"
+
+
+def index_html(entries: list[IndexEntry]) -> str:
+    """The page listing ``entries``: the comparisons of charts, then each playlist by name,
+    each newest date first; links are relative to ``reports/``, names escaped."""
+    sections = []
+    comparisons = [entry for entry in entries if entry.playlist_id is None]
+    if comparisons:
+        sections.append(_index_section("Charts compared", "", comparisons))
+    by_playlist: dict[str, list[IndexEntry]] = {}
+    for entry in entries:
+        if entry.playlist_id is not None:
+            by_playlist.setdefault(entry.playlist_id, []).append(entry)
+
+    def shown_name(playlist_id: str) -> str:
+        named = [e.playlist_name for e in by_playlist[playlist_id] if e.playlist_name]
+        return named[0] if named else playlist_id
+
+    for playlist_id in sorted(by_playlist, key=lambda p: (shown_name(p).casefold(), p)):
+        heading = html.escape(shown_name(playlist_id))
+        ids = f"<code>{html.escape(playlist_id)}</code> · "
+        sections.append(_index_section(heading, ids, by_playlist[playlist_id]))
+    content = "\n".join(sections) if sections else "<p>No reports yet.</p>"
+    intro = (
+        "<p>Newest date first. A failed run keeps the date's previous good report; its "
+        "status.json says which cell failed and why.</p>"
+    )
+    body = sanitize_html(f"<h1>Reports</h1>\n{intro}\n{content}", relative_links=True)
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
@@ -482,7 +632,7 @@ def publish_index(lake_root: str) -> str:
     entries = index_entries(keys)
     newest_good: dict[str, IndexEntry] = {}
     for entry in entries:  # newest first
-        if entry.has_report:
+        if entry.has_report and entry.playlist_id is not None:
             newest_good.setdefault(entry.playlist_id, entry)
     listed = set(keys)
     names = {pid: _recorded_name(lake_root, entry, listed) for pid, entry in newest_good.items()}
@@ -493,7 +643,7 @@ def publish_index(lake_root: str) -> str:
 
 
 def _recorded_name(lake_root: str, entry: IndexEntry, listed: set[str]) -> str | None:
-    key = f"{report_prefix(entry.playlist_id, entry.as_of)}/status.json"
+    key = f"{REPORTS}/{entry.folder}/{entry.as_of}/status.json"
     if key not in listed:
         return None
     try:
@@ -522,8 +672,11 @@ def _private_kernel_manager(folder: Path) -> type:
             # The kernel's own log goes to a file, not the user's terminal: when the report
             # is interrupted, its shutdown tracebacks are noise; when it dies, status.json
             # quotes the file's end.
+            # Temporary files of the kernel (the notebook's default chart folder, which
+            # papermill's parameters then replace) go in the work folder and with it.
+            env = {**(kwargs.pop("env", None) or os.environ), "TMPDIR": str(folder)}
             with open(folder / KERNEL_LOG, "ab") as log:
-                await super().start_kernel(**kwargs, stderr=log)
+                await super().start_kernel(**kwargs, env=env, stderr=log)
 
     return PrivateKernelManager
 
@@ -539,29 +692,130 @@ def run_report(
     timeout_seconds: int = 600,
 ) -> ReportResult:
     """Execute the report for one playlist and date, and publish it in the lake."""
-    import papermill
-
     # The Lambda image keeps the notebook outside the installed package; it says where.
     notebook = Path(notebook or os.environ.get("SPOTIFY_ETL_REPORT_NOTEBOOK") or REPORT_NOTEBOOK)
     if not notebook.is_file():
         raise ConfigError(f"report notebook {notebook} not found: set SPOTIFY_ETL_REPORT_NOTEBOOK")
     as_of = check_request(lake_root, playlist_id, as_of, days, engine=engine)
-    prefix = report_prefix(playlist_id, as_of)
+    parameters = {"as_of": as_of, "days": days, "playlist_id": playlist_id, "engine": engine}
+    return _run_and_publish(
+        lake_root,
+        notebook=notebook,
+        parameters=parameters,
+        prefix=report_prefix(playlist_id, as_of),
+        subject=playlist_id,
+        timeout_seconds=timeout_seconds,
+    )
+
+
+def comparison_prefix(as_of: str) -> str:
+    return f"{REPORTS}/{COMPARISONS}/{as_of}"
+
+
+_CHARTED_PLAYLISTS = (
+    "SELECT DISTINCT playlist_id FROM snapshots WHERE dt BETWEEN ? AND ? ORDER BY playlist_id"
+)
+
+
+def _check_days(days: int) -> None:
+    longest = analysis.MAX_DAYS
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= longest:
+        raise ConfigError(f"--days {days!r} is not a whole number from 1 to {longest}")
+
+
+def check_comparison_request(
+    lake_root: str,
+    as_of: str,
+    days: int,
+    playlist_ids: list[str] | None,
+    *,
+    engine: str,
+    settings=None,
+) -> tuple[str, list[str]]:
+    """The comparison's date and the playlists it compares (by default every playlist with a
+    chart in the window, at least two), or ConfigError before a kernel starts."""
+    as_of = _check_as_of(as_of)
+    _check_days(days)
+    wanted = [lake.check_playlist_id(p) for p in playlist_ids] if playlist_ids else None
+    first_day, last_day = analysis.window_bounds(as_of, days)
+    charted, _ = warehouse.run(
+        lake_root, _CHARTED_PLAYLISTS, [first_day, last_day], engine=engine, settings=settings
+    )
+    found = [str(p) for p in charted["playlist_id"]]
+    chosen = [p for p in wanted if p in found] if wanted else found
+    missing = [p for p in wanted or [] if p not in found]
+    if missing:
+        raise ConfigError(
+            f"no chart of playlist {', '.join(missing)} between {first_day} and {last_day}; "
+            f"playlists with one: {', '.join(found) or 'none'}"
+        )
+    if len(chosen) < 2:
+        raise ConfigError(
+            f"a comparison needs two playlists with a chart between {first_day} and "
+            f"{last_day}; found {', '.join(chosen) or 'none'}"
+        )
+    return as_of, chosen
+
+
+def run_comparison_report(
+    lake_root: str,
+    *,
+    as_of: str,
+    days: int = 30,
+    playlist_ids: list[str] | None = None,
+    engine: str = "duckdb",
+    notebook: Path | None = None,
+    timeout_seconds: int = 600,
+) -> ReportResult:
+    """Execute the report comparing charts (``COMPARISON_NOTEBOOK``) on one date and publish
+    it under ``reports/compare/<as_of>/``, beside the playlists' reports in the index."""
+    notebook = Path(
+        notebook or os.environ.get("SPOTIFY_ETL_COMPARISON_NOTEBOOK") or COMPARISON_NOTEBOOK
+    )
+    if not notebook.is_file():
+        raise ConfigError(
+            f"comparison notebook {notebook} not found: set SPOTIFY_ETL_COMPARISON_NOTEBOOK"
+        )
+    as_of, chosen = check_comparison_request(lake_root, as_of, days, playlist_ids, engine=engine)
+    parameters = {"as_of": as_of, "days": days, "playlist_ids": chosen, "engine": engine}
+    return _run_and_publish(
+        lake_root,
+        notebook=notebook,
+        parameters=parameters,
+        prefix=comparison_prefix(as_of),
+        subject=COMPARISON_TITLE,
+        timeout_seconds=timeout_seconds,
+    )
+
+
+def _run_and_publish(
+    lake_root: str,
+    *,
+    notebook: Path,
+    parameters: dict,
+    prefix: str,
+    subject: str,
+    timeout_seconds: int,
+) -> ReportResult:
+    """Execute ``notebook`` with ``parameters`` (plus the lake and the folders for charts and
+    tables) and publish it under ``prefix``; the page is titled by the playlist name the
+    notebook stated, else by ``subject``, and the date."""
+    import papermill  # a second or more of imports: only once the request is known to be good
+
     started = datetime.now(UTC)
     clock = time.monotonic()
     # ignore_cleanup_errors: a kernel stopped by Ctrl-C may still be removing its sockets.
     with tempfile.TemporaryDirectory(prefix="report-", ignore_cleanup_errors=True) as workdir:
         work = Path(workdir)
-        charts_dir = work / "charts"
+        charts_dir, tables_dir = work / "charts", work / report_html.TABLES
         charts_dir.mkdir()
+        tables_dir.mkdir()
         parameters = {
-            "as_of": as_of,
-            "days": days,
-            "playlist_id": playlist_id,
-            "engine": engine,
+            **parameters,
             # the notebook runs in its own folder: a relative local lake must not move with it
             "lake": os.path.abspath(lake_root) if lake.is_local(lake_root) else lake_root,
             "output_dir": str(charts_dir),
+            "tables_dir": str(tables_dir),
         }
         executed = work / "report.ipynb"
         outcome: dict = {"error": None, "failing_cell": None}
@@ -583,7 +837,8 @@ def run_report(
                 tail = kernel_log.read_text(encoding="utf-8", errors="replace").splitlines()
                 outcome["kernel_log"] = tail[-20:]
         status = {
-            "parameters": parameters | {"output_dir": "charts/"},
+            "parameters": parameters
+            | {"output_dir": "charts/", "tables_dir": f"{report_html.TABLES}/"},
             "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "duration_seconds": round(time.monotonic() - clock, 2),
             "succeeded": outcome["error"] is None,
@@ -593,11 +848,19 @@ def run_report(
         files: list[tuple[str, bytes]] = []
         if executed.exists():
             files.append(("report.ipynb", executed.read_bytes()))
+        as_of = parameters["as_of"]
+        dates: list[str] = []
         if status["succeeded"]:
-            files.append(("report.html", _html_without_code(executed).encode("utf-8")))
+            dates = sorted(set(_report_dates(lake_root, prefix.rsplit("/", 1)[0])) | {as_of})
+            title = report_html.page_title(status["playlist_name"] or subject, as_of)
+            nav = report_html.nav_html(as_of, *report_html.neighbours(dates, as_of))
+            page = _html_without_code(executed, title=title, nav=nav)
+            files.append(("report.html", page.encode("utf-8")))
             files += [
-                (f"charts/{chart.name}", chart.read_bytes())
-                for chart in sorted(charts_dir.iterdir())
+                (f"{folder.name}/{item.name}", item.read_bytes())
+                for folder in (charts_dir, tables_dir)
+                for item in sorted(folder.iterdir())
+                if item.is_file()
             ]
             target = prefix
         else:
@@ -610,5 +873,29 @@ def run_report(
         lake.write_bytes(lake_root, f"{target}/status.json", status_bytes)
         if not status["succeeded"] and not lake.exists(lake_root, f"{prefix}/status.json"):
             lake.write_bytes(lake_root, f"{prefix}/status.json", status_bytes)
+    if status["succeeded"]:
+        _relink_neighbours(lake_root, prefix.rsplit("/", 1)[0], dates, as_of)
     publish_index(lake_root)
     return ReportResult(status["succeeded"], target, status, status["files"])
+
+
+def _report_dates(lake_root: str, series: str) -> list[str]:
+    """The dates under ``series`` (``reports/<playlist_id>`` or ``reports/compare``) that have
+    a good report."""
+    page = re.compile(re.escape(series) + r"/(\d{4}-\d{2}-\d{2})/report\.html")
+    found = (page.fullmatch(key) for key in lake.list_keys(lake_root, series, "report.html"))
+    return [match[1] for match in found if match]
+
+
+def _relink_neighbours(lake_root: str, series: str, dates: list[str], as_of: str) -> None:
+    """Point the pages before and after ``as_of`` in ``series`` at it, so the links between
+    dates stay consistent whatever order the dates were published in."""
+    for neighbour in report_html.neighbours(dates, as_of):
+        if neighbour is None:
+            continue
+        key = f"{series}/{neighbour}/report.html"
+        page = lake.read_bytes(lake_root, key).decode("utf-8")
+        nav = report_html.nav_html(neighbour, *report_html.neighbours(dates, neighbour))
+        relinked = report_html.with_nav(page, nav)
+        if relinked != page:
+            lake.write_bytes(lake_root, key, relinked.encode("utf-8"))

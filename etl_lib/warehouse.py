@@ -16,9 +16,7 @@ from etl_lib import catalog, sql
 from etl_lib.errors import ConfigError
 
 
-def query(
-    lake_root: str, statement: str, params: Sequence[Any] | None = None
-) -> pd.DataFrame:
+def query(lake_root: str, statement: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
     """Run one Athena-dialect statement on DuckDB over the lake; parameters are bound."""
     return query_all(lake_root, {"query": (statement, params)})["query"]
 
@@ -40,9 +38,80 @@ def query_all(
                 with catalog.object_store_errors(lake_root):
                     frames[name] = connection.execute(duckdb_sql, list(params or [])).df()
             except duckdb.Error as exc:
-                message = str(exc).splitlines()[0]
+                message = _clearer_message(connection, statement, params, exc)
                 raise ConfigError(f"query failed: {message}") from exc
         return frames
+
+
+def _clearer_message(connection, statement: str, params, exc: duckdb.Error) -> str:
+    """DuckDB's message for a statement it refused, as one line.
+
+    A statement transpiled with the column types known has its names qualified, so a
+    misspelled column reads to DuckDB as an alias used before it is defined; the statement
+    transpiled without them is then bound again (binding runs nothing) for the message
+    DuckDB gives the statement as written: which column, and the candidates.
+    """
+    if isinstance(exc, duckdb.BinderException | duckdb.CatalogException):
+        try:
+            connection.execute(sql.to_duckdb(statement), list(params or []))
+        except (duckdb.BinderException, duckdb.CatalogException) as plain:
+            return sql.engine_message(plain)
+        except duckdb.Error:
+            pass
+    return sql.engine_message(exc)
+
+
+def window_rows(
+    lake_root: str,
+    *,
+    view: str | None = None,
+    statement: str | None = None,
+    params: Sequence[Any] = (),
+    first_day: str | None = None,
+    last_day: str | None = None,
+    playlist_id: str | None = None,
+) -> pd.DataFrame:
+    """The rows of a table or view (``view``), or of an Athena-dialect ``statement``, for the
+    days from ``first_day`` to ``last_day`` (either open) and one playlist if given.
+
+    A statement reads tables that hold only the window's days. A view by name keeps the
+    history before the window (a chart's days on chart count from a track's first day, the
+    latest attributes are the latest up to the last day); its rows are then those of the
+    window's days, when it has a ``dt``.
+    """
+    if first_day and last_day and first_day > last_day:
+        raise ConfigError(f"--from {first_day} is after --to {last_day}")
+    if (view is None) == (statement is None):
+        raise ConfigError("name a --view or give a --sql statement, not both")
+    windowed = first_day is not None or last_day is not None
+    if statement is not None:
+        days = (first_day, last_day) if windowed else None
+        frame = query_all(lake_root, {"rows": (statement, params)}, days=days)["rows"]
+        if playlist_id is None:
+            return frame
+        if "playlist_id" not in frame.columns:
+            raise ConfigError("--playlist needs a playlist_id column in the statement's result")
+        return frame[frame["playlist_id"] == playlist_id].reset_index(drop=True)
+    columns = catalog.schema_with_views()
+    if view not in columns:
+        raise ConfigError(f"no view {view!r}: export one of {', '.join(sorted(columns))}")
+    conditions, bound = [], []
+    if playlist_id is not None:
+        if "playlist_id" not in columns[view]:
+            raise ConfigError(f"{view} has no playlist_id column: --playlist does not apply")
+        conditions.append("playlist_id = ?")
+        bound.append(playlist_id)
+    days = None
+    if windowed and "dt" in columns[view]:
+        days = (None, last_day)
+        conditions += [f"dt {op} ?" for op, day in ((">=", first_day), ("<=", last_day)) if day]
+        bound += [day for day in (first_day, last_day) if day]
+    elif windowed:
+        days = (first_day, last_day)  # computed from the window's rows alone
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    return query_all(lake_root, {"rows": (f"SELECT * FROM {view}{where}", bound)}, days=days)[
+        "rows"
+    ]
 
 
 def run(

@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from etl_lib import cli, lake
+from etl_lib.demo import DEMO_PLAYLISTS
+from etl_lib.schemas import TABLES
 
 SUBCOMMANDS = [
     "extract", "transform", "backfill", "compact", "migrate", "catalog", "query", "run", "report",
-    "demo",
+    "status", "export", "demo",
 ]  # fmt: skip
 
 
@@ -24,7 +26,7 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "etl_lib", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # the demo runs a report per chart and the comparison
         env=env,
     )
 
@@ -64,6 +66,10 @@ def test_user_errors_are_one_line_without_traceback(tmp_path, settings, monkeypa
         "lake is a file": ["transform", "--lake", str(_a_file(tmp_path))],
         "no lake there": ["query", "--lake", str(tmp_path / "no-lake"), "SELECT 1"],
         "unknown table": ["query", "--lake", root, "SELECT * FROM no_such_table"],
+        "unbalanced quote": ["query", "--lake", root, "SELECT 'x FROM daily_chart"],
+        "bad option value": ["report", "--lake", root, "--days", "0"],
+        "unknown option": ["status", "--lake", root, "--colour"],
+        "playlist link elsewhere": ["extract", "--lake", root, "--playlist", "https://x.y/p"],
         "missing input": ["transform", "--lake", root, "--input", str(tmp_path / "nope.json")],
     }
     for label, args in cases.items():
@@ -94,9 +100,19 @@ def test_demo_then_query(tmp_path):
     root = str(tmp_path / "lake")
     result = run_cli("demo", "--lake", root)
     assert result.returncode == 0, result.stderr
-    # the chart changes daily: the second check of each day is a heartbeat, not a download
-    assert "30 extracted, 30 unchanged" in result.stderr
+    # the charts change daily: the second check of each day is a heartbeat, not a download
+    chart_days = 30 * len(DEMO_PLAYLISTS)
+    assert f"{chart_days} extracted, {chart_days} unchanged" in result.stderr
     assert "Current top 10" in result.stdout
+    # It ends saying where the reports are and how to explore the lake, and the kernels'
+    # own chatter (transport warnings, shutdown logs) stays out of the terminal.
+    index = (Path(root) / "reports" / "index.html").resolve().as_uri()
+    assert result.stdout.splitlines()[-2:] == [
+        f"Every report, latest first: {index}",
+        f"Explore the lake in JupyterLab: make lab LAKE={Path(root).resolve()} "
+        "(in the project's folder)",
+    ]
+    assert "IPKernelApp" not in result.stderr and "transport" not in result.stderr.lower()
     assert "chart_entries" in result.stdout
     warehouse = os.path.abspath(os.path.join(root, "warehouse"))
     assert f"Iceberg tables: {warehouse}\n" in result.stdout
@@ -109,7 +125,7 @@ def test_demo_then_query(tmp_path):
     )
     assert counts.returncode == 0, counts.stderr
     [row] = json.loads(counts.stdout)
-    assert row["days"] == 30 and row["entries"] == 30 * 50
+    assert row["days"] == 30 and row["entries"] == len(DEMO_PLAYLISTS) * 30 * 50
 
     csv = run_cli(
         "query", "--lake", root, "--format", "csv", "--param", "1",
@@ -124,19 +140,21 @@ def test_demo_then_query(tmp_path):
     cataloged = run_cli("catalog", "--lake", root)
     assert cataloged.returncode == 0, cataloged.stderr
     assert cataloged.stderr.startswith(
-        f"cataloged 11 tables and views in {Path(root) / 'iceberg_catalog.db'} "
+        f"cataloged 12 tables and views in {Path(root) / 'iceberg_catalog.db'} "
         "(DuckDB reads it per query): "
     ), cataloged.stderr
     assert run_cli("query", "--lake", root, "--format", "json", _COUNTS_SQL).stdout == before
 
-    # Every day holds one file per table already; with no retention, the files the
-    # re-transform replaced go, and the tables read the same.
+    # Every day holds a file per chart and table: compaction leaves one per table, with no
+    # retention the files it and the re-transform replaced go, and the tables read the same.
     compacted = run_cli(
         "compact", "--lake", root, env={**os.environ, "SPOTIFY_ETL_SNAPSHOT_RETENTION_DAYS": "0"}
     )
     assert compacted.returncode == 0, compacted.stderr
+    day_files = 30 * len(TABLES)
     line = re.fullmatch(
-        r"compacted 0 days: 0 files -> 0; 30 already compact; expired (\d+) table snapshots, "
+        rf"compacted 30 days: {day_files * len(DEMO_PLAYLISTS)} files -> {day_files}; "
+        r"0 already compact; expired (\d+) table snapshots, "
         r"deleted (\d+) files no snapshot needs\n",
         compacted.stderr,
     )
@@ -146,7 +164,7 @@ def test_demo_then_query(tmp_path):
     # A second demo (a new server on another port) lands nothing new.
     rerun = run_cli("demo", "--lake", root)
     assert rerun.returncode == 0
-    assert "30 already landed, 30 unchanged" in rerun.stderr
+    assert f"{chart_days} already landed, {chart_days} unchanged" in rerun.stderr
     assert run_cli("query", "--lake", root, "--format", "json", _COUNTS_SQL).stdout == before
 
 

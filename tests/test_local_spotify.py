@@ -22,6 +22,7 @@ import requests
 
 from etl_lib.local_spotify import ChartSimulator, LocalSpotifyServer
 from etl_lib.local_spotify.server import select_fields
+from etl_lib.local_spotify.simulator import CHART_MARKETS, DEFAULT_PLAYLISTS
 
 TOP_SONGS = "37i9dQZEVXbNG2KDcFcKOF"
 TOP_50 = "37i9dQZEVXbMDoHDwVN2tF"
@@ -804,7 +805,8 @@ def test_simulator_knows_owners_and_collaborators(simulator):
     assert {entry["added_by"]["id"] for entry in simulator.chart(OWN, TODAY)} == {"local-user"}
     team_editors = {entry["added_by"]["id"] for entry in simulator.chart(COLLABORATIVE, TODAY)}
     assert team_editors == {"local-user", "other-user"}
-    assert ChartSimulator(user_playlists={}).playlists.keys() == {TOP_50, TOP_SONGS}
+    assert ChartSimulator(user_playlists={}).playlists.keys() == DEFAULT_PLAYLISTS.keys()
+    assert {TOP_50, TOP_SONGS} <= DEFAULT_PLAYLISTS.keys()
     with pytest.raises(ValueError, match="both"):
         ChartSimulator(playlists={OWN: "clash"})
 
@@ -1186,3 +1188,21 @@ def test_2026_responses_validate_against_the_official_openapi_spec(openapi, serv
     expired = _get(server, f"playlists/{OWN}/items", user_token)
     validator = openapi.response_validator("/playlists/{playlist_id}/items", "401")
     assert expired.status_code == 401 and _errors(validator, expired.json()) == []
+
+
+def test_a_country_chart_favours_its_own_market_and_the_global_ones_none(simulator):
+    """The ISRC's first two letters name the country of the track's lead artist."""
+    assert CHART_MARKETS
+
+    def entries_from(market: str, playlist_id: str) -> int:
+        days = [date(2026, 10, 1) + timedelta(days=n) for n in range(30)]
+        return sum(
+            entry["item"]["external_ids"].get("isrc", "").startswith(market)
+            for day in days
+            for entry in simulator.chart(playlist_id, day)
+        )
+
+    for country_chart, market in CHART_MARKETS.items():
+        at_home = entries_from(market, country_chart)
+        assert at_home > 1.5 * entries_from(market, TOP_SONGS), market
+        assert at_home > 1.5 * entries_from(market, TOP_50), market

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,12 @@ from etl_lib import lake, reports
 from etl_lib.demo import DEMO_PLAYLIST, run_demo
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").rglob("*.ipynb"))
+# JupyterLab keeps autosaved copies, with outputs, in .ipynb_checkpoints/ (ignored by git).
+NOTEBOOKS = sorted(
+    path
+    for path in (ROOT / "notebooks").rglob("*.ipynb")
+    if ".ipynb_checkpoints" not in path.relative_to(ROOT).parts
+)
 AS_OF = "2026-10-31"
 
 
@@ -36,13 +42,127 @@ def test_the_notebooks_exist():
     assert {"explore_top_songs.ipynb", "reports/top_songs_trends.ipynb"} <= names
 
 
+def _git(*args: str, cwd: Path = ROOT, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, input=stdin, capture_output=True, text=True, timeout=60
+    )
+
+
+def _in_a_git_checkout() -> bool:
+    try:
+        return _git("rev-parse", "--is-inside-work-tree").stdout.strip() == "true"
+    except FileNotFoundError:  # no git at all: an unpacked source archive
+        return False
+
+
+def _as_git_stores_it(path: Path, cwd: Path = ROOT) -> str:
+    """The working copy of ``path`` as ``git add`` would store it: through the clean filter
+    that .gitattributes names, when this checkout has it configured."""
+    text = path.read_text()
+    driver = _git("check-attr", "filter", "--", str(path), cwd=cwd).stdout.rsplit(": ", 1)[-1]
+    clean = _git("config", f"filter.{driver.strip()}.clean", cwd=cwd).stdout.strip()
+    if not clean:
+        return text
+    # git runs the filter through the shell, in the top folder of the work tree
+    filtered = subprocess.run(
+        clean, shell=True, cwd=cwd, input=text, capture_output=True, text=True, timeout=60
+    )
+    assert filtered.returncode == 0, filtered.stderr
+    return filtered.stdout
+
+
+def _outputs(notebook_text: str) -> list:
+    notebook = json.loads(notebook_text)
+    assert notebook["metadata"]["kernelspec"]["name"] == "python3"
+    return [
+        (cell.get("outputs"), cell.get("execution_count"))
+        for cell in notebook["cells"]
+        if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count"))
+    ]
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebooks_are_committed_without_outputs(path):
+    """What git holds or would store is output-free; JupyterLab's outputs in the working copy
+    are fine once the filter is configured (`make lab` and `make test` do)."""
+    if not _in_a_git_checkout():
+        assert _outputs(path.read_text()) == [], path
+        return
+    relative = path.relative_to(ROOT).as_posix()
+    if _git("ls-files", "--error-unmatch", "--", relative).returncode == 0:
+        staged = _git("show", f":{relative}")  # the index: what the next commit holds
+        assert staged.returncode == 0, staged.stderr
+        assert _outputs(staged.stdout) == [], f"{relative} is staged with outputs"
+    assert _outputs(_as_git_stores_it(path)) == [], (
+        f"{relative} has outputs and git would store them: run `make notebook-filter`"
+    )
+
+
+def _save_as_jupyterlab_does(path: Path) -> None:
+    """Outputs, execution counts and the kernel's details, as JupyterLab saves them."""
     notebook = json.loads(path.read_text())
-    assert notebook["metadata"]["kernelspec"]["name"] == "python3"
-    for cell in notebook["cells"]:
+    for number, cell in enumerate(notebook["cells"], start=1):
         if cell["cell_type"] == "code":
-            assert cell["outputs"] == [] and cell["execution_count"] is None, path
+            cell["execution_count"] = number
+            cell["outputs"] = [
+                {
+                    "output_type": "execute_result",
+                    "execution_count": number,
+                    "data": {"text/plain": ["42"], "image/png": "iVBORw0KGgo="},
+                    "metadata": {},
+                }
+            ]
+            cell["metadata"]["scrolled"] = True
+    notebook["metadata"]["kernelspec"]["display_name"] = "Python 3 (ipykernel)"
+    notebook["metadata"]["language_info"] = {
+        "codemirror_mode": {"name": "ipython", "version": 3},
+        "file_extension": ".py",
+        "mimetype": "text/x-python",
+        "name": "python",
+        "nbconvert_exporter": "python",
+        "pygments_lexer": "ipython3",
+        "version": "3.11.2",
+    }
+    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+
+
+@pytest.mark.skipif(shutil.which("git") is None or shutil.which("make") is None, reason="no git")
+def test_the_makefile_filter_keeps_jupyterlab_outputs_out_of_git(tmp_path):
+    """A clone: without the filter, git still works; after `make notebook-filter`, a notebook
+    JupyterLab saved with outputs shows no change and is staged without outputs."""
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for name in ("Makefile", ".gitattributes"):
+        shutil.copy(ROOT / name, clone / name)
+    relative = reports.REPORT_NOTEBOOK.relative_to(ROOT).as_posix()
+    # The notebook as this checkout's git stores it, whatever JupyterLab saved here.
+    committed = (
+        _as_git_stores_it(reports.REPORT_NOTEBOOK)
+        if _in_a_git_checkout()
+        else reports.REPORT_NOTEBOOK.read_text()
+    )
+    (clone / relative).parent.mkdir(parents=True)
+    (clone / relative).write_text(committed)
+    assert _git("init", "--quiet", cwd=clone).returncode == 0
+    added = _git("add", "--all", cwd=clone)
+    assert added.returncode == 0 and added.stderr == "", added.stderr
+
+    configured = subprocess.run(
+        # the virtualenv running this test is the one to use, and it is installed already
+        ["make", "--no-print-directory", "notebook-filter", f"VENV={ROOT / '.venv'}", "INSTALLED="],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert configured.returncode == 0, configured.stderr
+    _save_as_jupyterlab_does(clone / relative)
+    assert _outputs((clone / relative).read_text()) != []
+    # The saved notebook reads as unchanged: no outputs, no kernel version to commit.
+    changed = _git("diff", "--stat", cwd=clone)
+    assert changed.returncode == 0 and changed.stdout == "", changed.stdout
+    assert _git("add", "--all", cwd=clone).returncode == 0
+    assert _git("show", f":{relative}", cwd=clone).stdout == committed
 
 
 # Which files make up a table is the Iceberg catalog's business: a notebook that opened a
@@ -63,14 +183,63 @@ def test_notebooks_read_the_lake_through_etl_lib(path):
     assert DIRECT_TABLE_ACCESS.findall(code) == [], path
 
 
-def test_report_parameters_cell_holds_literal_defaults():
+REPORT_PARAMETERS = ("as_of", "days", "playlist_id", "engine", "lake", "output_dir", "tables_dir")
+
+
+def test_report_parameters_cell_defaults_fit_jupyterlab_and_papermill(
+    monkeypatch, tmp_path, caplog
+):
+    import papermill
+
+    # papermill lists each parameter (`papermill --help-notebook`) without a line it can't read
+    assert set(REPORT_PARAMETERS) <= set(papermill.inspect_notebook(str(reports.REPORT_NOTEBOOK)))
+    assert "Unable to parse" not in caplog.text
+
+    # The defaults, as JupyterLab runs them: the lake `make lab` names, the demo's last day,
+    # and charts and tables in a new temporary folder, not in notebooks/.
     notebook = json.loads(reports.REPORT_NOTEBOOK.read_text())
     [cell] = [c for c in notebook["cells"] if "parameters" in c["metadata"].get("tags", [])]
-    source = "".join(cell["source"])
+    monkeypatch.setenv("SPOTIFY_ETL_LAKE", "/srv/lake")
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     namespace: dict = {}
-    exec(compile(source, "parameters", "exec"), namespace)  # noqa: S102 - our own literal cell
-    for name in ("as_of", "days", "playlist_id", "engine", "lake", "output_dir"):
-        assert name in namespace, name
+    exec(compile("".join(cell["source"]), "parameters", "exec"), namespace)  # noqa: S102
+    assert namespace["lake"] == "/srv/lake"
+    assert namespace["as_of"] == AS_OF and namespace["playlist_id"] == DEMO_PLAYLIST
+    for folder in ("output_dir", "tables_dir"):
+        assert Path(namespace[folder]).is_relative_to(tmp_path), folder
+
+
+@pytest.mark.parametrize(
+    "notebook", [p for p in NOTEBOOKS if p.parent.name == "reports"], ids=lambda p: p.name
+)
+def test_a_report_notebook_runs_in_jupyterlab_without_writing_into_notebooks(
+    demo_lake, tmp_path, monkeypatch, notebook
+):
+    """As `make lab` runs it: no parameters injected, in its own folder, the lake from the
+    environment. The charts land in the temporary folder; notebooks/ gains nothing."""
+    import papermill
+
+    def listing() -> dict[str, int]:
+        return {
+            path.relative_to(ROOT).as_posix(): path.stat().st_mtime_ns
+            for path in (ROOT / "notebooks").rglob("*")
+        }
+
+    before = listing()
+    monkeypatch.setenv("SPOTIFY_ETL_LAKE", demo_lake)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temporary))  # the kernel's temporary folder
+    papermill.execute_notebook(
+        str(notebook),
+        str(tmp_path / "executed.ipynb"),
+        kernel_name="python3",
+        progress_bar=False,
+        cwd=str(notebook.parent),
+    )
+    assert listing() == before
+    charts = [path.suffix for path in temporary.rglob("*") if path.suffix in {".png", ".svg"}]
+    assert ".png" in charts and ".svg" in charts
 
 
 def test_explore_notebook_runs_on_the_demo_lake(demo_lake, tmp_path):
@@ -84,11 +253,14 @@ def test_explore_notebook_runs_on_the_demo_lake(demo_lake, tmp_path):
         progress_bar=False,
         cwd=str(ROOT / "notebooks"),
     )
-    # The chart is a picture in JupyterLab, not "<Figure size ...>" text.
+    # Every chart is a picture in JupyterLab, not "<Figure size ...>" text alone.
     executed = json.loads((tmp_path / "explore.ipynb").read_text())
-    outputs = [output for cell in executed["cells"] for output in cell.get("outputs", [])]
-    pictures = [output["data"] for output in outputs if "image/png" in output.get("data", {})]
-    assert len(pictures) == 1
+    shown = [
+        output.get("data", {}) for cell in executed["cells"] for output in cell.get("outputs", [])
+    ]
+    figures = [data for data in shown if "Figure size" in "".join(data.get("text/plain", ""))]
+    pictures = [data for data in shown if {"image/png", "image/svg+xml"} & data.keys()]
+    assert figures and all(data in pictures for data in figures)
 
 
 def _png_size(png: bytes) -> tuple[int, int]:
@@ -116,14 +288,23 @@ def test_report_publishes_html_charts_and_status(demo_lake, capfd):
     assert status["playlist_name"] in index
     charts = [name for name in status["files"] if name.startswith("charts/")]
     assert any(name.endswith(".png") for name in charts)
-    # Every chart is in the page itself, a picture the size of its published PNG.
-    pngs = [n for n in charts if n.endswith(".png")]
-    embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
-    assert len(embedded) == len(pngs) and "&lt;Figure size" not in html
-    published = [lake.read_bytes(demo_lake, f"{prefix}/{name}") for name in pngs]
-    shown = [base64.b64decode(data) for data in embedded]
-    assert sorted(map(_png_size, shown)) == sorted(map(_png_size, published))
-    assert any(name.endswith(".svg") for name in charts)
+    # Every chart is in the page itself, as the SVG published beside it (inline, so its text
+    # stays text), and no matplotlib "<Figure size ...>" text is left.
+    svg_names = [n for n in charts if n.endswith(".svg")]
+    assert len(svg_names) >= 4 and "&lt;Figure size" not in html
+
+    def view_boxes(text: str) -> Counter:
+        return Counter(re.findall(r'<svg\b[^>]*\sviewBox="([^"]+)"', text))
+
+    published = sum(
+        (view_boxes(lake.read_bytes(demo_lake, f"{prefix}/{name}").decode()) for name in svg_names),
+        Counter(),
+    )
+    assert sum(published.values()) == len(svg_names)
+    assert published <= view_boxes(html)
+    # The PNGs are published too, one a chart.
+    pngs = [lake.read_bytes(demo_lake, f"{prefix}/{n}") for n in charts if n.endswith(".png")]
+    assert len(pngs) == len(svg_names) and all(min(_png_size(png)) > 100 for png in pngs)
 
     # Same inputs, same SVGs.
     svgs = {n: lake.read_bytes(demo_lake, f"{prefix}/{n}") for n in charts if n.endswith(".svg")}

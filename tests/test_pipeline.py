@@ -74,7 +74,8 @@ def test_pipeline_end_to_end_and_rerun_changes_nothing(settings, spotify_server)
     assert len(summary.transformed) == 6 and not summary.quarantined
     names = catalog.build_catalog(settings.lake)
     assert set(names) == set(schemas.TABLES) | {
-        "daily_chart", "latest_tracks", "latest_albums", "latest_artists", "latest_track_artists"
+        "daily_chart", "latest_tracks", "latest_albums", "latest_artists", "latest_track_artists",
+        "chart",
     }  # fmt: skip
     before = _table_counts(settings.lake)
     assert before["chart_entries"] == sum(result.items for result in landed)

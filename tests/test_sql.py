@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 import sqlglot
@@ -15,11 +15,29 @@ SHIPPED = [
     (folder, name) for folder in ("views", "queries", "report") for name in sql.shipped(folder)
 ]
 REPORT_QUERIES = reports.input_queries(DEMO_PLAYLIST, "2026-10-31", 5)
+# The demo's #1 on its last day, for the lookups: the simulator is the same on every machine.
+DEMO_NUMBER_ONE = ChartSimulator().chart(DEMO_PLAYLIST, date(2026, 10, 31))[0]["item"]
+LOOKUP_VALUES = {
+    "day": "2026-10-31",
+    "track_id": DEMO_NUMBER_ONE["id"],
+    "artist_id": DEMO_NUMBER_ONE["artists"][0]["id"],
+    "text": DEMO_NUMBER_ONE["artists"][0]["name"].upper(),
+}
 # Positional parameters each shipped query takes, bound as the report binds them.
-QUERY_PARAMS = {
-    ("queries", name): analysis.query_params(name, DEMO_PLAYLIST, "2026-10-31", 5)
-    for name in sql.shipped("queries")
-} | {("report", name): params for name, (_, params) in REPORT_QUERIES.items()}
+QUERY_PARAMS = (
+    {
+        ("queries", name): analysis.query_params(name, DEMO_PLAYLIST, "2026-10-31", 5)
+        for name in sql.shipped("queries")
+        if name not in analysis.LOOKUP_QUERIES
+    }
+    | {
+        ("queries", name): analysis.lookup_params(
+            name, **{key: LOOKUP_VALUES[key] for key in set(parameters) & set(LOOKUP_VALUES)}
+        )
+        for name, parameters in analysis.LOOKUP_QUERIES.items()
+    }
+    | {("report", name): params for name, (_, params) in REPORT_QUERIES.items()}
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +48,17 @@ def demo_lake(tmp_path_factory) -> str:
 
 
 def test_sql_is_shipped():
-    assert {"daily_chart", "latest_tracks", "latest_albums", "latest_artists"} <= set(
+    assert {"daily_chart", "latest_tracks", "latest_albums", "latest_artists", "chart"} <= set(
         sql.shipped("views")
     )
     assert "top_tracks" in sql.shipped("queries")
+
+
+def test_a_view_is_created_after_the_views_it_reads():
+    # Both engines check a view's tables when creating it, and chart sorts before daily_chart.
+    order = list(sql.shipped("views"))
+    for view in ("daily_chart", "latest_tracks", "latest_track_artists", "latest_artists"):
+        assert order.index(view) < order.index("chart"), order
 
 
 @pytest.mark.parametrize(("folder", "name"), SHIPPED)

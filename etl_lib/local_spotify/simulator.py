@@ -14,7 +14,8 @@ replaying history:
 
 Artists, albums and tracks depend on the seed only, so playlists share one catalogue;
 each playlist mixes its id into the per-track affinity and the daily noise, so every
-playlist charts differently. Nothing reads the wall clock or the global random state.
+playlist charts differently, and a country chart (``CHART_MARKETS``) favours its own
+market's artists. Nothing reads the wall clock or the global random state.
 
 Playlists have owners, as the 2026 Web API rules need: the editorial charts
 (``DEFAULT_PLAYLISTS``) belong to the user "spotify"; ``DEFAULT_USER_PLAYLISTS`` adds one
@@ -42,6 +43,14 @@ _IMAGE_URL = "https://i.scdn.co/image"
 DEFAULT_PLAYLISTS: dict[str, str] = {
     "37i9dQZEVXbNG2KDcFcKOF": "Top Songs - Global",
     "37i9dQZEVXbMDoHDwVN2tF": "Top 50 - Global",
+    "37i9dQZEVXbLRQDuF5jeBp": "Top 50 - USA",
+    "37i9dQZEVXbKXQ4mDTEBXq": "Top 50 - Japan",
+}
+# A country chart favours its own market's artists (the country their label registers ISRCs
+# in), as real country charts do; the global charts favour no one.
+CHART_MARKETS: dict[str, str] = {
+    "37i9dQZEVXbLRQDuF5jeBp": "US",
+    "37i9dQZEVXbKXQ4mDTEBXq": "JP",
 }
 SPOTIFY_USER_ID = "spotify"  # the owner of the editorial playlists
 LOCAL_USER_ID = "local-user"  # the user the local server logs in as by default
@@ -69,6 +78,7 @@ _WANDER_DAYS = 6
 # _normal() is Box-Muller on 64-bit uniforms, so |value| <= sqrt(2 * 64 * ln 2) < 9.5.
 _MAX_NOISE_FACTOR = math.exp(9.5 * (_SCORE_WANDER + _SCORE_JITTER))
 _PLAYLIST_AFFINITY = 0.30  # standard deviation of a playlist's log-preference for a track
+_HOME_MARKET_AFFINITY = 1.5  # a country chart's extra log-preference for local artists
 
 
 @dataclass(frozen=True)
@@ -563,6 +573,9 @@ class ChartSimulator:
         affinity = self._affinities.get((playlist_id, key))
         if affinity is None:
             affinity = _PLAYLIST_AFFINITY * _normal(self.seed, playlist_id, "affinity", key)
+            market = CHART_MARKETS.get(playlist_id)
+            if market is not None and self.track(key).artists[0].isrc_country == market:
+                affinity += _HOME_MARKET_AFFINITY
             self._affinities[(playlist_id, key)] = affinity
         return affinity
 

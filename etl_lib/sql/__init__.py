@@ -9,11 +9,13 @@ or not at all, on one of the two engines; a test keeps the shipped SQL free of t
 
 from __future__ import annotations
 
+import functools
+import re
 from importlib import resources
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import OptimizeError, ParseError, SqlglotError
+from sqlglot.errors import OptimizeError, ParseError, SqlglotError, TokenError
 from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.schema import MappingSchema
@@ -28,25 +30,88 @@ Schema = dict[str, dict[str, str]]  # table -> column -> DuckDB type name
 
 
 def shipped(folder: str) -> dict[str, str]:
-    """The SQL files in ``etl_lib/sql/<folder>``, by name (file name without ``.sql``)."""
+    """The SQL files in ``etl_lib/sql/<folder>``, by name (file name without ``.sql``).
+
+    In name order, except that a file reading another of the folder (a view over a view)
+    comes after it: both engines check a view's tables when it is created.
+    """
     directory = resources.files("etl_lib") / "sql" / folder
-    return {
+    files = {
         item.name.removesuffix(".sql"): item.read_text(encoding="utf-8")
         for item in sorted(directory.iterdir(), key=lambda entry: entry.name)
         if item.name.endswith(".sql")
     }
+    return {name: files[name] for name in _dependencies_first(files)}
+
+
+def _dependencies_first(files: dict[str, str]) -> list[str]:
+    reads = {name: _relations_read(text) & files.keys() - {name} for name, text in files.items()}
+    ordered: list[str] = []
+    while len(ordered) < len(files):
+        ready = [n for n in files if n not in ordered and reads[n] <= set(ordered)]
+        if not ready:
+            cycle = sorted(set(files) - set(ordered))
+            raise ValueError(f"shipped SQL files read each other in a cycle: {cycle}")
+        ordered.append(ready[0])
+    return ordered
+
+
+@functools.lru_cache(maxsize=256)
+def _relations_read(text: str) -> frozenset[str]:
+    """The tables and views a statement reads (its own CTEs left out)."""
+    expression = parse(text)
+    own = {cte.alias_or_name for cte in expression.find_all(exp.CTE)}
+    return frozenset({table.name for table in expression.find_all(exp.Table)} - own)
 
 
 def parse(sql: str) -> exp.Expression:
     try:
         statements = sqlglot.parse(sql, read=SOURCE_DIALECT)
-    except ParseError as exc:
-        first_error = exc.errors[0]["description"] if exc.errors else str(exc)
-        raise ConfigError(f"SQL does not parse as Athena (Trino) SQL: {first_error}") from exc
+    except (ParseError, TokenError) as exc:
+        raise ConfigError(f"SQL does not parse: {_parse_failure(sql, exc)}") from exc
     statements = [s for s in statements if s is not None]
     if len(statements) != 1:
         raise ConfigError(f"expected one SQL statement, got {len(statements)}")
     return statements[0]
+
+
+def _parse_failure(sql: str, exc: ParseError | TokenError) -> str:
+    """What is wrong with ``sql``, in one line: DuckDB's parser message (the engine's own
+    words, with its position) when DuckDB cannot parse it either, else the transpiler's first
+    error and where it is (SQL that only Trino reads, e.g. a lambda DuckDB spells otherwise)."""
+    import duckdb
+
+    try:
+        duckdb.extract_statements(sql)
+    except duckdb.Error as duckdb_error:
+        # DuckDB read the statement as written: its line number is the user's.
+        line = re.search(r"^LINE (\d+):", str(duckdb_error), re.MULTILINE)
+        where = f" (line {line[1]})" if line else ""
+        return engine_message(duckdb_error) + where
+    errors = getattr(exc, "errors", None)
+    if not errors:
+        return " ".join(str(exc).split())
+    first = errors[0]
+    return (
+        f"{first['description']} at line {first['line']}, column {first['col']} "
+        f"(near {first['highlight']!r}); the statement is read as Athena (Trino) SQL"
+    )
+
+
+def engine_message(error: BaseException) -> str:
+    """An engine's error as one line: its message and its hints ("Did you mean", "Candidate
+    bindings"), without the excerpt of the statement it drew under them (a transpiled
+    statement is not the one the user wrote)."""
+    kept = []
+    lines = str(error).splitlines()
+    for number, line in enumerate(lines):
+        if line.startswith("LINE ") or (
+            number > 0 and lines[number - 1].startswith("LINE ") and not line.strip("^ ")
+        ):
+            continue
+        if line.strip():
+            kept.append(line.strip())
+    return " ".join(kept)
 
 
 def _typed(expression: exp.Expression, schema: Schema) -> exp.Expression | None:
@@ -75,7 +140,11 @@ def to_duckdb(sql: str, schema: Schema | None = None) -> str:
     """One Athena/Trino statement as DuckDB SQL; ``?`` parameters stay bound parameters."""
     expression = parse(sql)
     typed = _typed(expression, schema) if schema else None
-    return (typed or expression).transform(_keep_null_arguments).sql(dialect="duckdb")
+    try:
+        return (typed or expression).transform(_keep_null_arguments).sql(dialect="duckdb")
+    except SqlglotError as exc:  # a construct with no DuckDB spelling
+        message = " ".join(str(exc).split())
+        raise ConfigError(f"SQL cannot run on DuckDB: {message}") from exc
 
 
 _NULL_KEEPING = {exp.ArgMax: "arg_max_null", exp.ArgMin: "arg_min_null"}

@@ -1,0 +1,365 @@
+"""What the lake holds, per playlist: ``spotify-etl status`` and the checks made before work.
+
+Each fact comes from the place that records it: the last check from the extraction's
+heartbeats, the last new snapshot and the rows from the tables (one query), quarantined files
+and reports from their folders (one listing each). ``landed_days`` answers "which playlists
+and days have data" from folder names alone, fast enough to refuse a bad request before any
+table is opened.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+
+from etl_lib import envelope, lake
+from etl_lib.errors import ConfigError, CorruptPayload, LakeError
+
+_PLAYLIST_FOLDER = re.compile(r"playlist_id=([A-Za-z0-9]{1,64})")
+_DAY_FOLDER = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
+_HEARTBEAT_KEY = re.compile(
+    rf"{lake.HEARTBEATS}/playlist_id=(?P<playlist_id>[A-Za-z0-9]+)/dt=[\d-]+/"
+    r"(?P<stamp>\d{8}T\d{6}Z)\.json"
+)
+_QUARANTINE_KEY = re.compile(
+    rf"{lake.QUARANTINE}/playlist_id=(?P<playlist_id>[A-Za-z0-9]+)/dt=[\d-]+/[^/]+\.reason\.txt"
+)
+
+# Per playlist in the tables: how many snapshots, the newest one and its name, the days
+# covered, and the chart rows. One statement, so one planning of the tables.
+TABLES_SQL = """
+WITH snaps AS (
+    SELECT playlist_id,
+           count(*) AS snapshots,
+           max(extracted_at) AS last_snapshot_at,
+           max_by(playlist_name, extracted_at) AS playlist_name,
+           min(dt) AS first_day,
+           max(dt) AS last_day
+    FROM snapshots
+    GROUP BY playlist_id
+), entries AS (
+    SELECT playlist_id, count(*) AS chart_rows
+    FROM chart_entries
+    GROUP BY playlist_id
+)
+SELECT s.playlist_id, s.playlist_name, s.snapshots, s.last_snapshot_at, s.first_day,
+       s.last_day, coalesce(e.chart_rows, 0) AS chart_rows
+FROM snaps AS s
+LEFT JOIN entries AS e ON e.playlist_id = s.playlist_id
+"""
+
+
+def landed_days(lake_root: str) -> dict[str, list[str]]:
+    """Each playlist in the raw zone and the days it has snapshots for, from folder names
+    (one listing of ``raw/`` and one per playlist; no file is opened)."""
+    lake.require_root(lake_root)
+    days = {}
+    for folder in lake.list_folders(lake_root, lake.RAW):
+        playlist = _PLAYLIST_FOLDER.fullmatch(folder)
+        if playlist is None:
+            continue
+        found = [
+            day[1]
+            for name in lake.list_folders(lake_root, f"{lake.RAW}/{folder}")
+            if (day := _DAY_FOLDER.fullmatch(name))
+        ]
+        if found:
+            days[playlist[1]] = found
+    return days
+
+
+def landed_name(lake_root: str, playlist_id: str, day: str) -> str | None:
+    """The playlist's name in its newest raw snapshot of ``day`` (as Spotify gave it)."""
+    prefix = f"{lake.RAW}/playlist_id={lake.check_playlist_id(playlist_id)}/dt={day}/"
+    keys = [key for key in lake.list_keys(lake_root, prefix, ".json") if lake.parse_raw_key(key)]
+    if not keys:
+        return None
+    try:
+        payload = json.loads(lake.read_bytes(lake_root, keys[-1]))
+    except (ValueError, LakeError, CorruptPayload):
+        return None  # unreadable: the transform quarantines it; a name is only a courtesy
+    name = payload.get("playlist", {}).get("name") if isinstance(payload, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def playlists_with_data(lake_root: str, landed: dict[str, list[str]] | None = None) -> str:
+    """``id "name" (first to last)`` for every playlist in the raw zone, for messages."""
+    landed = landed_days(lake_root) if landed is None else landed
+    described = []
+    for playlist_id, days in sorted(landed.items()):
+        name = landed_name(lake_root, playlist_id, days[-1])
+        shown = f' "{_shortened(name, 40)}"' if name else ""
+        described.append(f"{playlist_id}{shown} ({days[0]} to {days[-1]})")
+    return "; ".join(described) if described else "none"
+
+
+def check_landed(lake_root: str, playlist_id: str, as_of: str | None, days: int = 1) -> None:
+    """ConfigError in one line unless the raw zone holds the playlist (and ``as_of``, when
+    given): the first of a report's checks, made from folder names before any table opens."""
+    landed = landed_days(lake_root)
+    if lake.check_playlist_id(playlist_id) not in landed:
+        raise ConfigError(
+            f"no chart data for playlist {playlist_id} in lake {lake.url(lake_root)}; playlists "
+            f"with data: {playlists_with_data(lake_root, landed)}"
+        )
+    check_chart_day(playlist_id, as_of, landed[playlist_id], days)
+
+
+def check_chart_day(
+    playlist_id: str, as_of: str | None, chart_days: list[str], days: int = 1
+) -> str:
+    """``as_of`` (default: the last of ``chart_days``) when the playlist has a chart in the
+    ``days`` days ending that day; else a ConfigError naming the days that would work.
+
+    A day the extraction missed is a good ``as_of`` as long as the window holds a chart: the
+    report shows the window's last chart day, as it would after a missed morning run.
+    """
+    first, last = chart_days[0], chart_days[-1]
+    if as_of is None:
+        return last
+    if not first <= as_of <= last:
+        raise ConfigError(
+            f"no chart of playlist {playlist_id} on {as_of}: its charts run from {first} to "
+            f"{last}; pass an --as-of in that range"
+        )
+    window_start = (date.fromisoformat(as_of) - timedelta(days=max(int(days), 1) - 1)).isoformat()
+    if any(window_start <= day <= as_of for day in chart_days):
+        return as_of
+    before = max(day for day in chart_days if day < as_of)
+    after = min(day for day in chart_days if day > as_of)
+    raise ConfigError(
+        f"no chart of playlist {playlist_id} from {window_start} to {as_of}: its charts run "
+        f"from {first} to {last} but skip those days; the nearest are {before} and {after} "
+        "(pass one as --as-of, or more --days)"
+    )
+
+
+def _shortened(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+@dataclass
+class Check:
+    at: str  # ISO-8601 UTC
+    status: str | None  # extracted, unchanged, already landed, failed, not attempted
+    error: str | None = None
+
+
+@dataclass
+class Quarantine:
+    files: int = 0
+    location: str | None = None
+
+
+@dataclass
+class LastReport:
+    date: str
+    outcome: str  # ok or failed
+    path: str
+    failed_runs: int = 0
+
+
+@dataclass
+class PlaylistStatus:
+    """One playlist as ``spotify-etl status`` shows it; None where nothing is recorded."""
+
+    playlist_id: str
+    playlist_name: str | None = None
+    last_check: Check | None = None
+    last_new_snapshot: str | None = None
+    freshness_seconds: int | None = None
+    freshness: str | None = None
+    first_day: str | None = None
+    last_day: str | None = None
+    snapshots: int = 0
+    chart_rows: int = 0
+    quarantined: Quarantine = field(default_factory=Quarantine)
+    last_report: LastReport | None = None
+
+
+@dataclass
+class LakeStatus:
+    lake: str
+    generated_at: str  # ISO-8601 UTC
+    playlists: list[PlaylistStatus]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def human_age(seconds: float) -> str:
+    """A duration the way people say it: ``40 s``, ``12 min``, ``3 h``, ``32 d``."""
+    seconds = max(0, int(seconds))
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    if seconds < 48 * 3600:
+        return f"{round(seconds / 3600)} h"
+    return f"{round(seconds / 86400)} d"
+
+
+def lake_status(
+    lake_root: str, playlist_ids: list[str] | None = None, *, now: datetime | None = None
+) -> LakeStatus:
+    """Every playlist the lake knows of (or only ``playlist_ids``), newest name first known."""
+    from etl_lib import iceberg, warehouse  # the tables: once the lake is known to exist
+
+    lake.require_root(lake_root)
+    now = lake.as_utc(now) if now is not None else lake.now_utc()
+    found: dict[str, PlaylistStatus] = {}
+
+    def entry(playlist_id: str) -> PlaylistStatus:
+        return found.setdefault(playlist_id, PlaylistStatus(playlist_id))
+
+    tables = warehouse.query(lake_root, TABLES_SQL) if iceberg.has_catalog(lake_root) else None
+    for row in [] if tables is None else tables.itertuples(index=False):
+        status = entry(row.playlist_id)
+        status.playlist_name = row.playlist_name if isinstance(row.playlist_name, str) else None
+        newest = row.last_snapshot_at.to_pydatetime()
+        status.last_new_snapshot = envelope.format_utc(newest)
+        status.freshness_seconds = int((now - newest).total_seconds())
+        status.freshness = human_age(status.freshness_seconds)
+        status.first_day, status.last_day = str(row.first_day), str(row.last_day)
+        status.snapshots, status.chart_rows = int(row.snapshots), int(row.chart_rows)
+    _add_checks(lake_root, entry)
+    _add_quarantine(lake_root, entry)
+    _add_reports(lake_root, entry)
+    wanted = list(dict.fromkeys(playlist_ids)) if playlist_ids else sorted(found)
+    return LakeStatus(
+        lake=lake.url(lake_root),
+        generated_at=envelope.format_utc(now),
+        playlists=[found.get(playlist_id) or PlaylistStatus(playlist_id) for playlist_id in wanted],
+    )
+
+
+def _add_checks(lake_root: str, entry) -> None:
+    newest: dict[str, tuple[str, str]] = {}
+    # Sorted keys: a playlist's last heartbeat is its last key (dt, then time of the check).
+    for key in lake.list_keys(lake_root, f"{lake.HEARTBEATS}/", ".json"):
+        match = _HEARTBEAT_KEY.fullmatch(key)
+        if match:
+            newest[match["playlist_id"]] = (match["stamp"], key)
+    for playlist_id, (stamp, key) in newest.items():
+        at = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}Z"
+        try:
+            heartbeat = json.loads(lake.read_bytes(lake_root, key))
+        except (ValueError, LakeError):
+            heartbeat = {}
+        heartbeat = heartbeat if isinstance(heartbeat, dict) else {}
+        status, error = heartbeat.get("status"), heartbeat.get("error")
+        entry(playlist_id).last_check = Check(
+            at,
+            status if isinstance(status, str) else None,
+            error if isinstance(error, str) else None,
+        )
+
+
+def _add_quarantine(lake_root: str, entry) -> None:
+    for key in lake.list_keys(lake_root, f"{lake.QUARANTINE}/", ".reason.txt"):
+        match = _QUARANTINE_KEY.fullmatch(key)
+        if match is None:
+            continue
+        quarantine = entry(match["playlist_id"]).quarantined
+        quarantine.files += 1
+        quarantine.location = lake.url(
+            lake_root, f"{lake.QUARANTINE}/playlist_id={match['playlist_id']}/"
+        )
+
+
+def _add_reports(lake_root: str, entry) -> None:
+    from etl_lib import reports
+
+    latest: dict[str, reports.IndexEntry] = {}
+    for report in reports.index_entries(list(lake.list_keys(lake_root, reports.REPORTS))):
+        latest.setdefault(report.playlist_id, report)  # newest date first
+    for playlist_id, report in latest.items():
+        prefix = reports.report_prefix(playlist_id, report.as_of)
+        if report.has_report:
+            outcome, key = "ok", f"{prefix}/report.html"
+        else:
+            outcome, key = "failed", f"{prefix}/failed/{report.failed_stamps[-1]}/status.json"
+        entry(playlist_id).last_report = LastReport(
+            report.as_of, outcome, lake.url(lake_root, key), len(report.failed_stamps)
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Shown to people
+
+
+def _when(iso: str | None) -> str:
+    return "-" if iso is None else iso.replace("T", " ").removesuffix("Z")[:16]
+
+
+def table_rows(status: LakeStatus) -> list[dict[str, str]]:
+    """One row of text per playlist, as the terminal table shows them."""
+    rows = []
+    for playlist in status.playlists:
+        check, report = playlist.last_check, playlist.last_report
+        snapshot = _when(playlist.last_new_snapshot)
+        if playlist.freshness is not None:
+            snapshot += f", {playlist.freshness} ago"
+        rows.append(
+            {
+                "playlist": _shortened(playlist.playlist_name or "(no name yet)", 32),
+                "id": playlist.playlist_id,
+                "last check": "never" if check is None else f"{_when(check.at)} {check.status}",
+                "last new snapshot": snapshot,
+                "chart rows": f"{playlist.chart_rows:,}",
+                "quarantined": str(playlist.quarantined.files),
+                "last report": "-" if report is None else f"{report.date} {report.outcome}",
+            }
+        )
+    return rows
+
+
+def table_text(rows: list[dict[str, str]], escape: Callable[[str], str] = str) -> str:
+    """``rows`` as aligned columns (wide characters count double), each cell through
+    ``escape`` first so that escaped names keep the columns straight."""
+    if not rows:
+        return ""
+    headers = list(rows[0])
+    cells = [headers] + [[escape(row[header]) for header in headers] for row in rows]
+    widths = [max(_display_width(line[column]) for line in cells) for column in range(len(headers))]
+    return "\n".join(
+        "  ".join(
+            cell + " " * (width - _display_width(cell))
+            for cell, width in zip(line, widths, strict=True)
+        ).rstrip()
+        for line in cells
+    )
+
+
+def _display_width(text: str) -> int:
+    return sum(
+        0
+        if unicodedata.combining(char)
+        else 2
+        if unicodedata.east_asian_width(char) in ("W", "F")
+        else 1
+        for char in text
+    )
+
+
+def where_lines(status: LakeStatus) -> list[str]:
+    """Where the quarantined files, the last reports and failed checks are."""
+    lines = []
+    for playlist in status.playlists:
+        if playlist.quarantined.files:
+            count = playlist.quarantined.files
+            lines.append(
+                f"{playlist.playlist_id}: {count} quarantined raw file{'s' * (count != 1)} in "
+                f"{playlist.quarantined.location} (each beside a .reason.txt)"
+            )
+        if playlist.last_check and playlist.last_check.error:
+            lines.append(
+                f"{playlist.playlist_id}: the last check failed: {playlist.last_check.error}"
+            )
+        if playlist.last_report is not None:
+            lines.append(f"{playlist.playlist_id}: last report {playlist.last_report.path}")
+    return lines

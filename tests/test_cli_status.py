@@ -1,0 +1,470 @@
+"""`spotify-etl status` and `export`, playlist links, and the checks made before any work:
+bad report parameters, SQL mistakes and a busy catalog each end in one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from etl_lib import cli, demo, lake, pipeline, reports, status, warehouse
+from etl_lib.config import Settings, playlist_id
+from etl_lib.credentials import Credentials
+from etl_lib.errors import ConfigError
+
+GLOBAL = demo.DEMO_PLAYLIST
+DAYS = 3
+
+
+@pytest.fixture(scope="module")
+def demo_lake(tmp_path_factory) -> str:
+    """A small demo lake, shared: tests that change a lake copy it first (``lake_copy``)."""
+    root = str(tmp_path_factory.mktemp("status") / "lake")
+    demo.run_demo(root, days=DAYS)
+    return root
+
+
+@pytest.fixture
+def lake_copy(demo_lake, tmp_path) -> str:
+    root = tmp_path / "lake"
+    shutil.copytree(demo_lake, root)
+    # The Iceberg metadata holds absolute paths: a copy is a moved lake until migrated.
+    assert cli.main(["migrate", "--lake", str(root)]) == 0
+    return str(root)
+
+
+def one_error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert "Traceback" not in captured.err
+    return lines[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Playlist options
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        GLOBAL,
+        f"https://open.spotify.com/playlist/{GLOBAL}",
+        f"https://open.spotify.com/playlist/{GLOBAL}?si=4f1c2d3e4b5a6978",
+        f"https://open.spotify.com/playlist/{GLOBAL}/",
+        f"https://open.spotify.com/intl-de/playlist/{GLOBAL}?si=x#top",
+        f"https://open.spotify.com/intl-pt-BR/playlist/{GLOBAL}",
+        f"https://OPEN.SPOTIFY.COM/playlist/{GLOBAL}",
+        f"http://open.spotify.com/playlist/{GLOBAL}",
+        f"open.spotify.com/playlist/{GLOBAL}",
+        f"https://open.spotify.com/embed/playlist/{GLOBAL}",
+        f"spotify:playlist:{GLOBAL}",
+        f"spotify:user:spotifycharts:playlist:{GLOBAL}",
+    ],
+)
+def test_a_playlist_is_an_id_a_link_or_a_uri(value):
+    assert playlist_id(value) == GLOBAL
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "   ",
+        f"{GLOBAL}\n",  # cut from something else: refused rather than guessed
+        f" {GLOBAL}",
+        "not/an/id",
+        "../../etc",
+        f"{GLOBAL}/../x",
+        "x" * 65,
+        "ａｂｃ",  # fullwidth letters
+        "١٢٣",  # Arabic-Indic digits
+        f"{GLOBAL}\x1b[31m",
+        f"\u202e{GLOBAL}",
+        f"https://open.spotify.com.evil.example/playlist/{GLOBAL}",
+        f"https://evil.example/playlist/{GLOBAL}",
+        f"https://open.spotify.com@evil.example/playlist/{GLOBAL}",
+        f"https://user@open.spotify.com/playlist/{GLOBAL}",
+        f"https://open.spotify.com:8443/playlist/{GLOBAL}",
+        f"https://open.spotify.com:x/playlist/{GLOBAL}",
+        f"https://[open.spotify.com/playlist/{GLOBAL}",
+        f"https://open.spotify.com/album/{GLOBAL}",
+        f"https://open.spotify.com/playlist/{GLOBAL}/tracks",
+        "https://open.spotify.com/playlist/",
+        "https://open.spotify.com/playlist/ab%2Fcd",
+        f"ftp://open.spotify.com/playlist/{GLOBAL}",
+        f"javascript:alert('{GLOBAL}')",
+        f"spotify:track:{GLOBAL}",
+        "spotify:playlist:",
+        f"spotify:playlist:{GLOBAL}:extra",
+    ],
+)
+def test_anything_else_is_refused_naming_the_value(value):
+    with pytest.raises(ConfigError) as refused:
+        playlist_id(value)
+    message = str(refused.value)
+    assert "\n" not in message and repr(value)[:40] in message
+
+
+def test_the_playlists_setting_takes_links_too():
+    settings = Settings.from_env(
+        {
+            "SPOTIFY_ETL_PLAYLISTS": f"https://open.spotify.com/playlist/{GLOBAL}?si=a, "
+            "spotify:playlist:37i9dQZEVXbLRQDuF5jeBp,,"
+        },
+        credentials=Credentials(),
+    )
+    assert settings.playlists == (GLOBAL, "37i9dQZEVXbLRQDuF5jeBp")
+    with pytest.raises(ConfigError, match="evil"):
+        Settings.from_env({"SPOTIFY_ETL_PLAYLISTS": "https://evil/x"}, credentials=Credentials())
+
+
+def test_a_bad_playlist_option_is_one_line_and_exit_2(demo_lake, capsys):
+    for command in ("status", "report", "extract", "run", "export"):
+        extra = ["--view", "chart", "--out", "x.csv"] if command == "export" else []
+        code = cli.main([command, "--lake", demo_lake, "--playlist", "https://evil/p/1", *extra])
+        assert code == 2, command
+        assert "'https://evil/p/1' is not a Spotify ID" in one_error_line(capsys)
+    code = cli.main(["transform", "--lake", demo_lake, "--input", "x", "--playlist-id", "a/b"])
+    assert code == 2
+    assert "'a/b'" in one_error_line(capsys)
+
+
+# ---------------------------------------------------------------------------------------------
+# status
+
+
+def test_status_json_says_what_the_lake_holds(lake_copy, capsys):
+    # A raw file that cannot be transformed, and a failed report after a good one.
+    bad_key = f"raw/playlist_id={GLOBAL}/dt=2026-10-31/20261031T230000Z.json"
+    lake.write_bytes(lake_copy, bad_key, b'{"not": "an envelope"}')
+    pipeline.transform(lake_copy)
+    lake.write_bytes(lake_copy, f"reports/{GLOBAL}/2026-10-30/report.html", b"<p>ok</p>")
+    lake.write_bytes(lake_copy, f"reports/{GLOBAL}/2026-10-30/status.json", b"{}")
+    failed = f"reports/{GLOBAL}/2026-10-31/failed/20261101T000000Z/status.json"
+    lake.write_bytes(lake_copy, failed, b"{}")
+
+    before = datetime.now(UTC)
+    assert cli.main(["status", "--lake", lake_copy, "--format", "json"]) == 0
+    after = datetime.now(UTC)
+    shown = json.loads(capsys.readouterr().out)
+    assert set(shown) == {"lake", "generated_at", "playlists"}
+    truth = warehouse.query(
+        lake_copy,
+        "SELECT s.playlist_id, max(s.extracted_at) AS newest, min(s.dt) AS first_day, "
+        "max(s.dt) AS last_day, count(*) AS snapshots, "
+        "(SELECT count(*) FROM chart_entries AS e WHERE e.playlist_id = s.playlist_id) AS rows "
+        "FROM snapshots AS s GROUP BY s.playlist_id ORDER BY s.playlist_id",
+    )
+    assert [p["playlist_id"] for p in shown["playlists"]] == list(truth["playlist_id"])
+    by_id = {p["playlist_id"]: p for p in shown["playlists"]}
+    for row in truth.itertuples():
+        playlist = by_id[row.playlist_id]
+        newest = row.newest.to_pydatetime()
+        assert playlist["last_new_snapshot"] == newest.strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert playlist["chart_rows"] == row.rows > 0
+        assert playlist["snapshots"] == row.snapshots
+        assert (playlist["first_day"], playlist["last_day"]) == (row.first_day, row.last_day)
+        age = playlist["freshness_seconds"]
+        assert (before - newest).total_seconds() - 1 <= age <= (after - newest).total_seconds()
+        assert playlist["freshness"] == f"{round(age / 86400)} d"
+        assert playlist["playlist_name"]
+        # the demo checks twice a day; the second check of the last day found no change
+        assert playlist["last_check"] == {
+            "at": "2026-10-31T18:00:00Z",
+            "status": "unchanged",
+            "error": None,
+        }
+
+    chart = by_id[GLOBAL]
+    assert chart["quarantined"] == {
+        "files": 1,
+        "location": lake.url(lake_copy, f"quarantine/playlist_id={GLOBAL}/"),
+    }
+    assert chart["last_report"] == {
+        "date": "2026-10-31",
+        "outcome": "failed",
+        "path": lake.url(lake_copy, failed),
+        "failed_runs": 1,
+    }
+    others = [p for p in shown["playlists"] if p["playlist_id"] != GLOBAL]
+    assert others and all(p["last_report"] is None for p in others)
+    assert all(p["quarantined"]["files"] == 0 for p in others)
+
+
+def test_status_table_is_aligned_and_escapes_names(lake_copy, capsys):
+    # A playlist whose name would recolour the terminal and reverse the line.
+    source = next(lake.list_keys(lake_copy, f"raw/playlist_id={GLOBAL}/", ".json"))
+    payload = json.loads(lake.read_bytes(lake_copy, source))
+    hostile = "ZZZZZZZZZZZZZZZZZZZZZZ"
+    payload["playlist"].update(id=hostile, name="Evil\x1b[31m red \u202eesrever")
+    pipeline.land_raw(lake_copy, payload)
+    pipeline.transform(lake_copy)
+
+    assert cli.main(["status", "--lake", lake_copy]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out
+    assert "Evil\\x1b[31m red \\u202eesrever" in out
+    header, *rows = out.splitlines()[1 : 1 + 1 + len(demo.DEMO_PLAYLISTS) + 1]
+    assert header.split("  ")[0] == "playlist"
+    # Every column starts at the same place on every line.
+    start = header.index("last check")
+    assert all(row[start - 2 : start] == "  " and row[start] != " " for row in rows)
+    assert hostile in out and GLOBAL in out
+
+    assert cli.main(["status", "--lake", lake_copy, "--playlist", hostile]) == 0
+    only = capsys.readouterr().out
+    assert hostile in only and GLOBAL not in only
+
+
+def test_status_of_an_empty_lake_says_what_to_run(tmp_path, capsys):
+    root = tmp_path / "lake"
+    root.mkdir()
+    assert cli.main(["status", "--lake", str(root)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "Nothing in lake" in out[0] and "spotify-etl run" in out[0]
+    assert list(root.iterdir()) == []  # reading the lake created nothing in it
+    assert cli.main(["status", "--lake", str(root), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["playlists"] == []
+
+
+def test_status_on_s3(moto_endpoint, demo_lake, capsys):
+    import boto3
+
+    bucket = "status-lake"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    root = f"s3://{bucket}/lake"
+    # The raw zone and a report only: the tables of an s3:// lake live in Glue.
+    for key in lake.list_keys(demo_lake, "raw/"):
+        lake.write_bytes(root, key, lake.read_bytes(demo_lake, key))
+    lake.write_bytes(root, f"reports/{GLOBAL}/2026-10-31/report.html", b"<p>ok</p>")
+    pipeline.transform(root)
+    assert cli.main(["status", "--lake", root, "--format", "json"]) == 0
+    shown = {p["playlist_id"]: p for p in json.loads(capsys.readouterr().out)["playlists"]}
+    assert set(shown) == set(demo.DEMO_PLAYLISTS)
+    assert shown[GLOBAL]["snapshots"] == DAYS and shown[GLOBAL]["chart_rows"] == DAYS * 50
+    assert shown[GLOBAL]["last_report"]["outcome"] == "ok"
+    assert shown[GLOBAL]["last_check"] is None  # imported by copying: no extraction ran
+    # The report's first check reads the same folders there.
+    assert status.landed_days(root) == status.landed_days(demo_lake)
+    with pytest.raises(ConfigError, match="its charts run from 2026-10-29 to 2026-10-31"):
+        reports.check_request(root, GLOBAL, "2027-01-01", 3)
+    assert reports.check_request(root, GLOBAL, None, 3) == "2026-10-31"
+
+
+# ---------------------------------------------------------------------------------------------
+# export
+
+
+def test_export_a_view_for_a_window_to_csv_and_parquet(demo_lake, tmp_path, capsys):
+    window = ["--from", "2026-10-30", "--to", "2026-10-31"]
+    out = tmp_path / "chart.csv"
+    playlist = ["--playlist", f"spotify:playlist:{GLOBAL}"]
+    assert cli.main(["export", "--lake", demo_lake, "--view", "daily_chart", *window,
+                     *playlist, "--out", str(out)]) == 0  # fmt: skip
+    line = capsys.readouterr().out.strip()
+    exported = pd.read_csv(out, dtype={"dt": str})
+    assert line == f"Exported {len(exported):,} rows to {out.resolve()}"
+    assert len(exported) == 2 * 50
+    assert set(exported["dt"]) == {"2026-10-30", "2026-10-31"}
+    assert set(exported["playlist_id"]) == {GLOBAL}
+
+    parquet = tmp_path / "entries.parquet"
+    assert cli.main(["export", "--lake", demo_lake, "--sql",
+                     "SELECT dt, count(*) AS n FROM chart_entries GROUP BY dt ORDER BY dt",
+                     "--from", "2026-10-31", "--out", str(parquet)]) == 0  # fmt: skip
+    table = pq.read_table(parquet).to_pydict()
+    # one new snapshot a day per chart (the day's second check finds it unchanged)
+    assert table == {"dt": ["2026-10-31"], "n": [50 * len(demo.DEMO_PLAYLISTS)]}
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_export_keeps_a_view_history_before_the_window(demo_lake, tmp_path):
+    # Days on chart count from a track's first day, not from the window's first.
+    out = tmp_path / "chart.csv"
+    assert cli.main(["export", "--lake", demo_lake, "--view", "daily_chart", "--from",
+                     "2026-10-31", "--format", "csv", "--out", str(out)]) == 0  # fmt: skip
+    last_day = pd.read_csv(out, dtype={"dt": str})
+    everything = warehouse.query(demo_lake, "SELECT * FROM daily_chart WHERE dt = '2026-10-31'")
+    assert len(last_day) == len(everything) > 0
+
+
+def test_export_mistakes_are_one_line_and_leave_no_file(demo_lake, tmp_path, capsys):
+    good = tmp_path / "kept.csv"
+    good.write_text("a previous export\n")
+    cases = {
+        "unknown view": (["--view", "daily_chrt"], "daily_chart, "),
+        "no playlist column": (["--view", "latest_tracks", "--playlist", GLOBAL], "playlist_id"),
+        "param with a view": (["--view", "chart", "--param", "1"], "--param"),
+        "bad sql": (["--sql", "SELECT chart_rnk FROM daily_chart"], "chart_rank"),
+        "window backwards": (
+            ["--view", "chart", "--from", "2026-10-31", "--to", "2026-10-01"],
+            "after",
+        ),
+    }
+    for label, (args, named) in cases.items():
+        code = cli.main(["export", "--lake", demo_lake, *args, "--out", str(good)])
+        assert code == 2, label
+        assert named in one_error_line(capsys), label
+    assert cli.main(["export", "--lake", demo_lake, "--view", "chart", "--out",
+                     str(tmp_path / "chart.txt")]) == 2  # fmt: skip
+    assert ".csv or .parquet" in one_error_line(capsys)
+    assert good.read_text() == "a previous export\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.csv"]
+
+
+def test_a_failed_write_leaves_no_half_file(demo_lake, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "chart.parquet"
+
+    def break_midway(table, where, **kwargs):
+        Path(where).write_bytes(b"PAR1 half a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", break_midway)
+    assert cli.main(["export", "--lake", demo_lake, "--view", "chart", "--out", str(out)]) == 1
+    assert "No space left on device" in one_error_line(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors before work
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "etl_lib", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_bad_report_fails_before_loading_the_report_stack(demo_lake):
+    # In a fresh process: the check must not load papermill, the kernel or the table catalog
+    # (together over a second to import), so a mistake is answered at once.
+    probe = (
+        "import sys\n"
+        "from etl_lib import cli\n"
+        "try:\n"
+        "    code = cli.main(sys.argv[1:])\n"
+        "except SystemExit as exited:\n"
+        "    code = exited.code\n"
+        "heavy = ('papermill', 'nbconvert', 'matplotlib', 'pyiceberg', 'pandas')\n"
+        "print(sorted(name for name in heavy if name in sys.modules))\n"
+        "sys.exit(code)\n"
+    )
+    cases = {
+        "no such playlist": (["--playlist", "0000000000000000000000"], GLOBAL),
+        "after the data": (["--as-of", "2027-01-01"], "2026-10-29 to 2026-10-31"),
+        "before the data": (["--as-of", "2026-01-01"], "2026-10-29 to 2026-10-31"),
+        "no window": (["--days", "0"], "--days"),
+        "not a date": (["--as-of", "2026-1-1"], "YYYY-MM-DD"),
+    }
+    for label, (args, named) in cases.items():
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-c", probe, "report", "--lake", demo_lake, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        elapsed = time.monotonic() - started
+        assert result.returncode == 2, (label, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (label, result.stderr)
+        assert named in lines[0], (label, lines[0])
+        assert result.stdout.strip() == "[]", (label, result.stdout)
+        assert elapsed < 10, (label, elapsed)  # under 1 s on an idle machine
+
+
+def test_a_playlist_without_data_lists_those_with_data(demo_lake, capsys):
+    assert cli.main(["report", "--lake", demo_lake, "--playlist", "0000000000000000000000"]) == 2
+    line = one_error_line(capsys)
+    assert "0000000000000000000000" in line
+    for playlist in demo.DEMO_PLAYLISTS:
+        assert playlist in line
+    assert '"Top Songs - Global"' in line
+
+
+def test_a_day_missing_inside_the_range_names_the_nearest(lake_copy):
+    middle = f"raw/playlist_id={GLOBAL}/dt=2026-10-30/"
+    shutil.rmtree(Path(lake_copy) / middle)
+    with pytest.raises(ConfigError) as refused:
+        reports.check_request(lake_copy, GLOBAL, "2026-10-30", 3)
+    assert "2026-10-29 and 2026-10-31" in str(refused.value)
+    # Captured but not transformed yet: the tables say so, before any kernel.
+    key = lake.raw_key("0123456789abcdefghijkl", datetime(2026, 10, 31, 6, tzinfo=UTC))
+    source = next(lake.list_keys(lake_copy, f"raw/playlist_id={GLOBAL}/", ".json"))
+    lake.write_bytes(lake_copy, key, lake.read_bytes(lake_copy, source))
+    with pytest.raises(ConfigError, match="spotify-etl transform"):
+        reports.check_request(lake_copy, "0123456789abcdefghijkl", None, 3)
+    assert reports.check_request(lake_copy, GLOBAL, None, 3) == "2026-10-31"
+
+
+@pytest.mark.parametrize(
+    ("statement", "named"),
+    [
+        ("SELECT chart_rnk FROM daily_chart", 'Candidate bindings: "chart_rank"'),
+        ("SELECT * FROM daily_chrt", 'Did you mean "daily_chart"'),
+        ("SELECT (chart_rank FROM daily_chart", 'syntax error at or near "FROM"'),
+        ("SELECT 'abc FROM daily_chart", "unterminated string"),
+        ("SELECT format_datetime(current_timestamp, 'yyyy') AS y", "format_datetime"),
+        ("SELECT chart_rank FROM daily_chart WHERE chart_rnk = 1", "chart_rnk"),
+    ],
+)
+def test_a_sql_mistake_is_one_line_in_the_engine_words(demo_lake, capsys, statement, named):
+    assert cli.main(["query", "--lake", demo_lake, statement]) == 2
+    line = one_error_line(capsys)
+    assert named in line, line
+    assert "sqlglot" not in line and "LINE 1" not in line
+
+
+def test_a_busy_catalog_is_waited_for_then_named(demo_lake, tmp_path):
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "db.execute('BEGIN EXCLUSIVE')\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(60)\n",
+            str(Path(demo_lake) / "iceberg_catalog.db"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        for command in (["query", "SELECT 1 AS one"], ["catalog"], ["status"]):
+            started = time.monotonic()
+            result = run_cli(*command, "--lake", demo_lake)
+            elapsed = time.monotonic() - started
+            assert result.returncode == 1, result.stderr
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1, result.stderr
+            assert "is busy" in lines[0] and f"process {holder.pid}" in lines[0], lines[0]
+            assert 4 < elapsed < 30, elapsed
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    # Once it is gone, the same command works.
+    result = run_cli("query", "--lake", demo_lake, "--format", "json", "SELECT 1 AS one")
+    assert result.returncode == 0 and json.loads(result.stdout) == [{"one": 1}]
+
+
+def test_a_missed_day_is_a_report_date_when_the_window_holds_a_chart():
+    chart_days = ["2026-10-01", "2026-10-02", "2026-10-05"]
+    # 10-03 and 10-04 were missed: a 3-day window ending 10-04 holds 10-02, a 2-day one none.
+    assert status.check_chart_day("p", "2026-10-04", chart_days, 3) == "2026-10-04"
+    with pytest.raises(ConfigError, match=r"nearest are 2026-10-02 and 2026-10-05"):
+        status.check_chart_day("p", "2026-10-04", chart_days, 2)
+    with pytest.raises(ConfigError, match=r"run from 2026-10-01 to 2026-10-05; pass"):
+        status.check_chart_day("p", "2026-10-06", chart_days, 30)
+    assert status.check_chart_day("p", None, chart_days) == "2026-10-05"
