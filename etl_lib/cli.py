@@ -138,7 +138,6 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _print_frame(frame: pd.DataFrame, output_format: str) -> None:
-    import pandas as pd
 
     # CSV and JSON are data: written as they are to a file or a pipe, escaped on a terminal.
     shown = terminal_safe if sys.stdout.isatty() else str
@@ -151,8 +150,41 @@ def _print_frame(frame: pd.DataFrame, output_format: str) -> None:
     elif frame.empty:
         print("(no rows)")
     else:
-        with pd.option_context("display.max_rows", 200, "display.max_colwidth", 60):
-            print(terminal_safe(frame.to_string(index=False)))
+        print(_table_text(frame))
+
+
+# A terminal table: text left-aligned and cut to fit (wide characters count double), numbers
+# right-aligned; more rows than this are better read with --format csv.
+TABLE_MAX_ROWS = 200
+TABLE_MAX_CELL = 48
+
+
+def _table_text(frame: pd.DataFrame) -> str:
+    import pandas as pd
+
+    from etl_lib import status
+
+    shown = frame.head(TABLE_MAX_ROWS)
+    columns: dict[str, list[str]] = {}
+    for name in shown.columns:
+        values = shown[name]
+        texts = ["" if _missing(v) else status.shortened(str(v), TABLE_MAX_CELL) for v in values]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            width = max(map(len, [str(name), *texts]))
+            texts = [text.rjust(width) for text in texts]
+        columns[str(name)] = texts
+    rows = [dict(zip(columns, cells, strict=True)) for cells in zip(*columns.values(), strict=True)]
+    text = status.table_text(rows, escape=terminal_safe)
+    if len(frame) > TABLE_MAX_ROWS:
+        text += f"\n... {len(frame) - TABLE_MAX_ROWS:,} more rows (use --format csv for all)"
+    return text
+
+
+def _missing(value) -> bool:
+    try:
+        return value is None or bool(value != value)  # NaN, NaT and pd.NA are not equal to self
+    except (TypeError, ValueError):
+        return False
 
 
 def _report_transform(summary: pipeline.TransformSummary) -> int:
@@ -319,7 +351,28 @@ def cmd_run(args: argparse.Namespace) -> int:
             newest[parts["playlist_id"]] = max(parts["dt"], newest.get(parts["playlist_id"], ""))
         for playlist_id, as_of in newest.items():
             report_status |= _report(args.lake, playlist_id, as_of, 30, args.engine)
+        from etl_lib import status
+
+        if len(status.landed_days(args.lake)) > 1:  # the charts compared, on the newest day
+            report_status |= _comparison(args.lake, max(newest.values()), 30, args.engine)
     return extract_status or transform_status or report_status
+
+
+def _comparison(lake_root: str, as_of: str | None, days: int, engine: str) -> int:
+    from etl_lib import reports, status
+
+    if as_of is None:  # the newest day any chart was captured
+        as_of = max((days[-1] for days in status.landed_days(lake_root).values()), default=None)
+        if as_of is None:
+            raise ConfigError(
+                f"no chart data in lake {lake.url(lake_root)}: run `spotify-etl run` first"
+            )
+    result = reports.run_comparison_report(lake_root, as_of=as_of, days=days, engine=engine)
+    if not result.succeeded:
+        return _report_failed(result, lake_root, "the comparison of charts", as_of)
+    print(f"Report: {result.url(lake_root, 'report.html')}")
+    print(f"Index:  {lake.url(lake_root, reports.INDEX)}")
+    return 0
 
 
 def _report(lake_root: str, playlist_id: str, as_of: str | None, days: int, engine: str) -> int:
@@ -351,6 +404,9 @@ def _report_failed(result, lake_root: str, playlist_id: str, as_of: str) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from etl_lib import status
+
+    if args.compare:
+        return _comparison(args.lake, args.as_of, args.days, args.engine)
 
     # From folder names alone: a playlist or day the lake does not hold fails at once, before
     # even the table code (and pyarrow with it) is loaded.
@@ -708,6 +764,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--as-of", type=_report_date, help="report date, YYYY-MM-DD (default: the latest chart)"
     )
     report.add_argument("--days", type=_days, default=30, help="window in days (default: 30)")
+    report.add_argument(
+        "--compare",
+        action="store_true",
+        help="compare every playlist with a chart in the window instead (reports/compare/)",
+    )
     add_engine_option(report)
 
     status = add(

@@ -92,7 +92,7 @@ def playlists_with_data(lake_root: str, landed: dict[str, list[str]] | None = No
     described = []
     for playlist_id, days in sorted(landed.items()):
         name = landed_name(lake_root, playlist_id, days[-1])
-        shown = f' "{_shortened(name, 40)}"' if name else ""
+        shown = f' "{shortened(name, 40)}"' if name else ""
         described.append(f"{playlist_id}{shown} ({days[0]} to {days[-1]})")
     return "; ".join(described) if described else "none"
 
@@ -138,7 +138,7 @@ def check_chart_day(
     )
 
 
-def _shortened(text: str, width: int) -> str:
+def shortened(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
@@ -276,9 +276,10 @@ def _add_reports(lake_root: str, entry) -> None:
 
     latest: dict[str, reports.IndexEntry] = {}
     for report in reports.index_entries(list(lake.list_keys(lake_root, reports.REPORTS))):
-        latest.setdefault(report.playlist_id, report)  # newest date first
+        if report.playlist_id is not None:  # None: a comparison of charts, no playlist's
+            latest.setdefault(report.playlist_id, report)  # newest date first
     for playlist_id, report in latest.items():
-        prefix = reports.report_prefix(playlist_id, report.as_of)
+        prefix = f"{reports.REPORTS}/{report.folder}/{report.as_of}"
         if report.has_report:
             outcome, key = "ok", f"{prefix}/report.html"
         else:
@@ -306,7 +307,7 @@ def table_rows(status: LakeStatus) -> list[dict[str, str]]:
             snapshot += f", {playlist.freshness} ago"
         rows.append(
             {
-                "playlist": _shortened(playlist.playlist_name or "(no name yet)", 32),
+                "playlist": shortened(playlist.playlist_name or "(no name yet)", 32),
                 "id": playlist.playlist_id,
                 "last check": "never" if check is None else f"{_when(check.at)} {check.status}",
                 "last new snapshot": snapshot,

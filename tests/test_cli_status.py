@@ -151,6 +151,9 @@ def test_status_json_says_what_the_lake_holds(lake_copy, capsys):
     lake.write_bytes(lake_copy, f"reports/{GLOBAL}/2026-10-30/status.json", b"{}")
     failed = f"reports/{GLOBAL}/2026-10-31/failed/20261101T000000Z/status.json"
     lake.write_bytes(lake_copy, failed, b"{}")
+    # A comparison of charts is no playlist's report.
+    lake.write_bytes(lake_copy, "reports/compare/2026-10-31/report.html", b"<p>ok</p>")
+    lake.write_bytes(lake_copy, "reports/compare/2026-10-31/status.json", b"{}")
 
     before = datetime.now(UTC)
     assert cli.main(["status", "--lake", lake_copy, "--format", "json"]) == 0
@@ -395,8 +398,10 @@ def test_a_day_missing_inside_the_range_names_the_nearest(lake_copy):
     middle = f"raw/playlist_id={GLOBAL}/dt=2026-10-30/"
     shutil.rmtree(Path(lake_copy) / middle)
     with pytest.raises(ConfigError) as refused:
-        reports.check_request(lake_copy, GLOBAL, "2026-10-30", 3)
+        reports.check_request(lake_copy, GLOBAL, "2026-10-30", 1)
     assert "2026-10-29 and 2026-10-31" in str(refused.value)
+    # A longer window holds charts: the report shows its last chart day, as after a missed run.
+    assert reports.check_request(lake_copy, GLOBAL, "2026-10-30", 3) == "2026-10-30"
     # Captured but not transformed yet: the tables say so, before any kernel.
     key = lake.raw_key("0123456789abcdefghijkl", datetime(2026, 10, 31, 6, tzinfo=UTC))
     source = next(lake.list_keys(lake_copy, f"raw/playlist_id={GLOBAL}/", ".json"))
@@ -468,3 +473,29 @@ def test_a_missed_day_is_a_report_date_when_the_window_holds_a_chart():
     with pytest.raises(ConfigError, match=r"run from 2026-10-01 to 2026-10-05; pass"):
         status.check_chart_day("p", "2026-10-06", chart_days, 30)
     assert status.check_chart_day("p", None, chart_days) == "2026-10-05"
+
+
+def test_report_compare_checks_the_window_before_any_kernel(demo_lake, capsys):
+    started = time.monotonic()
+    code = cli.main(["report", "--compare", "--lake", demo_lake, "--as-of", "2027-03-01"])
+    assert code == 2
+    assert "a comparison needs two playlists with a chart between 2027-01-31 and 2027-03-01" in (
+        one_error_line(capsys)
+    )
+    assert time.monotonic() - started < 5  # no kernel started (one takes longer alone)
+
+
+def test_query_table_names_first_text_cut_numbers_aligned(demo_lake, capsys):
+    long_name = "A" * 60
+    statement = (
+        "SELECT * FROM (VALUES (1, ?, 'x'), (250, 'Sigur Rós', NULL), (3, ?, 'y')) "
+        "AS t(rank, name, note)"
+    )
+    assert cli.main(
+        ["query", "--lake", demo_lake, "--param", long_name, "--param", "\x1b[2Jbad", statement]
+    ) == 0
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert header.split() == ["rank", "name", "note"]
+    assert lines[0].startswith("   1  " + "A" * (cli.TABLE_MAX_CELL - 3) + "...")
+    assert lines[1].startswith(" 250  Sigur Rós") and lines[1].rstrip().endswith("Sigur Rós")
+    assert "\x1b" not in lines[2] and "\\x1b[2Jbad" in lines[2]

@@ -542,7 +542,12 @@ def test_report_dockerfile_is_a_lambda_image_of_the_report_handler():
     }
     assert {"aws", "lambda", "notebooks"} <= set(extras.split(","))
     environment = " ".join(rest for keyword, rest in instructions if keyword == "ENV")
-    assert "SPOTIFY_ETL_REPORT_NOTEBOOK=${LAMBDA_TASK_ROOT}/notebooks/reports/" in environment
+    for variable, notebook in (
+        ("SPOTIFY_ETL_REPORT_NOTEBOOK", "top_songs_trends.ipynb"),
+        ("SPOTIFY_ETL_COMPARISON_NOTEBOOK", "compare_charts.ipynb"),
+    ):
+        assert f"{variable}=${{LAMBDA_TASK_ROOT}}/notebooks/reports/{notebook}" in environment
+        assert (ROOT / "notebooks" / "reports" / notebook).is_file()
 
 
 def test_zip_builder_refuses_wheels_too_new_for_the_lambda_runtime():
