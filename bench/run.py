@@ -573,7 +573,9 @@ def results_block(
         "(`etl_lib.compaction.files_per_day`). Run a second time, it must rewrite nothing.",
         f"[6] The {len(after.per_query) - 1} queries the report runs after each load "
         "(`etl_lib.reports.input_queries`, SQL in `etl_lib/sql/report`: the window's daily "
-        "charts, the latest track, album, credit and artist attributes, freshness) with "
+        "charts, the last day's chart with movement, peak and days on chart over the whole "
+        "history, the tracks' names and credited artists, the latest track, album, credit "
+        "and artist attributes, freshness) with "
         f"the window set to {period}, as `reports.load_inputs` runs them: one "
         "`etl_lib.catalog.connect` (pyiceberg plans every table's data files, DuckDB gets a "
         "view over them), then each query transpiled and run on DuckDB; the sum, the "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import requests
 
@@ -318,6 +320,20 @@ def test_parameters_override_the_defaults(demo_lake):
     assert result.succeeded, result.status
     html = lake.read_bytes(demo_lake, f"{result.output_prefix}/report.html").decode()
     assert "2026-10-14" in html and "2026-10-20" in html
+
+
+def test_a_one_day_window_says_there_is_nothing_to_compare(demo_lake):
+    result = reports.run_report(demo_lake, playlist_id=DEMO_PLAYLIST, as_of="2026-10-20", days=1)
+    assert result.succeeded, result.status
+    html = lake.read_bytes(demo_lake, f"{result.output_prefix}/report.html").decode()
+    # Once for each of the bump chart, climbers and fallers, entries and drop-outs.
+    assert html.count("The window holds 1 chart day: there is nothing to compare") == 3
+    charts = {name for name in result.files if name.startswith("charts/")}
+    assert "charts/bump_chart.svg" not in charts and "charts/climbers_fallers.svg" not in charts
+    # The chart table still counts days on chart since each song was first seen (10-02).
+    csv = lake.read_bytes(demo_lake, f"{result.output_prefix}/tables/chart.csv")
+    chart = pd.read_csv(io.BytesIO(csv))
+    assert len(chart) == 50 and chart["days_on_chart"].max() == 19
 
 
 def test_a_failing_report_keeps_the_good_one_and_names_the_cell(demo_lake, tmp_path):
