@@ -196,7 +196,11 @@ def _same_rows(left: pd.DataFrame, right: pd.DataFrame) -> bool:
     """Equal up to the order of tied rows (both results come from ORDER BY queries)."""
     if list(left.columns) != list(right.columns) or len(left) != len(right):
         return False
-    left, right = (frame.astype(str).sort_values(list(frame.columns)) for frame in (left, right))
+    # As text, NULLs as one marker: pandas' string dtype keeps a NULL as NaN, never equal.
+    left, right = (
+        frame.astype(str).fillna("\0NULL").sort_values(list(frame.columns))
+        for frame in (left, right)
+    )
     return bool((left.to_numpy() == right.to_numpy()).all())
 
 
