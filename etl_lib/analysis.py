@@ -182,9 +182,26 @@ def with_track_names(frame: pd.DataFrame, tracks: pd.DataFrame) -> pd.DataFrame:
     return frame.merge(names, on="track_id", how="left")
 
 
+def track_names(
+    tracks: pd.DataFrame, credits: pd.DataFrame, artists: pd.DataFrame
+) -> pd.DataFrame:
+    """track_id, track_name and artists (every credited artist with a name, in credited
+    order, joined with ', ') of each track in ``tracks``: the labels of the report's tables
+    and charts, from its ``tracks``, ``credits`` and ``artists`` inputs."""
+    names = artists[["artist_id", "name"]].drop_duplicates("artist_id")
+    credited = credits.merge(names.rename(columns={"name": "artist"}), on="artist_id")
+    credited = credited[credited["artist"].notna()].sort_values(
+        ["track_id", "artist_position"], kind="stable"
+    )
+    joined = credited.groupby("track_id", sort=False)["artist"].agg(", ".join)
+    frame = tracks[["track_id", "name"]].drop_duplicates("track_id")
+    frame = frame.rename(columns={"name": "track_name"})
+    return frame.merge(joined.rename("artists"), left_on="track_id", right_index=True, how="left")
+
+
 def with_labels(frame: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with track_name and artists from ``labels`` (track_id, track_name, artists:
-    the report's ``labels`` input), for tables and chart labels that name every artist."""
+    ``track_names``), for tables and chart labels that name every artist."""
     names = labels[["track_id", "track_name", "artists"]].drop_duplicates("track_id")
     return frame.merge(names, on="track_id", how="left")
 

@@ -71,8 +71,8 @@ def input_queries(
 ) -> dict[str, tuple[str, list]]:
     """The report's queries (``etl_lib/sql/report``), each with its bound parameters: the
     chart of the window's last chart day (``chart``, as the ``chart`` view), the window's
-    daily charts, each charted track's name and artists (``labels``), the latest track,
-    album, credit and artist attributes seen in the window, and the playlist's freshness.
+    daily charts, the latest track, album, credit and artist attributes seen in the window
+    (``analysis.track_names`` joins them into labels), and the playlist's freshness.
     Each reads only the window's days, but those of ``HISTORY_QUERIES``."""
     first_day, last_day = analysis.window_bounds(as_of, days)
     window = [first_day, last_day]
@@ -81,7 +81,6 @@ def input_queries(
         "daily": [playlist_id, *window],
         "freshness": [playlist_id, *window],
         "credits": [*window, *window],
-        "labels": [playlist_id, *window * 5],
     }
     return {
         name: (statement, params.get(name, window))

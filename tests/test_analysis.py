@@ -337,3 +337,21 @@ def test_the_analysis_queries_are_portable():
     schema = catalog.schema_with_views()
     for name in analysis.WINDOW_QUERIES:
         assert sql.portability_problems(sql.shipped("queries")[name], schema) == [], name
+
+
+def test_track_names_join_every_named_artist_in_credited_order():
+    tracks = pd.DataFrame({"track_id": ["t1", "t2", "t3"], "name": ["One", "Two", None]})
+    credits = pd.DataFrame(
+        {
+            "track_id": ["t1", "t1", "t1", "t2"],
+            "artist_id": ["a3", "a1", "a2", "a9"],
+            "artist_position": [2, 0, 1, 0],
+        }
+    )
+    artists = pd.DataFrame(
+        {"artist_id": ["a1", "a2", "a3", "a9"], "name": ["Ann", None, "Cy", "Zoë"]}
+    )
+    names = analysis.track_names(tracks, credits, artists).set_index("track_id")
+    assert names.loc["t1", "artists"] == "Ann, Cy"  # a2 has no name: left out, order kept
+    assert names.loc["t2", ["track_name", "artists"]].tolist() == ["Two", "Zoë"]
+    assert pd.isna(names.loc["t3", "artists"]) and pd.isna(names.loc["t3", "track_name"])

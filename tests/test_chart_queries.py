@@ -203,8 +203,9 @@ def test_the_report_chart_counts_days_and_peak_beyond_the_window(lake):
     ]
     # The other inputs still hold the window only.
     assert set(inputs["daily"]["chart_date"].astype(str)) == {day(7)}
-    labels = inputs["labels"].set_index("track_id")
-    assert sorted(labels.index) == sorted(ID[letter] for letter in "ADCB")
+    labels = analysis.track_names(inputs["tracks"], inputs["credits"], inputs["artists"])
+    labels = labels.set_index("track_id")
+    assert {ID[letter] for letter in "ADCB"} <= set(labels.index)
     assert labels.loc[ID["B"], "track_name"] == "Bravo"
     assert labels.loc[ID["B"], "artists"] == "Zed, Amy, Mo"
 
