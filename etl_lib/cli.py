@@ -163,12 +163,13 @@ def _table_text(frame: pd.DataFrame) -> str:
     import pandas as pd
 
     from etl_lib import status
+    from etl_lib.report_html import is_missing
 
     shown = frame.head(TABLE_MAX_ROWS)
     columns: dict[str, list[str]] = {}
     for name in shown.columns:
         values = shown[name]
-        texts = ["" if _missing(v) else status.shortened(str(v), TABLE_MAX_CELL) for v in values]
+        texts = ["" if is_missing(v) else status.shortened(str(v), TABLE_MAX_CELL) for v in values]
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             width = max(map(len, [str(name), *texts]))
             texts = [text.rjust(width) for text in texts]
@@ -179,12 +180,6 @@ def _table_text(frame: pd.DataFrame) -> str:
         text += f"\n... {len(frame) - TABLE_MAX_ROWS:,} more rows (use --format csv for all)"
     return text
 
-
-def _missing(value) -> bool:
-    try:
-        return value is None or bool(value != value)  # NaN, NaT and pd.NA are not equal to self
-    except (TypeError, ValueError):
-        return False
 
 
 def _report_transform(summary: pipeline.TransformSummary) -> int:

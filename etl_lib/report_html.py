@@ -105,7 +105,8 @@ def default_links(frame: pd.DataFrame) -> dict[str, str | tuple[str, str]]:
     return links
 
 
-def _missing(value) -> bool:
+def is_missing(value) -> bool:
+    """A NULL of any kind pandas gives a cell: None, NA, NaT or NaN."""
     if value is None or value is pd.NA or value is pd.NaT:
         return True
     return isinstance(value, float) and math.isnan(value)
@@ -114,7 +115,7 @@ def _missing(value) -> bool:
 def format_value(value, *, percent: bool = False, signed: bool = False) -> str:
     """``value`` as a reader wants it, not escaped: ``12,345``, ``12.9%``, ``2026-10-31``;
     with ``signed``, a change: ``+3``, ``−2``."""
-    if _missing(value):
+    if is_missing(value):
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -149,7 +150,7 @@ def _link_url(row: Mapping, target: str | tuple[str, str]) -> str | None:
     if isinstance(target, tuple):
         kind, id_column = target
         object_id = row.get(id_column)
-        if _missing(object_id) or object_id == "":
+        if is_missing(object_id) or object_id == "":
             return None
         return reports.spotify_object_url(kind, str(object_id))
     return reports.spotify_url(row.get(target))

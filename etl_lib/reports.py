@@ -152,9 +152,7 @@ def check_request(
     """
     lake.check_playlist_id(playlist_id)
     as_of = None if as_of is None else _check_as_of(as_of)
-    longest = analysis.MAX_DAYS
-    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= longest:
-        raise ConfigError(f"--days {days!r} is not a whole number from 1 to {longest}")
+    _check_days(days)
     status.check_landed(lake_root, playlist_id, as_of, days)
     frame, _ = warehouse.run(
         lake_root, _CHART_DAYS, [playlist_id], engine=engine, settings=settings
