@@ -23,7 +23,8 @@ def main(lake_root: str) -> None:
     # Run as a script, whose folder Python puts first on the path: the repository root
     # instead, so ``bench``'s own module names cannot shadow any other.
     sys.path[0] = str(Path(__file__).resolve().parents[1])
-    from etl_lib import iceberg, pipeline
+    from etl_lib import pipeline
+    from etl_lib.transform import iceberg
 
     commits: list[float] = []
     commit_staged = iceberg.commit_staged

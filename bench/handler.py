@@ -22,7 +22,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from bench.handler_probe import RESULT_PREFIX
-from etl_lib.iceberg import WAREHOUSE
+from etl_lib.transform.iceberg import WAREHOUSE
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "lambda" / "transform" / "app.py"

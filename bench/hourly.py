@@ -19,15 +19,17 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 
 from bench import BenchError
-from etl_lib import iceberg, lake, pipeline
+from etl_lib import pipeline
+from etl_lib.lake import storage
 from etl_lib.progress import Track
-from etl_lib.transform import TableBatch
+from etl_lib.transform import iceberg
+from etl_lib.transform.decode import TableBatch
 
 
 def _stage_raw_file(lake_root: str, raw_key: str) -> iceberg.StagedRows:
     """One raw file's rows written as data files of their own, not committed."""
     batch = TableBatch()
-    batch.add_json(lake.read_bytes(lake_root, raw_key), raw_key)
+    batch.add_json(storage.read_bytes(lake_root, raw_key), raw_key)
     return iceberg.stage(lake_root, batch.to_tables())
 
 

@@ -1,6 +1,6 @@
 """The report query set: its latency through the warehouse, and the bytes it reads.
 
-The set is what the report runs after each load (``etl_lib.reports.input_queries``: the
+The set is what the report runs after each load (``etl_lib.reporting.reports.input_queries``: the
 window's daily charts, the latest track, album, credit and artist attributes, freshness),
 with the window set to every day measured, run unchanged, the way ``reports.load_inputs``
 runs it: one ``catalog.connect`` (pyiceberg plans each table's data files, DuckDB gets a view
@@ -20,7 +20,9 @@ import pandas as pd
 
 from bench import BenchError, counting_fs
 from bench.generate import PLAYLIST_ID, days
-from etl_lib import catalog, iceberg, reports, schemas, sql
+from etl_lib.reporting import reports
+from etl_lib.transform import iceberg, schemas
+from etl_lib.warehouse import catalog, sql
 
 # The connection's share of a run: planning every table's files and creating the views.
 OPEN = "open"

@@ -29,8 +29,10 @@ import duckdb
 from tqdm import tqdm
 
 from bench import BenchError, baseline, bulk_probe, generate, handler, hourly, queries, report
-from etl_lib import catalog, compaction, lake, schemas
 from etl_lib.config import table_settings
+from etl_lib.lake import layout
+from etl_lib.transform import compaction, schemas
+from etl_lib.warehouse import catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "build" / "bench"
@@ -169,7 +171,7 @@ CEILING_QUERIES = {
 
 def parse_ceilings(raw_root: Path, snapshots: int, runs: int) -> dict[str, Throughput]:
     """DuckDB reading the raw files and nothing else, on every core (its default)."""
-    files = f"'{raw_root / lake.RAW}/*/*/*.json'"
+    files = f"'{raw_root / layout.RAW}/*/*/*.json'"
     ceilings = {}
     with duckdb.connect() as connection:
         for name, template in CEILING_QUERIES.items():
@@ -306,7 +308,7 @@ def run(day_count: int, outputs: Outputs) -> int:
     snapshots = day_count * generate.HOURS
     baseline_days = min(BASELINE_DAYS, day_count)
     product_function("etl_lib.pipeline", "transform_bulk")
-    compact = product_function("etl_lib.compaction", "compact")
+    compact = product_function("etl_lib.transform.compaction", "compact")
     input_lake, bulk_lake, hourly_lake = LAKES / "input", LAKES / "bulk", LAKES / "hourly"
     csv_root = LAKES / "csv"
 
@@ -342,7 +344,7 @@ def run(day_count: int, outputs: Outputs) -> int:
     with stages.stage("report queries before compaction (1 run)"):
         before = queries.warehouse_latency(str(hourly_lake), day_count, repetitions=1)
 
-    with stages.stage("compaction (etl_lib.compaction.compact), then again"):
+    with stages.stage("compaction (etl_lib.transform.compaction.compact), then again"):
         first_compaction, compaction_seconds = timed(
             lambda: compact(str(hourly_lake), track=progress)
         )
@@ -568,16 +570,16 @@ def results_block(
         "`pages` (every entry, every field) into DuckDB's typed nested columns. Median "
         f"of {FAST_PATH_RUNS} runs each. Every path reads the raw files from the OS page "
         "cache (all read once beforehand).",
-        "[5] `etl_lib.compaction.compact` on the hourly path's lake (note [2]); files per "
+        "[5] `etl_lib.transform.compaction.compact` on the hourly path's lake (note [2]); files per "
         "table per day is the largest count over every table and day of the current snapshot "
-        "(`etl_lib.compaction.files_per_day`). Run a second time, it must rewrite nothing.",
+        "(`etl_lib.transform.compaction.files_per_day`). Run a second time, it must rewrite nothing.",
         f"[6] The {len(after.per_query) - 1} queries the report runs after each load "
-        "(`etl_lib.reports.input_queries`, SQL in `etl_lib/sql/report`: the window's daily "
+        "(`etl_lib.reporting.reports.input_queries`, SQL in `etl_lib/warehouse/sql/report`: the window's daily "
         "charts, the last day's chart with movement, peak and days on chart over the whole "
         "history, the tracks' names and credited artists, the latest track, album, credit "
         "and artist attributes, freshness) with "
         f"the window set to {period}, as `reports.load_inputs` runs them: one "
-        "`etl_lib.catalog.connect` (pyiceberg plans every table's data files, DuckDB gets a "
+        "`etl_lib.warehouse.catalog.connect` (pyiceberg plans every table's data files, DuckDB gets a "
         "view over them), then each query transpiled and run on DuckDB; the sum, the "
         "connection included. Per query in `bench/results.md`.",
         "[7] Every byte DuckDB fetched from the data files running the set once, counted "
@@ -621,7 +623,7 @@ def per_query_details(
         "## Per query",
         "",
         "Seconds as the report runs the set (before compaction: 1 run; after: median of "
-        f"{after.repetitions}); *{queries.OPEN}* is `etl_lib.catalog.connect`: planning "
+        f"{after.repetitions}); *{queries.OPEN}* is `etl_lib.warehouse.catalog.connect`: planning "
         "every table's data files with pyiceberg and creating the views. Bytes: fetched "
         "from the data files, as in note [7].",
         "",

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from etl_lib import credentials as credential_sources
-from etl_lib.credentials import Credentials
 from etl_lib.errors import ConfigError
+from etl_lib.extract import credentials as credential_sources
+from etl_lib.extract.credentials import Credentials
 
 DEFAULT_LAKE = "./data/lake"
 DEFAULT_API_BASE_URL = "https://api.spotify.com/v1"
@@ -179,7 +179,7 @@ DEFAULT_SNAPSHOT_RETENTION_DAYS = 7.0
 
 @dataclass(frozen=True)
 class TableSettings:
-    """Where the lake's Iceberg tables are cataloged (``etl_lib.iceberg``), and how long
+    """Where the lake's Iceberg tables are cataloged (``etl_lib.transform.iceberg``), and how long
     replaced data stays readable."""
 
     # Any pyiceberg SQL catalog URI (postgresql+psycopg://..., sqlite:///...) or a REST

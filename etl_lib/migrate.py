@@ -30,10 +30,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etl_lib import iceberg, lake, pipeline, schemas
+from etl_lib import pipeline
 from etl_lib.config import table_settings
 from etl_lib.errors import LakeError
+from etl_lib.lake import layout, storage
 from etl_lib.progress import Track, untracked
+from etl_lib.transform import iceberg, schemas
 
 PREVIOUS_TABLES = "tables"
 PREVIOUS_CATALOG_FILES = ("catalog.duckdb", "catalog.duckdb.wal")
@@ -69,7 +71,7 @@ def check_layout(lake_root: str) -> None:
         return
     entries = _top_level(lake_root)
     if PREVIOUS_TABLES in entries:
-        if lake.exists(lake_root, IN_PROGRESS_MARKER):
+        if storage.exists(lake_root, IN_PROGRESS_MARKER):
             raise LakeError(
                 f"the migration of lake {lake_root} to Iceberg tables stopped before it "
                 f"finished: run spotify-etl migrate --lake {lake_root} to complete it"
@@ -89,13 +91,13 @@ def forget_layout(lake_root: str | None = None) -> None:
 
 def _top_level(lake_root: str) -> set[str]:
     """The names of the files and folders directly under the lake root (one listing)."""
-    fs, base = lake.filesystem(lake_root)
-    if lake.is_local(lake_root):
+    fs, base = storage.filesystem(lake_root)
+    if storage.is_local(lake_root):
         try:
             return set(os.listdir(base))
         except (FileNotFoundError, NotADirectoryError):
             return set()  # no lake yet: the command that needs one says so
-    with lake.storage_errors(lake_root):
+    with storage.storage_errors(lake_root):
         try:
             return {path.rstrip("/").rsplit("/", 1)[-1] for path in fs.ls(base, refresh=True)}
         except FileNotFoundError:
@@ -126,11 +128,11 @@ def migrate(
     that stopped resumes where it left off. Nothing is changed when the old ``snapshots``
     files name raw files the raw zone does not hold: rebuilding would lose those rows.
     """
-    from etl_lib import catalog  # DuckDB when migrating, not on every check of the layout
+    from etl_lib.warehouse import catalog  # DuckDB when migrating, not on every check of the layout
 
-    lake.require_root(lake_root)
+    storage.require_root(lake_root)
     foreign = foreign_tables(lake_root)
-    old_catalog_files = [name for name in PREVIOUS_CATALOG_FILES if lake.exists(lake_root, name)]
+    old_catalog_files = [name for name in PREVIOUS_CATALOG_FILES if storage.exists(lake_root, name)]
     previous = PREVIOUS_TABLES in _top_level(lake_root) or bool(old_catalog_files)
     with _migrating(lake_root):
         glue_tables = _previous_glue_tables(lake_root)
@@ -138,18 +140,20 @@ def migrate(
         if not (previous or foreign or glue_tables or damaged):
             return None
         _check_raw_zone_covers_old_tables(lake_root)
-        lake.write_bytes(lake_root, IN_PROGRESS_MARKER, b"spotify-etl migrate is running\n")
-        if damaged and not lake.is_local(lake_root):
+        storage.write_bytes(lake_root, IN_PROGRESS_MARKER, b"spotify-etl migrate is running\n")
+        if damaged and not storage.is_local(lake_root):
             glue_tables = _existing_tables(lake_root)
-        if foreign or (damaged and lake.is_local(lake_root)):
+        if foreign or (damaged and storage.is_local(lake_root)):
             _drop_local_tables(lake_root)
         for name in glue_tables:
             _drop_glue_table(lake_root, name)
         summary = pipeline.transform_bulk(lake_root, workers=workers, track=track)
-        lake.delete(lake_root, [IN_PROGRESS_MARKER])
+        storage.delete(lake_root, [IN_PROGRESS_MARKER])
         removed = _remove_previous_files(lake_root, old_catalog_files)
         cataloged = catalog.build_catalog(lake_root, "duckdb")
-    quarantined = sum(1 for _ in lake.list_keys(lake_root, f"{lake.QUARANTINE}/", ".reason.txt"))
+    quarantined = sum(
+        1 for _ in storage.list_keys(lake_root, f"{layout.QUARANTINE}/", ".reason.txt")
+    )
     return MigrateSummary(summary, quarantined, removed, cataloged, glue_tables, foreign)
 
 
@@ -174,7 +178,7 @@ def foreign_tables(lake_root: str) -> str | None:
 
     Read from the catalog database itself: loading a table whose metadata lies in a folder
     that no longer exists would fail before its location could be compared."""
-    if not lake.is_local(lake_root) or table_settings().catalog_uri:
+    if not storage.is_local(lake_root) or table_settings().catalog_uri:
         return None
     path = Path(iceberg.local_catalog_path(lake_root))
     if not path.is_file():
@@ -223,7 +227,7 @@ def _existing_tables(lake_root: str) -> list[str]:
 
 def _drop_local_tables(lake_root: str) -> None:
     """Remove a local lake's Iceberg catalog and warehouse, and forget them in this process."""
-    _, base = lake.filesystem(lake_root)
+    _, base = storage.filesystem(lake_root)
     catalog_file = iceberg.local_catalog_path(lake_root)
     for path in (catalog_file, catalog_file + "-journal", catalog_file + "-wal"):
         with contextlib.suppress(FileNotFoundError):
@@ -236,7 +240,7 @@ def _drop_local_tables(lake_root: str) -> None:
 def _previous_glue_tables(lake_root: str) -> list[str]:
     """The lake's table names that the Glue database holds as the previous release's
     external Parquet tables (not Iceberg); pyiceberg cannot load or replace those."""
-    if lake.is_local(lake_root) or table_settings().catalog_uri:
+    if storage.is_local(lake_root) or table_settings().catalog_uri:
         return []
     tables = iceberg.open_tables(lake_root)
     glue = tables.catalog.glue
@@ -260,18 +264,18 @@ def _check_raw_zone_covers_old_tables(lake_root: str) -> None:
     """Refuse to migrate when the old ``snapshots`` files hold snapshots whose raw files are
     gone: the rebuilt tables would silently lack them."""
     prefix = f"{PREVIOUS_TABLES}/snapshots/"
-    files = list(lake.list_keys(lake_root, prefix, ".parquet"))
+    files = list(storage.list_keys(lake_root, prefix, ".parquet"))
     if not files:
         return
-    fs, base = lake.filesystem(lake_root)
+    fs, base = storage.filesystem(lake_root)
     try:
-        with lake.storage_errors(lake_root, prefix):
+        with storage.storage_errors(lake_root, prefix):
             named = pq.read_table(
                 [f"{base}/{key}" for key in files], columns=["raw_key"], filesystem=fs
             )
     except (pa.ArrowException, OSError) as exc:
         raise LakeError(
-            f"cannot read the previous layout's snapshots under {lake.url(lake_root, prefix)} "
+            f"cannot read the previous layout's snapshots under {storage.url(lake_root, prefix)} "
             f"({' '.join(str(exc).split())[:300]}): remove or restore the broken file, then "
             "run migrate again"
         ) from exc
@@ -283,17 +287,17 @@ def _check_raw_zone_covers_old_tables(lake_root: str) -> None:
             f"the tables of lake {lake_root} hold {len(missing)} snapshots whose raw files are "
             f"not in the raw zone (first: {missing[0]}); migrate rebuilds the tables from the "
             "raw zone and would lose them: restore those raw files (or delete "
-            f"{lake.url(lake_root, PREVIOUS_TABLES)} to let them go), then run migrate again"
+            f"{storage.url(lake_root, PREVIOUS_TABLES)} to let them go), then run migrate again"
         )
 
 
 def _remove_previous_files(lake_root: str, catalog_files: list[str]) -> int:
     """Delete the previous layout's table files and DuckDB catalog; how many there were."""
-    keys = list(lake.list_keys(lake_root, f"{PREVIOUS_TABLES}/"))
-    lake.delete(lake_root, catalog_files)
-    lake.delete(lake_root, keys)
-    if lake.is_local(lake_root):
+    keys = list(storage.list_keys(lake_root, f"{PREVIOUS_TABLES}/"))
+    storage.delete(lake_root, catalog_files)
+    storage.delete(lake_root, keys)
+    if storage.is_local(lake_root):
         # Folders (and temporary files of killed writes) stay behind file deletion.
-        _, base = lake.filesystem(lake_root)
+        _, base = storage.filesystem(lake_root)
         shutil.rmtree(os.path.join(base, PREVIOUS_TABLES), ignore_errors=True)
     return len(keys) + len(catalog_files)

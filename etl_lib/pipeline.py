@@ -22,11 +22,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from etl_lib import archive, envelope, iceberg, lake, schemas, spotify
 from etl_lib.config import Settings
 from etl_lib.errors import ConfigError, CorruptPayload, EtlError, QuotaExceeded, RateLimited
+from etl_lib.extract import archive, envelope, spotify
+from etl_lib.lake import layout, storage
 from etl_lib.progress import Track, untracked
-from etl_lib.transform import TableBatch, snapshot_header
+from etl_lib.transform import iceberg, schemas
+from etl_lib.transform.decode import TableBatch, snapshot_header
 
 Progress = Callable[[str], None]
 
@@ -93,7 +95,7 @@ def prepare_envelope(payload: Any, name: str = "envelope") -> PreparedEnvelope:
     ``CorruptPayload`` naming ``name`` otherwise. No I/O."""
     header = snapshot_header(payload, name)
     try:
-        playlist_id = lake.check_playlist_id(header.playlist_id)
+        playlist_id = layout.check_playlist_id(header.playlist_id)
     except ConfigError as exc:
         raise CorruptPayload(f"{name}: {exc}") from None
     items = sum(
@@ -146,7 +148,7 @@ class RawLanding:
         (``keep_colliding``: the snapshot is already there, keep it) or a different capture
         (it moves to the next free second, so nothing is lost)."""
         playlist_id, moment = prepared.playlist_id, prepared.extracted_at
-        key = lake.raw_key(playlist_id, moment)
+        key = layout.raw_key(playlist_id, moment)
         if self._free(key):
             return self._write(prepared, key, prepared.data)
         if keep_colliding or self._fingerprint_of(key) == _fingerprint(prepared.data):
@@ -154,7 +156,7 @@ class RawLanding:
         shifted = _Shifted(prepared)
         while True:
             moment += timedelta(seconds=1)
-            key = lake.raw_key(playlist_id, moment)
+            key = layout.raw_key(playlist_id, moment)
             if self._free(key):
                 return self._write(prepared, key, shifted.data(moment))
             if self._fingerprint_of(key) == shifted.fingerprint(moment):
@@ -167,20 +169,20 @@ class RawLanding:
             return False
         # Checked just before writing even in a listed day: another writer may have landed
         # the key since.
-        if key not in self._fingerprints and not lake.exists(self.lake_root, key):
+        if key not in self._fingerprints and not storage.exists(self.lake_root, key):
             return True
         if taken is None:
-            taken = self._taken[day] = set(lake.list_keys(self.lake_root, day, ".json"))
+            taken = self._taken[day] = set(storage.list_keys(self.lake_root, day, ".json"))
         taken.add(key)
         return False
 
     def _fingerprint_of(self, key: str) -> Fingerprint:
         if key not in self._fingerprints:
-            self._fingerprints[key] = _fingerprint(lake.read_bytes(self.lake_root, key))
+            self._fingerprints[key] = _fingerprint(storage.read_bytes(self.lake_root, key))
         return self._fingerprints[key]
 
     def _write(self, prepared: PreparedEnvelope, key: str, data: bytes) -> Landed:
-        lake.write_bytes(self.lake_root, key, data)
+        storage.write_bytes(self.lake_root, key, data)
         self._fingerprints[key] = _fingerprint(data)
         taken = self._taken.get(key.rsplit("/", 1)[0] + "/")
         if taken is not None:
@@ -216,10 +218,10 @@ class ExtractOutcome:
 
 
 def last_snapshot(lake_root: str, playlist_id: str) -> dict | None:
-    key = lake.last_snapshot_key(playlist_id)
-    if not lake.exists(lake_root, key):
+    key = layout.last_snapshot_key(playlist_id)
+    if not storage.exists(lake_root, key):
         return None
-    return json.loads(lake.read_bytes(lake_root, key))
+    return json.loads(storage.read_bytes(lake_root, key))
 
 
 def _record_check(
@@ -235,11 +237,11 @@ def _record_check(
         "error": str(outcome.error) if outcome.error else None,
     }
     data = json.dumps(heartbeat, ensure_ascii=False).encode("utf-8")
-    lake.write_bytes(lake_root, lake.heartbeat_key(outcome.playlist_id, checked_at), data)
+    storage.write_bytes(lake_root, layout.heartbeat_key(outcome.playlist_id, checked_at), data)
     if outcome.status in ("extracted", "already landed"):
         state = {k: heartbeat[k] for k in ("snapshot_id", "raw_key", "checked_at")}
-        lake.write_bytes(
-            lake_root, lake.last_snapshot_key(outcome.playlist_id), json.dumps(state).encode()
+        storage.write_bytes(
+            lake_root, layout.last_snapshot_key(outcome.playlist_id), json.dumps(state).encode()
         )
 
 
@@ -276,7 +278,7 @@ def extract(
     settings: Settings,
     playlist_ids: Iterable[str] | None = None,
     *,
-    clock: Callable[[], datetime] = lake.now_utc,
+    clock: Callable[[], datetime] = layout.now_utc,
     reader: spotify.SpotifyReader | None = None,
     force: bool = False,
     progress: Progress = _quiet,
@@ -288,8 +290,8 @@ def extract(
     failure is recorded and the others go on, except on a rate limit or an exhausted quota,
     which apply to the whole app and so stop the run.
     """
-    lake.ensure_root(settings.lake)
-    ids = [lake.check_playlist_id(p) for p in (playlist_ids or settings.playlists)]
+    storage.ensure_root(settings.lake)
+    ids = [layout.check_playlist_id(p) for p in (playlist_ids or settings.playlists)]
     if reader is None and settings.source == "api":
         reader = spotify.make_reader(settings)
     outcomes: list[ExtractOutcome] = []
@@ -380,8 +382,8 @@ def import_payloads(
     else:
         raise ConfigError(f"--input {path!r} does not exist: pass a payload file or a folder")
     if playlist_id:
-        lake.check_playlist_id(playlist_id)
-    lake.ensure_root(lake_root)
+        layout.check_playlist_id(playlist_id)
+    storage.ensure_root(lake_root)
 
     def envelope_of(file: Path) -> Any:
         try:
@@ -428,12 +430,12 @@ def transformed_raw_keys(lake_root: str) -> set[str]:
 def pending_raw_keys(lake_root: str) -> list[str]:
     """Raw files with no output yet and not quarantined, oldest first."""
     done = transformed_raw_keys(lake_root)
-    quarantined = set(lake.list_keys(lake_root, f"{lake.QUARANTINE}/", ".reason.txt"))
+    quarantined = set(storage.list_keys(lake_root, f"{layout.QUARANTINE}/", ".reason.txt"))
     pending = []
-    for key in lake.list_keys(lake_root, f"{lake.RAW}/", ".json"):
-        if lake.parse_raw_key(key) is None or key in done:
+    for key in storage.list_keys(lake_root, f"{layout.RAW}/", ".json"):
+        if layout.parse_raw_key(key) is None or key in done:
             continue
-        if lake.quarantine_reason_key(key) in quarantined:
+        if layout.quarantine_reason_key(key) in quarantined:
             continue
         pending.append(key)
     return pending
@@ -444,12 +446,12 @@ def quarantine(lake_root: str, raw_key: str, reason: str, data: bytes | None = N
 
     ``data`` is the raw file's bytes when the caller has them already."""
     if data is None:
-        data = lake.read_bytes(lake_root, raw_key)
-    lake.write_bytes(lake_root, lake.quarantine_key(raw_key), data)
-    lake.write_bytes(
-        lake_root, lake.quarantine_reason_key(raw_key), (reason + "\n").encode("utf-8")
+        data = storage.read_bytes(lake_root, raw_key)
+    storage.write_bytes(lake_root, layout.quarantine_key(raw_key), data)
+    storage.write_bytes(
+        lake_root, layout.quarantine_reason_key(raw_key), (reason + "\n").encode("utf-8")
     )
-    return lake.quarantine_key(raw_key)
+    return layout.quarantine_key(raw_key)
 
 
 def _quarantine_failed(
@@ -486,7 +488,7 @@ def transform(
     again replaces its own rows, so an interrupted or repeated run never duplicates: the next
     run finds only the files still pending.
     """
-    lake.ensure_root(lake_root)
+    storage.ensure_root(lake_root)
     keys = list(dict.fromkeys(pending_raw_keys(lake_root) if raw_keys is None else raw_keys))
     summary = TransformSummary()
     chunk: list[str] = []
@@ -508,7 +510,11 @@ def _commit_batch(lake_root: str, raw_keys: list[str]) -> TransformSummary:
 
 
 def all_raw_keys(lake_root: str) -> list[str]:
-    return [k for k in lake.list_keys(lake_root, f"{lake.RAW}/", ".json") if lake.parse_raw_key(k)]
+    return [
+        k
+        for k in storage.list_keys(lake_root, f"{layout.RAW}/", ".json")
+        if layout.parse_raw_key(k)
+    ]
 
 
 def retransform_all(
@@ -540,11 +546,9 @@ def transform_bulk(
     forked on Linux; elsewhere, or once this process runs threads (an S3 lake), they are
     spawned, and a script calling this needs the usual ``if __name__ == "__main__":`` guard.
     """
-    lake.ensure_root(lake_root)
+    storage.ensure_root(lake_root)
     keys = sorted(set(pending_raw_keys(lake_root) if raw_keys is None else raw_keys))
-    jobs = [
-        (lake_root, list(day_keys)) for _, day_keys in groupby(keys, key=_partition_of_raw_key)
-    ]
+    jobs = [(lake_root, list(day_keys)) for _, day_keys in groupby(keys, key=_partition_of_raw_key)]
     if workers is None:
         workers = (os.cpu_count() or 1) if len(keys) >= _PARALLEL_FROM else 1
     workers = min(workers, len(jobs) or 1)
@@ -611,7 +615,7 @@ def _process_context():
 
 
 def _partition_of_raw_key(key: str) -> tuple[str, str]:
-    parts = lake.parse_raw_key(key)
+    parts = layout.parse_raw_key(key)
     if parts is None:
         raise ConfigError(f"{key!r} is not a raw key (raw/playlist_id=<id>/dt=<date>/<stamp>.json)")
     return parts["playlist_id"], parts["dt"]
@@ -629,7 +633,7 @@ def _transform_batch(
     counts_by_key: dict[str, dict[str, int]] = {}
     data_by_key: dict[str, bytes] = {}  # kept for the quarantine copy if Arrow refuses rows
     for key in raw_keys:
-        data = lake.read_bytes(lake_root, key)
+        data = storage.read_bytes(lake_root, key)
         try:
             _, counts_by_key[key] = batch.add_json(data, key)
             data_by_key[key] = data
@@ -676,7 +680,7 @@ def backfill(
     reason. Re-running lands nothing twice.
     """
     files = archive.iter_archive_files(Path(path))
-    lake.ensure_root(lake_root)
+    storage.ensure_root(lake_root)
     return _land_files(
         lake_root,
         files,

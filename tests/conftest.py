@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from etl_lib import iceberg
 from etl_lib.config import Settings
-from etl_lib.credentials import Credentials
+from etl_lib.extract.credentials import Credentials
+from etl_lib.transform import iceberg
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -32,9 +32,7 @@ def lake_root(tmp_path: Path) -> str:
 def spotify_server():
     from etl_lib.local_spotify import ChartSimulator, LocalSpotifyServer
 
-    with LocalSpotifyServer(
-        ChartSimulator(), now=datetime(2026, 10, 1, 12, tzinfo=UTC)
-    ) as server:
+    with LocalSpotifyServer(ChartSimulator(), now=datetime(2026, 10, 1, 12, tzinfo=UTC)) as server:
         yield server
 
 
@@ -88,7 +86,9 @@ def worker_processes():
     once, and share none of this process's catalog connections or threads. Start them with
     ``in_environment``: a fork server's children have the environment it started with."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["etl_lib.pipeline", "etl_lib.compaction", "etl_lib.catalog"])
+    context.set_forkserver_preload(
+        ["etl_lib.pipeline", "etl_lib.transform.compaction", "etl_lib.warehouse.catalog"]
+    )
     return context
 
 

@@ -1,4 +1,4 @@
-"""etl_lib.analysis against hand-computed answers, and each shipped query against it.
+"""etl_lib.reporting.analysis against hand-computed answers, and each shipped query against it.
 
 The hand-built chart (playlist P, ranks 1-5, 2026-03-01 .. 03-04):
 
@@ -20,8 +20,9 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from etl_lib import analysis, catalog, sql, warehouse
-from etl_lib.demo import DEMO_PLAYLIST, run_demo
+from etl_lib.cli.demo import DEMO_PLAYLIST, run_demo
+from etl_lib.reporting import analysis
+from etl_lib.warehouse import catalog, execute, sql
 
 PLAYLIST = "P"
 AS_OF = date(2026, 3, 4)
@@ -267,7 +268,7 @@ def demo(tmp_path_factory) -> dict:
     root = str(tmp_path_factory.mktemp("analysis") / "lake")
     run_demo(root, days=30)
     frames = {
-        view: warehouse.query(root, f"SELECT * FROM {view}")
+        view: execute.query(root, f"SELECT * FROM {view}")
         for view in (
             "daily_chart",
             "latest_tracks",
@@ -322,7 +323,7 @@ def _comparable(frame: pd.DataFrame) -> list[tuple]:
 def test_the_shipped_query_equals_the_pandas_function(demo, name, as_of, days):
     expected = _pandas_answer(name, demo, as_of, days)
     text = sql.shipped("queries")[name]
-    actual = warehouse.query(
+    actual = execute.query(
         demo["lake"], text, analysis.query_params(name, DEMO_PLAYLIST, as_of, days)
     )
     assert list(actual.columns) == list(expected.columns)

@@ -13,14 +13,17 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from etl_lib import archive, iceberg, lake, pipeline
-from etl_lib.catalog import build_catalog
-from etl_lib.envelope import parse_utc
+from etl_lib import pipeline
 from etl_lib.errors import ArchiveError, ConfigError, CorruptPayload, PlaylistNotFound
+from etl_lib.extract import archive
+from etl_lib.extract.envelope import parse_utc
+from etl_lib.lake import layout
 from etl_lib.local_spotify import ChartSimulator
 from etl_lib.local_spotify.archive_server import LocalArchiveServer, archive_document
-from etl_lib.transform import transform_envelope
-from etl_lib.warehouse import query
+from etl_lib.transform import iceberg
+from etl_lib.transform.decode import transform_envelope
+from etl_lib.warehouse.catalog import build_catalog
+from etl_lib.warehouse.execute import query
 
 TOP_50 = "37i9dQZEVXbMDoHDwVN2tF"
 NOW = datetime(2026, 10, 1, 6, 30, tzinfo=UTC)
@@ -122,7 +125,7 @@ def land_and_transform(lake_root: str, envelopes: list[dict]) -> pipeline.Transf
 
 
 def raw_key_of(payload: dict) -> str:
-    return lake.raw_key(payload["playlist"]["id"], parse_utc(payload["extracted_at"]))
+    return layout.raw_key(payload["playlist"]["id"], parse_utc(payload["extracted_at"]))
 
 
 def snapshot_rows(lake_root: str, table: str, payload: dict):

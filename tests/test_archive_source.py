@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from etl_lib import cli, lake, pipeline, warehouse
+from etl_lib import cli, pipeline
 from etl_lib.config import Settings
+from etl_lib.lake import storage
 from etl_lib.local_spotify import ChartSimulator
 from etl_lib.local_spotify.archive_server import LocalArchiveServer
+from etl_lib.warehouse import execute
 
 GLOBAL = "37i9dQZEVXbNG2KDcFcKOF"
 MORNING = datetime(2026, 10, 1, 6, tzinfo=UTC)
@@ -30,7 +32,7 @@ def test_extract_from_the_archive_detects_unchanged_snapshots(tmp_path):
         [third] = pipeline.extract(settings, clock=lambda: MORNING + timedelta(days=1))
     assert [o.status for o in (first, second, third)] == ["extracted", "unchanged", "extracted"]
     assert first.items == 50
-    payload = json.loads(lake.read_bytes(settings.lake, first.raw_key))
+    payload = json.loads(storage.read_bytes(settings.lake, first.raw_key))
     assert payload["source"]["kind"] == "archive"
     summary = pipeline.transform(settings.lake)
     assert summary.rows["chart_entries"] == 100 and not summary.quarantined
@@ -52,10 +54,10 @@ def test_backfill_command_is_idempotent(shared_data, tmp_path, capsys):
     root = str(tmp_path / "lake")
     assert cli.main(["backfill", str(folder), "--lake", root]) == 0
     assert "landed 58 archived snapshots (58 new)" in capsys.readouterr().err
-    days = warehouse.query(root, "SELECT count(DISTINCT dt) AS n FROM daily_chart")["n"].iloc[0]
+    days = execute.query(root, "SELECT count(DISTINCT dt) AS n FROM daily_chart")["n"].iloc[0]
     assert cli.main(["backfill", str(folder), "--lake", root]) == 0
     assert "(0 new)" in capsys.readouterr().err
-    counts = warehouse.query(
+    counts = execute.query(
         root, "SELECT count(*) AS entries, count(DISTINCT dt) AS days FROM daily_chart"
     )
     assert counts["days"].iloc[0] == days and counts["entries"].iloc[0] == days * 50

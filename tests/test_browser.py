@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from etl_lib import lake, reports
-from etl_lib.demo import DEMO_LAST_DAY, DEMO_PLAYLIST, run_demo
+from etl_lib.cli.demo import DEMO_LAST_DAY, DEMO_PLAYLIST, run_demo
+from etl_lib.lake import storage
+from etl_lib.reporting import reports
 
 pytestmark = pytest.mark.browser
 
@@ -197,7 +198,7 @@ def published(tmp_path_factory) -> Path:
 
 def _charts_published(lake_root: Path, prefix: str) -> set[str]:
     """The charts the report published beside its page (each as PNG and SVG: one name)."""
-    status = json.loads(lake.read_bytes(str(lake_root), f"{prefix}/status.json"))
+    status = json.loads(storage.read_bytes(str(lake_root), f"{prefix}/status.json"))
     return {Path(name).stem for name in status["files"] if name.startswith("charts/")}
 
 

@@ -16,20 +16,14 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import in_environment, worker_processes
 
-from etl_lib import (
-    catalog,
-    cli,
-    compaction,
-    envelope,
-    iceberg,
-    lake,
-    pipeline,
-    reports,
-    schemas,
-    warehouse,
-)
+from etl_lib import cli, pipeline
+from etl_lib.extract import envelope
+from etl_lib.lake import layout, storage
 from etl_lib.local_spotify import ChartSimulator
-from etl_lib.transform import decode_envelope, transform_envelope
+from etl_lib.reporting import reports
+from etl_lib.transform import compaction, iceberg, schemas
+from etl_lib.transform.decode import decode_envelope, transform_envelope
+from etl_lib.warehouse import catalog, execute
 
 PLAYLIST = "37i9dQZEVXbNG2KDcFcKOF"
 FIRST_DAY = date(2026, 10, 1)
@@ -91,14 +85,14 @@ def land_hours(lake_root: str, days: int, hours: tuple[int, ...], odd: bool = Tr
 
 
 def land_corrupt(lake_root: str) -> str:
-    key = lake.raw_key(PLAYLIST, datetime(2026, 10, 1, 23, tzinfo=UTC))
-    lake.write_bytes(lake_root, key, b'{"extracted_at": "2026-10-01T23:00:00Z", "pages": [')
+    key = layout.raw_key(PLAYLIST, datetime(2026, 10, 1, 23, tzinfo=UTC))
+    storage.write_bytes(lake_root, key, b'{"extracted_at": "2026-10-01T23:00:00Z", "pages": [')
     return key
 
 
 def table_rows(lake_root: str) -> dict[str, list[tuple]]:
     """Every table's rows as readers see them (the DuckDB views), in a fixed order."""
-    frames = warehouse.query_all(
+    frames = execute.query_all(
         lake_root, {table: (f"SELECT * FROM {table}", None) for table in schemas.TABLES}
     )
     return {
@@ -176,7 +170,7 @@ def per_file_lake(tmp_path: Path) -> str:
 
 
 def copy_raw_zone(source: str, target: str) -> None:
-    shutil.copytree(Path(source) / lake.RAW, Path(target) / lake.RAW)
+    shutil.copytree(Path(source) / layout.RAW, Path(target) / layout.RAW)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -188,9 +182,9 @@ def test_bulk_transform_gives_the_same_tables_as_the_per_file_path(
     summary = pipeline.transform_bulk(bulk, workers=workers)
 
     assert len(summary.transformed) == 3 * 4 + 4
-    corrupt = lake.raw_key(PLAYLIST, datetime(2026, 10, 1, 23, tzinfo=UTC))
+    corrupt = layout.raw_key(PLAYLIST, datetime(2026, 10, 1, 23, tzinfo=UTC))
     assert list(summary.quarantined) == [corrupt]
-    assert (Path(bulk) / lake.quarantine_reason_key(corrupt)).exists()
+    assert (Path(bulk) / layout.quarantine_reason_key(corrupt)).exists()
     assert table_rows(bulk) == table_rows(per_file_lake)
     # One playlist, so one staged file per table and day, in one commit.
     assert set(files_per_table_day(bulk).values()) == {1}
@@ -204,7 +198,7 @@ def test_the_narrow_decoder_gives_the_tables_json_loads_gives(tmp_path):
     nan_popularity = envelope.dumps(snapshots[0]).replace(b'"name":', b'"x":NaN,"name":', 1)
     payloads = [envelope.dumps(s) for s in snapshots] + [nan_popularity]
     for data in payloads:
-        raw_key = lake.raw_key(PLAYLIST, envelope.parse_utc(json.loads(data)["extracted_at"]))
+        raw_key = layout.raw_key(PLAYLIST, envelope.parse_utc(json.loads(data)["extracted_at"]))
         fast = transform_envelope(decode_envelope(data, raw_key), raw_key)
         reference = transform_envelope(json.loads(data), raw_key)
         assert fast.counts == reference.counts
@@ -234,7 +228,7 @@ def test_an_interrupted_bulk_transform_resumes_without_duplicates(
     # Day one is committed, day two in five tables of six, day three not at all.
     assert committed == [*iceberg.WRITE_ORDER, *iceberg.WRITE_ORDER[:-1]]
     pending = pipeline.pending_raw_keys(bulk)
-    assert {lake.parse_raw_key(k)["dt"] for k in pending} == {"2026-10-02", "2026-10-03"}
+    assert {layout.parse_raw_key(k)["dt"] for k in pending} == {"2026-10-02", "2026-10-03"}
 
     summary = pipeline.transform_bulk(bulk, workers=1)
     assert len(summary.transformed) == 8

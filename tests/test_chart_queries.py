@@ -19,7 +19,10 @@ import pandas as pd
 import pytest
 from sqlglot import exp
 
-from etl_lib import analysis, envelope, pipeline, reports, sql, warehouse
+from etl_lib import pipeline
+from etl_lib.extract import envelope
+from etl_lib.reporting import analysis, reports
+from etl_lib.warehouse import execute, sql
 
 GLOBAL = "37i9dQZEVXbNG2KDcFcKOF"
 TOP50 = "37i9dQZEVXbMDoHDwVN2tF"
@@ -97,7 +100,7 @@ def lake(tmp_path_factory) -> str:
 
 def _shipped(lake_root: str, name: str, **values) -> pd.DataFrame:
     statement = sql.shipped("queries")[name]
-    return warehouse.query(lake_root, statement, analysis.lookup_params(name, **values))
+    return execute.query(lake_root, statement, analysis.lookup_params(name, **values))
 
 
 def _records(frame: pd.DataFrame, columns: list[str]) -> list[tuple]:
@@ -119,7 +122,7 @@ def _letters(track_ids) -> str:
 
 
 def test_the_chart_view_labels_every_movement_against_the_playlists_previous_chart_day(lake):
-    frame = warehouse.query(
+    frame = execute.query(
         lake,
         "SELECT dt, track_id, movement, previous_rank FROM chart WHERE playlist_id = ? "
         "ORDER BY dt, chart_rank",
@@ -151,7 +154,7 @@ def test_the_chart_view_labels_every_movement_against_the_playlists_previous_cha
 
 
 def test_the_chart_view_counts_peak_and_days_per_playlist_and_names_every_artist(lake):
-    frame = warehouse.query(
+    frame = execute.query(
         lake, "SELECT * FROM chart WHERE dt = ? ORDER BY playlist_id, chart_rank", [day(7)]
     )
     assert list(frame.columns) == [

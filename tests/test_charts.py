@@ -1,4 +1,4 @@
-"""etl_lib.charts: figure structure, names in every script, layout, deterministic export."""
+"""etl_lib.reporting.charts: figure structure, names in every script, layout, deterministic export."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.testing.compare import compare_images
 from matplotlib.text import Annotation
 
-from etl_lib import charts, reports
+from etl_lib.reporting import charts, reports
 
 BASELINE = Path(__file__).parent / "baseline" / "bump_chart.png"
 # To rewrite the baseline instead of comparing with it:
@@ -435,7 +435,7 @@ def test_dejavu_sans_comes_first_in_the_fallback_list():
 _FONT_PROBE = """
 import json
 from matplotlib import font_manager
-from etl_lib import charts
+from etl_lib.reporting import charts
 
 def listed():
     return any(e.fname.endswith("ProbeSans.ttf") for e in font_manager.fontManager.ttflist)

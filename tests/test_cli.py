@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from etl_lib import cli, lake
-from etl_lib.demo import DEMO_PLAYLISTS
-from etl_lib.schemas import TABLES
+from etl_lib import cli
+from etl_lib.cli.demo import DEMO_PLAYLISTS
+from etl_lib.lake import storage
+from etl_lib.transform.schemas import TABLES
 
 SUBCOMMANDS = [
     "extract", "transform", "backfill", "compact", "migrate", "catalog", "query", "run", "report",
@@ -89,7 +90,7 @@ def _a_file(tmp_path: Path) -> Path:
 def test_corrupt_raw_file_exits_non_zero_naming_it(tmp_path):
     root = str(tmp_path / "lake")
     key = "raw/playlist_id=abc/dt=2026-01-01/20260101T000000Z.json"
-    lake.write_bytes(root, key, b"[1, 2")
+    storage.write_bytes(root, key, b"[1, 2")
     result = run_cli("transform", "--lake", root)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

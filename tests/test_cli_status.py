@@ -15,10 +15,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from etl_lib import cli, demo, lake, pipeline, reports, status, warehouse
+from etl_lib import cli, pipeline
+from etl_lib.cli import demo
 from etl_lib.config import Settings, playlist_id
-from etl_lib.credentials import Credentials
 from etl_lib.errors import ConfigError
+from etl_lib.extract.credentials import Credentials
+from etl_lib.lake import layout, storage
+from etl_lib.reporting import reports, status
+from etl_lib.warehouse import execute
 
 GLOBAL = demo.DEMO_PLAYLIST
 DAYS = 3
@@ -145,22 +149,22 @@ def test_a_bad_playlist_option_is_one_line_and_exit_2(demo_lake, capsys):
 def test_status_json_says_what_the_lake_holds(lake_copy, capsys):
     # A raw file that cannot be transformed, and a failed report after a good one.
     bad_key = f"raw/playlist_id={GLOBAL}/dt=2026-10-31/20261031T230000Z.json"
-    lake.write_bytes(lake_copy, bad_key, b'{"not": "an envelope"}')
+    storage.write_bytes(lake_copy, bad_key, b'{"not": "an envelope"}')
     pipeline.transform(lake_copy)
-    lake.write_bytes(lake_copy, f"reports/{GLOBAL}/2026-10-30/report.html", b"<p>ok</p>")
-    lake.write_bytes(lake_copy, f"reports/{GLOBAL}/2026-10-30/status.json", b"{}")
+    storage.write_bytes(lake_copy, f"reports/{GLOBAL}/2026-10-30/report.html", b"<p>ok</p>")
+    storage.write_bytes(lake_copy, f"reports/{GLOBAL}/2026-10-30/status.json", b"{}")
     failed = f"reports/{GLOBAL}/2026-10-31/failed/20261101T000000Z/status.json"
-    lake.write_bytes(lake_copy, failed, b"{}")
+    storage.write_bytes(lake_copy, failed, b"{}")
     # A comparison of charts is no playlist's report.
-    lake.write_bytes(lake_copy, "reports/compare/2026-10-31/report.html", b"<p>ok</p>")
-    lake.write_bytes(lake_copy, "reports/compare/2026-10-31/status.json", b"{}")
+    storage.write_bytes(lake_copy, "reports/compare/2026-10-31/report.html", b"<p>ok</p>")
+    storage.write_bytes(lake_copy, "reports/compare/2026-10-31/status.json", b"{}")
 
     before = datetime.now(UTC)
     assert cli.main(["status", "--lake", lake_copy, "--format", "json"]) == 0
     after = datetime.now(UTC)
     shown = json.loads(capsys.readouterr().out)
     assert set(shown) == {"lake", "generated_at", "playlists"}
-    truth = warehouse.query(
+    truth = execute.query(
         lake_copy,
         "SELECT s.playlist_id, max(s.extracted_at) AS newest, min(s.dt) AS first_day, "
         "max(s.dt) AS last_day, count(*) AS snapshots, "
@@ -190,12 +194,12 @@ def test_status_json_says_what_the_lake_holds(lake_copy, capsys):
     chart = by_id[GLOBAL]
     assert chart["quarantined"] == {
         "files": 1,
-        "location": lake.url(lake_copy, f"quarantine/playlist_id={GLOBAL}/"),
+        "location": storage.url(lake_copy, f"quarantine/playlist_id={GLOBAL}/"),
     }
     assert chart["last_report"] == {
         "date": "2026-10-31",
         "outcome": "failed",
-        "path": lake.url(lake_copy, failed),
+        "path": storage.url(lake_copy, failed),
         "failed_runs": 1,
     }
     others = [p for p in shown["playlists"] if p["playlist_id"] != GLOBAL]
@@ -205,8 +209,8 @@ def test_status_json_says_what_the_lake_holds(lake_copy, capsys):
 
 def test_status_table_is_aligned_and_escapes_names(lake_copy, capsys):
     # A playlist whose name would recolour the terminal and reverse the line.
-    source = next(lake.list_keys(lake_copy, f"raw/playlist_id={GLOBAL}/", ".json"))
-    payload = json.loads(lake.read_bytes(lake_copy, source))
+    source = next(storage.list_keys(lake_copy, f"raw/playlist_id={GLOBAL}/", ".json"))
+    payload = json.loads(storage.read_bytes(lake_copy, source))
     hostile = "ZZZZZZZZZZZZZZZZZZZZZZ"
     payload["playlist"].update(id=hostile, name="Evil\x1b[31m red \u202eesrever")
     pipeline.land_raw(lake_copy, payload)
@@ -246,9 +250,9 @@ def test_status_on_s3(moto_endpoint, demo_lake, capsys):
     boto3.client("s3").create_bucket(Bucket=bucket)
     root = f"s3://{bucket}/lake"
     # The raw zone and a report only: the tables of an s3:// lake live in Glue.
-    for key in lake.list_keys(demo_lake, "raw/"):
-        lake.write_bytes(root, key, lake.read_bytes(demo_lake, key))
-    lake.write_bytes(root, f"reports/{GLOBAL}/2026-10-31/report.html", b"<p>ok</p>")
+    for key in storage.list_keys(demo_lake, "raw/"):
+        storage.write_bytes(root, key, storage.read_bytes(demo_lake, key))
+    storage.write_bytes(root, f"reports/{GLOBAL}/2026-10-31/report.html", b"<p>ok</p>")
     pipeline.transform(root)
     assert cli.main(["status", "--lake", root, "--format", "json"]) == 0
     shown = {p["playlist_id"]: p for p in json.loads(capsys.readouterr().out)["playlists"]}
@@ -296,7 +300,7 @@ def test_export_keeps_a_view_history_before_the_window(demo_lake, tmp_path):
     assert cli.main(["export", "--lake", demo_lake, "--view", "daily_chart", "--from",
                      "2026-10-31", "--format", "csv", "--out", str(out)]) == 0  # fmt: skip
     last_day = pd.read_csv(out, dtype={"dt": str})
-    everything = warehouse.query(demo_lake, "SELECT * FROM daily_chart WHERE dt = '2026-10-31'")
+    everything = execute.query(demo_lake, "SELECT * FROM daily_chart WHERE dt = '2026-10-31'")
     assert len(last_day) == len(everything) > 0
 
 
@@ -403,9 +407,9 @@ def test_a_day_missing_inside_the_range_names_the_nearest(lake_copy):
     # A longer window holds charts: the report shows its last chart day, as after a missed run.
     assert reports.check_request(lake_copy, GLOBAL, "2026-10-30", 3) == "2026-10-30"
     # Captured but not transformed yet: the tables say so, before any kernel.
-    key = lake.raw_key("0123456789abcdefghijkl", datetime(2026, 10, 31, 6, tzinfo=UTC))
-    source = next(lake.list_keys(lake_copy, f"raw/playlist_id={GLOBAL}/", ".json"))
-    lake.write_bytes(lake_copy, key, lake.read_bytes(lake_copy, source))
+    key = layout.raw_key("0123456789abcdefghijkl", datetime(2026, 10, 31, 6, tzinfo=UTC))
+    source = next(storage.list_keys(lake_copy, f"raw/playlist_id={GLOBAL}/", ".json"))
+    storage.write_bytes(lake_copy, key, storage.read_bytes(lake_copy, source))
     with pytest.raises(ConfigError, match="spotify-etl transform"):
         reports.check_request(lake_copy, "0123456789abcdefghijkl", None, 3)
     assert reports.check_request(lake_copy, GLOBAL, None, 3) == "2026-10-31"

@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from etl_lib import auth, cli, credentials, lake, pipeline, spotify, transform
-from etl_lib.credentials import Credentials
+from etl_lib import cli, pipeline
 from etl_lib.errors import (
     ConfigError,
     PlaylistForbidden,
@@ -29,7 +28,11 @@ from etl_lib.errors import (
     SpotifyAuthError,
     SpotifyUnavailable,
 )
+from etl_lib.extract import auth, credentials, spotify
+from etl_lib.extract.credentials import Credentials
+from etl_lib.lake import layout, storage
 from etl_lib.local_spotify import ChartSimulator, LocalSpotifyServer
+from etl_lib.transform import decode
 
 GLOBAL = "37i9dQZEVXbNG2KDcFcKOF"
 OWN = "3cEYpjA9oz9GiPac4AsH4n"
@@ -195,7 +198,7 @@ def test_run_over_three_playlists_with_one_failing(settings, spotify_server):
     outcomes = pipeline.extract(settings, ids)
     assert [o.status for o in outcomes] == ["extracted", "failed", "extracted"]
     assert {
-        lake.parse_raw_key(k)["playlist_id"] for k in lake.list_keys(settings.lake, "raw/")
+        layout.parse_raw_key(k)["playlist_id"] for k in storage.list_keys(settings.lake, "raw/")
     } == {ids[0], ids[2]}
 
 
@@ -333,9 +336,9 @@ def test_unchanged_snapshot_costs_one_small_call_and_leaves_a_heartbeat(settings
     assert second.snapshot_id == first.snapshot_id
     assert len(_items_requests(spotify_server, GLOBAL)) == items_before
     assert len(spotify_server.requests) - requests_before == 1
-    heartbeats = list(lake.list_keys(settings.lake, "heartbeats/", ".json"))
+    heartbeats = list(storage.list_keys(settings.lake, "heartbeats/", ".json"))
     assert len(heartbeats) == 2
-    last = json.loads(lake.read_bytes(settings.lake, heartbeats[-1]))
+    last = json.loads(storage.read_bytes(settings.lake, heartbeats[-1]))
     assert last["status"] == "unchanged" and last["checked_at"] == "2026-10-01T16:00:00Z"
 
     [forced] = pipeline.extract(
@@ -353,8 +356,8 @@ def test_entries_with_item_track_or_both_give_the_same_chart(tmp_path, entry_fie
         server.entry_fields = entry_fields
         settings = _settings_for(server, tmp_path)
         [outcome] = pipeline.extract(settings, clock=lambda: NOON)
-        raw = json.loads(lake.read_bytes(settings.lake, outcome.raw_key))
-    result = transform.transform_envelope(raw, outcome.raw_key)
+        raw = json.loads(storage.read_bytes(settings.lake, outcome.raw_key))
+    result = decode.transform_envelope(raw, outcome.raw_key)
     expected = ChartSimulator().chart_track_ids(GLOBAL, NOON.date())
     assert result.tables["chart_entries"].column("track_id").to_pylist() == expected
 

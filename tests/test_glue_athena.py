@@ -28,10 +28,15 @@ from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, 
 from conftest import use_fake_aws
 from pyathena.error import OperationalError
 
-from etl_lib import athena, cli, glue, iceberg, lake, pipeline, schemas, spotify, warehouse
+from etl_lib import aws as aws_helpers
+from etl_lib import cli, pipeline
 from etl_lib.config import Settings
 from etl_lib.errors import ConfigError, EtlError
-from etl_lib.sql import shipped as shipped_sql
+from etl_lib.extract import spotify
+from etl_lib.lake import layout, storage
+from etl_lib.transform import iceberg, schemas
+from etl_lib.warehouse import athena, execute
+from etl_lib.warehouse.sql import shipped as shipped_sql
 
 BUCKET = "charts-lake-test"
 LAKE = f"s3://{BUCKET}/lake"
@@ -118,7 +123,7 @@ def land(settings: Settings, spotify_server, count: int = SNAPSHOTS) -> list[str
         moment = start + timedelta(hours=12 * number)
         spotify_server.set_time(moment)
         pipeline.extract(on_s3, reader=reader, clock=lambda m=moment: m, force=True)
-    raw = sorted(lake.list_keys(LAKE, f"{lake.RAW}/", ".json"))
+    raw = sorted(storage.list_keys(LAKE, f"{layout.RAW}/", ".json"))
     assert len(raw) == count
     return raw
 
@@ -133,7 +138,7 @@ def table_counts() -> dict[str, int]:
     statement = " UNION ALL ".join(
         f"SELECT '{name}' AS name, count(*) AS n FROM {name}" for name in schemas.TABLES
     )
-    frame = warehouse.query(LAKE, statement)
+    frame = execute.query(LAKE, statement)
     return dict(zip(frame["name"], frame["n"].astype(int), strict=True))
 
 
@@ -163,11 +168,11 @@ def test_transform_writes_iceberg_tables_to_glue_that_duckdb_reads(landed):
         columns = [column["Name"] for column in table["StorageDescriptor"]["Columns"]]
         assert columns == [*schemas.TABLES[name].names, schemas.PARTITION_COLUMN]
     # No table definitions of our own anywhere else: the old Parquet layout is gone.
-    assert list(lake.list_keys(LAKE, "tables/", "")) == []
+    assert list(storage.list_keys(LAKE, "tables/", "")) == []
 
     assert table_counts() == summary.rows
     assert summary.rows["chart_entries"] == SNAPSHOTS * 50
-    entries = warehouse.query(
+    entries = execute.query(
         LAKE,
         "SELECT count(*) AS n, count(DISTINCT (playlist_id, extracted_at, position)) AS d, "
         "count(DISTINCT dt) AS days FROM chart_entries",
@@ -285,7 +290,7 @@ def test_two_writers_of_the_same_raw_files_leave_every_row_once(landed, monkeypa
     # redone on top of the other's rows.
     assert lock.held >= 2 and lock.conflicts["chart_entries"] >= 1
     assert table_counts() == first["rows"]
-    entries = warehouse.query(
+    entries = execute.query(
         LAKE,
         "SELECT count(*) AS n, count(DISTINCT (playlist_id, extracted_at, position)) AS d "
         "FROM chart_entries",
@@ -526,21 +531,21 @@ def test_aws_error_maps_denied_and_missing_credentials():
         {"Error": {"Code": "AccessDeniedException", "Message": "not allowed\nsecond line"}},
         "CreateTable",
     )
-    error = glue.aws_error(denied, service="AWS Glue", resource="Glue table db.tracks")
+    error = aws_helpers.aws_error(denied, service="AWS Glue", resource="Glue table db.tracks")
     assert isinstance(error, EtlError)
     assert "CreateTable" in str(error) and "db.tracks" in str(error)
     assert "\n" not in str(error)
 
-    error = glue.aws_error(NoCredentialsError(), service="AWS Glue", resource="x")
+    error = aws_helpers.aws_error(NoCredentialsError(), service="AWS Glue", resource="x")
     assert "AWS_PROFILE" in str(error)
-    error = glue.aws_error(NoRegionError(), service="Athena", resource="x")
+    error = aws_helpers.aws_error(NoRegionError(), service="Athena", resource="x")
     assert isinstance(error, ConfigError) and "AWS_REGION" in str(error)
-    error = glue.aws_error(ProfileNotFound(profile="ghost"), service="AWS Glue", resource="x")
+    error = aws_helpers.aws_error(ProfileNotFound(profile="ghost"), service="AWS Glue", resource="x")
     assert isinstance(error, ConfigError) and "'ghost'" in str(error)
     assert "AWS_PROFILE" in str(error)
 
     bug = ClientError({"Error": {"Code": "ValidationException", "Message": "bad"}}, "CreateTable")
-    assert glue.aws_error(bug, service="AWS Glue", resource="x") is None
+    assert aws_helpers.aws_error(bug, service="AWS Glue", resource="x") is None
 
 
 def test_failed_query_carries_athenas_reason():

@@ -12,9 +12,13 @@ import pyarrow as pa
 import pytest
 from conftest import in_environment, worker_processes
 
-from etl_lib import cli, compaction, envelope, iceberg, lake, pipeline, schemas, warehouse
+from etl_lib import cli, pipeline
+from etl_lib.extract import envelope
+from etl_lib.lake import layout, storage
 from etl_lib.local_spotify import ChartSimulator
-from etl_lib.transform import TableBatch
+from etl_lib.transform import compaction, iceberg, schemas
+from etl_lib.transform.decode import TableBatch
+from etl_lib.warehouse import execute
 
 PLAYLIST = "37i9dQZEVXbNG2KDcFcKOF"
 OTHER_PLAYLIST = "37i9dQZEVXbMDoHDwVN2tF"
@@ -62,7 +66,7 @@ def counts(lake_root: str) -> dict[str, int]:
     union = " UNION ALL ".join(
         f"SELECT '{name}' AS name, count(*) AS n FROM {name}" for name in schemas.TABLES
     )
-    frame = warehouse.query(lake_root, union)
+    frame = execute.query(lake_root, union)
     return dict(zip(frame["name"], frame["n"].astype(int), strict=True))
 
 
@@ -75,7 +79,7 @@ def assert_same_rows(actual: dict[str, pa.Table], expected: dict[str, pa.Table])
 def reference_rows(lake_root: str, tmp_path: Path) -> dict[str, pa.Table]:
     """The rows of ``lake_root``'s raw zone transformed once into a fresh lake."""
     reference = tmp_path / "reference"
-    shutil.copytree(Path(lake_root) / lake.RAW, reference / lake.RAW)
+    shutil.copytree(Path(lake_root) / layout.RAW, reference / layout.RAW)
     pipeline.transform(str(reference))
     expected = rows(str(reference))
     assert expected["snapshots"].num_rows == len(pipeline.all_raw_keys(lake_root))
@@ -132,7 +136,7 @@ def test_transforming_the_same_raw_files_again_changes_no_table(tmp_path):
     assert before["snapshots"].num_rows == 12
     assert pipeline.pending_raw_keys(root) == []
 
-    day_one = [key for key in keys if lake.parse_raw_key(key)["dt"] == "2026-10-01"]
+    day_one = [key for key in keys if layout.parse_raw_key(key)["dt"] == "2026-10-01"]
     one_playlist_day = [key for key in day_one if PLAYLIST in key]
     replays = {
         # a snapshot beside others of its playlist and day: replaced snapshot by snapshot
@@ -169,8 +173,8 @@ def test_transforming_the_same_raw_files_again_changes_no_table(tmp_path):
 def test_pending_raw_keys_are_the_raw_files_snapshots_does_not_hold(tmp_path):
     root = str(tmp_path / "lake")
     keys = sorted(land(root, days=2, hours=(0, 12)))
-    corrupt = lake.raw_key(PLAYLIST, datetime(2026, 10, 2, 23, tzinfo=UTC))
-    lake.write_bytes(root, corrupt, b'{"extracted_at": "2026-10-02T23:00:00Z", "pages": [')
+    corrupt = layout.raw_key(PLAYLIST, datetime(2026, 10, 2, 23, tzinfo=UTC))
+    storage.write_bytes(root, corrupt, b'{"extracted_at": "2026-10-02T23:00:00Z", "pages": [')
     assert pipeline.pending_raw_keys(root) == sorted([*keys, corrupt])
 
     pipeline.transform(root, keys[:2])
@@ -295,7 +299,7 @@ def test_a_column_added_to_a_table_reads_null_in_older_rows(tmp_path, monkeypatc
     assert not field.required
 
     def labels() -> dict[str, tuple[str | None, int]]:
-        frame = warehouse.query(
+        frame = execute.query(
             root,
             "SELECT CAST(extracted_at AS VARCHAR) AS moment, chart_label, count(*) AS n "
             "FROM chart_entries GROUP BY 1, 2 ORDER BY 1",
@@ -315,7 +319,7 @@ def test_a_column_added_to_a_table_reads_null_in_older_rows(tmp_path, monkeypatc
     assert scanned.column("chart_label").null_count == 100
 
     # The DuckDB view has the column with its type; replaying the old files fills it.
-    column_types = warehouse.query(
+    column_types = execute.query(
         root,
         "SELECT data_type FROM information_schema.columns "
         "WHERE table_name = 'chart_entries' AND column_name = 'chart_label'",

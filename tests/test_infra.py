@@ -35,8 +35,10 @@ from xml.etree import ElementTree
 
 import pytest
 
-from etl_lib import config, iceberg, lake
-from etl_lib.credentials import Credentials
+from etl_lib import config
+from etl_lib.extract.credentials import Credentials
+from etl_lib.lake import layout
+from etl_lib.transform import iceberg
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
@@ -472,16 +474,16 @@ def policies(template, resolve) -> dict[str, Policy]:
 
 # Keys as etl_lib writes them: the raw zone's by its own functions, the tables' where
 # pyiceberg puts them (<warehouse>/<database>.db/<table>/{data,metadata}/).
-RAW_KEY = lake.raw_key(PLAYLIST, MOMENT)
+RAW_KEY = layout.raw_key(PLAYLIST, MOMENT)
 TABLE = f"{iceberg.WAREHOUSE}/{config.Settings().glue_database}.db/chart_entries"
 KEYS = {
     "raw": RAW_KEY,
-    "heartbeat": lake.heartbeat_key(PLAYLIST, MOMENT),
-    "state": lake.last_snapshot_key(PLAYLIST),
+    "heartbeat": layout.heartbeat_key(PLAYLIST, MOMENT),
+    "state": layout.last_snapshot_key(PLAYLIST),
     "table_data": f"{TABLE}/data/dt=2026-10-01/00000-0-5f1d2c3b.parquet",
     "table_metadata": f"{TABLE}/metadata/00001-5f1d2c3b.metadata.json",
-    "quarantine": lake.quarantine_key(RAW_KEY),
-    "quarantine_reason": lake.quarantine_reason_key(RAW_KEY),
+    "quarantine": layout.quarantine_key(RAW_KEY),
+    "quarantine_reason": layout.quarantine_reason_key(RAW_KEY),
     "report": f"reports/{PLAYLIST}/2026-10-01/status.json",
     "athena_result": "athena-results/0b3c1d52-query.csv",
 }
@@ -731,7 +733,7 @@ def test_every_call_the_handlers_make_is_allowed_to_them(stack_on_moto, policies
     assert {"secretsmanager:GetSecretValue", "s3:PutObject", "s3:GetObject"} <= actions
 
     [raw_key] = [o["raw_key"] for o in extracted["outcomes"]]
-    corrupt = lake.raw_key(PLAYLIST, MOMENT)
+    corrupt = layout.raw_key(PLAYLIST, MOMENT)
     boto3.client("s3").put_object(Bucket=bucket, Key=corrupt, Body=b"{not json")
     notification = notification_for([raw_key, corrupt], bucket)
     first, calls = stack_on_moto("transform", notification)

@@ -25,7 +25,9 @@ import boto3
 import pytest
 import requests
 
-from etl_lib import iceberg, lake, schemas, warehouse
+from etl_lib.lake import layout, storage
+from etl_lib.transform import iceberg, schemas
+from etl_lib.warehouse import execute
 
 ROOT = Path(__file__).resolve().parents[1]
 LAMBDA = ROOT / "lambda"
@@ -174,7 +176,7 @@ def run_transform(notification: dict) -> dict:
 
 
 def entries_per_playlist() -> dict[str, int]:
-    frame = warehouse.query(
+    frame = execute.query(
         LAKE, "SELECT playlist_id, count(*) AS n FROM chart_entries GROUP BY playlist_id"
     )
     return dict(zip(frame["playlist_id"], frame["n"].astype(int), strict=True))
@@ -182,7 +184,7 @@ def entries_per_playlist() -> dict[str, int]:
 
 def table_rows() -> dict[str, list[tuple]]:
     """Every row of every table, in a fixed order."""
-    frames = warehouse.query_all(
+    frames = execute.query_all(
         LAKE, {name: (f"SELECT * FROM {name}", None) for name in schemas.TABLES}
     )
     return {
@@ -272,9 +274,9 @@ def test_corrupt_object_is_quarantined_and_the_rest_of_the_batch_transforms(aws,
         f"s3://{BUCKET}/elsewhere/raw/a.json",
         f"s3://other-bucket/lake/{raw_keys[0]}",
     ]
-    reason = lake.read_bytes(LAKE, lake.quarantine_reason_key(corrupt)).decode()
+    reason = storage.read_bytes(LAKE, layout.quarantine_reason_key(corrupt)).decode()
     assert reason.strip() == response["quarantined"][corrupt]
-    assert lake.read_bytes(LAKE, lake.quarantine_key(corrupt)) == b"\x00not json{"
+    assert storage.read_bytes(LAKE, layout.quarantine_key(corrupt)) == b"\x00not json{"
     assert set(entries_per_playlist()) == {GLOBAL, OTHER}
     metrics, logs = emitted(capsys.readouterr().out)
     assert metrics["RawFilesQuarantined"] == 1 and metrics["RawFilesTransformed"] == 2
@@ -313,8 +315,8 @@ def test_every_playlist_failing_raises_after_publishing_metrics(aws, monkeypatch
 
 
 def test_report_skipped_when_nothing_was_transformed(powertools, monkeypatch):
-    # None in sys.modules makes any `import etl_lib.reports` raise: proves it is not imported.
-    monkeypatch.setitem(sys.modules, "etl_lib.reports", None)
+    # None in sys.modules makes any `import etl_lib.reporting.reports` raise: proves it is not imported.
+    monkeypatch.setitem(sys.modules, "etl_lib.reporting.reports", None)
     report = load_handler("report")
     context = FakeLambdaContext("report")
     assert report.handler(event("report_destination.json"), context) == {"reports": []}
@@ -323,7 +325,7 @@ def test_report_skipped_when_nothing_was_transformed(powertools, monkeypatch):
 
 @pytest.fixture
 def stub_reports(powertools, monkeypatch):
-    """etl_lib.reports.run_report recorded instead of run (papermill and Athena are not here)."""
+    """etl_lib.reporting.reports.run_report recorded instead of run (papermill and Athena are not here)."""
     calls = []
 
     def run_report(lake_root, *, playlist_id, as_of, days=30, engine="duckdb"):
@@ -343,9 +345,9 @@ def stub_reports(powertools, monkeypatch):
             error="NameError: boom" if failed else None,
         )
 
-    module = types.ModuleType("etl_lib.reports")
+    module = types.ModuleType("etl_lib.reporting.reports")
     module.run_report = run_report
-    monkeypatch.setitem(sys.modules, "etl_lib.reports", module)
+    monkeypatch.setitem(sys.modules, "etl_lib.reporting.reports", module)
     monkeypatch.setenv("SPOTIFY_ETL_LAKE", LAKE)
     return calls
 
@@ -479,7 +481,9 @@ def test_zips_fit_the_limits_and_run_on_their_own(aws, tmp_path):
             assert opened.read("app.py") == (LAMBDA / function / "app.py").read_bytes()
         assert unzipped < (250 - 170) * 1024 * 1024
         assert "etl_lib/__init__.py" in names
-        assert any(name.startswith("etl_lib/sql/") and name.endswith(".sql") for name in names)
+        assert any(
+            name.startswith("etl_lib/warehouse/sql/") and name.endswith(".sql") for name in names
+        )
         tops = {name.split("/")[0] for name in names}
         assert {"s3fs", "spotipy", "botocore", "aws_lambda_powertools", "pyiceberg"} <= tops
         assert not tops & {"pandas", "numpy", "pyarrow", "duckdb", "sqlglot"}

@@ -22,8 +22,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from etl_lib import cli, envelope, iceberg, lake, migrate, pipeline, schemas, transform
+from etl_lib import cli, migrate, pipeline
+from etl_lib.extract import envelope
+from etl_lib.lake import layout, storage
 from etl_lib.local_spotify.simulator import ChartSimulator
+from etl_lib.transform import decode, iceberg, schemas
 
 GLOBAL = "37i9dQZEVXbNG2KDcFcKOF"
 TOP_50 = "37i9dQZEVXbMDoHDwVN2tF"
@@ -70,7 +73,7 @@ def _land(root: str) -> list[str]:
     """The raw zone both releases share: good snapshots, and one file the previous release
     quarantined (its copy and reason beside it, the raw file left in place)."""
     keys = [pipeline.land_raw(root, payload).raw_key for payload in _envelopes()]
-    lake.write_bytes(root, BROKEN, b'{"envelope_version": 1, "pages": [')
+    storage.write_bytes(root, BROKEN, b'{"envelope_version": 1, "pages": [')
     pipeline.quarantine(root, BROKEN, f"CorruptPayload: {BROKEN}: not JSON")
     return keys
 
@@ -86,12 +89,12 @@ def _write_previous_tables(root: str, raw_keys: list[str]) -> list[str]:
     the first playlist-day, which a bulk load or compaction had put in one batch file."""
     by_day: dict[tuple[str, str], list[str]] = {}
     for key in raw_keys:
-        parts = lake.parse_raw_key(key)
+        parts = layout.parse_raw_key(key)
         by_day.setdefault((parts["playlist_id"], parts["dt"]), []).append(key)
     written = []
     for number, ((playlist_id, dt), keys) in enumerate(sorted(by_day.items())):
-        results = [transform.transform_raw(lake.read_bytes(root, key), key) for key in keys]
-        stamps = [lake.parse_raw_key(key)["stamp"] for key in keys]
+        results = [decode.transform_raw(storage.read_bytes(root, key), key) for key in keys]
+        stamps = [layout.parse_raw_key(key)["stamp"] for key in keys]
         if number == 0:
             groups = [(f"{stamps[0]}-{stamps[-1]}_g20261001T233000000000Zab12", results)]
         else:
@@ -102,7 +105,7 @@ def _write_previous_tables(root: str, raw_keys: list[str]) -> list[str]:
                 if table in WITHOUT_PLAYLIST_BEFORE:
                     rows = rows.drop_columns(["playlist_id"])
                 key = f"tables/{table}/dt={dt}/{playlist_id}_{name_part}.parquet"
-                lake.write_bytes(root, key, _parquet(rows))
+                storage.write_bytes(root, key, _parquet(rows))
                 written.append(key)
     return written
 
@@ -124,7 +127,7 @@ def _write_previous_catalog(root: str) -> None:
 def _previous_lake(root: str) -> list[str]:
     keys = _land(root)
     old_files = _write_previous_tables(root, keys)
-    if lake.is_local(root):
+    if storage.is_local(root):
         _write_previous_catalog(root)
     return old_files
 
@@ -198,10 +201,12 @@ def test_migrate_rebuilds_every_table_from_the_raw_zone_and_removes_the_old_file
     monkeypatch.setattr(pipeline, "_process_context", lambda: get_context("spawn"))
     old_files = _previous_lake(lake_root)
     quarantined = {
-        key: lake.read_bytes(lake_root, key)
-        for key in (lake.quarantine_key(BROKEN), lake.quarantine_reason_key(BROKEN))
+        key: storage.read_bytes(lake_root, key)
+        for key in (layout.quarantine_key(BROKEN), layout.quarantine_reason_key(BROKEN))
     }
-    raw_before = {key: lake.read_bytes(lake_root, key) for key in pipeline.all_raw_keys(lake_root)}
+    raw_before = {
+        key: storage.read_bytes(lake_root, key) for key in pipeline.all_raw_keys(lake_root)
+    }
 
     assert cli.main(["migrate", "--lake", lake_root, "--workers", "2"]) == 0
     assert _one_stderr_line(capsys) == (
@@ -215,10 +220,10 @@ def test_migrate_rebuilds_every_table_from_the_raw_zone_and_removes_the_old_file
     assert not (Path(lake_root) / "tables").exists()
     assert not (Path(lake_root) / "catalog.duckdb").exists()
     assert not (Path(lake_root) / "catalog.duckdb.wal").exists()
-    assert {k: lake.read_bytes(lake_root, k) for k in pipeline.all_raw_keys(lake_root)} == (
+    assert {k: storage.read_bytes(lake_root, k) for k in pipeline.all_raw_keys(lake_root)} == (
         raw_before
     )
-    assert {k: lake.read_bytes(lake_root, k) for k in quarantined} == quarantined
+    assert {k: storage.read_bytes(lake_root, k) for k in quarantined} == quarantined
     assert BROKEN not in pipeline.transformed_raw_keys(lake_root)
     assert pipeline.pending_raw_keys(lake_root) == []
 
@@ -251,7 +256,7 @@ def test_a_migration_that_stopped_is_refused_until_a_second_run_finishes_it(
         migrate.migrate(lake_root, workers=1)
     monkeypatch.setattr(iceberg, "commit_staged", commit_staged)
     done = {
-        lake.raw_key(playlist_id, moment)
+        layout.raw_key(playlist_id, moment)
         for staged in commits[:2]
         for part in staged
         for playlist_id, moment in zip(
@@ -286,11 +291,11 @@ def test_migrate_changes_nothing_when_old_tables_name_raw_files_the_raw_zone_lac
     gone = f"raw/playlist_id={GLOBAL}/dt=2026-09-30/20260930T060000Z.json"
     source = f"tables/snapshots/dt=2026-10-02/{TOP_50}_20261002T060000Z.parquet"
     assert source in old_files
-    snapshot = pq.read_table(io.BytesIO(lake.read_bytes(lake_root, source)))
+    snapshot = pq.read_table(io.BytesIO(storage.read_bytes(lake_root, source)))
     snapshot = snapshot.set_column(
         snapshot.schema.get_field_index("raw_key"), "raw_key", pa.array([gone])
     )
-    lake.write_bytes(
+    storage.write_bytes(
         lake_root,
         f"tables/snapshots/dt=2026-09-30/{GLOBAL}_20260930T060000Z.parquet",
         _parquet(snapshot),
@@ -399,7 +404,7 @@ def test_migrate_on_s3_drops_the_previous_glue_tables_and_old_objects(
     )
     assert _rows(root) == _fresh_rows(tmp_path)
     assert _count_entries(root, capsys) == 8 * 8
-    assert list(lake.list_keys(root, "tables/")) == []
+    assert list(storage.list_keys(root, "tables/")) == []
     kinds = {
         table["Name"]: table["Parameters"].get("table_type")
         for table in glue.get_tables(DatabaseName="spotify_charts")["TableList"]

@@ -19,14 +19,17 @@ import pandas as pd
 import pytest
 import requests
 
-from etl_lib import lake, reports
-from etl_lib.demo import DEMO_PLAYLIST, run_demo
+from etl_lib.cli.demo import DEMO_PLAYLIST, run_demo
+from etl_lib.lake import storage
+from etl_lib.reporting import reports
 
 ROOT = Path(__file__).resolve().parents[1]
 # JupyterLab keeps autosaved copies, with outputs, in .ipynb_checkpoints/ (ignored by git).
+REPORT_NOTEBOOKS = ROOT / "etl_lib" / "reporting" / "notebooks"
 NOTEBOOKS = sorted(
     path
-    for path in (ROOT / "notebooks").rglob("*.ipynb")
+    for folder in (ROOT / "notebooks", REPORT_NOTEBOOKS)
+    for path in folder.rglob("*.ipynb")
     if ".ipynb_checkpoints" not in path.relative_to(ROOT).parts
 )
 AS_OF = "2026-10-31"
@@ -40,8 +43,12 @@ def demo_lake(tmp_path_factory) -> str:
 
 
 def test_the_notebooks_exist():
-    names = {path.relative_to(ROOT / "notebooks").as_posix() for path in NOTEBOOKS}
-    assert {"explore_top_songs.ipynb", "reports/top_songs_trends.ipynb"} <= names
+    names = {path.relative_to(ROOT).as_posix() for path in NOTEBOOKS}
+    assert {
+        "notebooks/explore_top_songs.ipynb",
+        "etl_lib/reporting/notebooks/top_songs_trends.ipynb",
+        "etl_lib/reporting/notebooks/compare_charts.ipynb",
+    } <= names
 
 
 def _git(*args: str, cwd: Path = ROOT, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -181,7 +188,7 @@ def test_notebooks_read_the_lake_through_etl_lib(path):
     code = "\n".join(
         "".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"
     )
-    assert "from etl_lib import" in code
+    assert "from etl_lib." in code
     assert DIRECT_TABLE_ACCESS.findall(code) == [], path
 
 
@@ -212,7 +219,7 @@ def test_report_parameters_cell_defaults_fit_jupyterlab_and_papermill(
 
 
 @pytest.mark.parametrize(
-    "notebook", [p for p in NOTEBOOKS if p.parent.name == "reports"], ids=lambda p: p.name
+    "notebook", [p for p in NOTEBOOKS if p.parent == REPORT_NOTEBOOKS], ids=lambda p: p.name
 )
 def test_a_report_notebook_runs_in_jupyterlab_without_writing_into_notebooks(
     demo_lake, tmp_path, monkeypatch, notebook
@@ -277,15 +284,15 @@ def test_report_publishes_html_charts_and_status(demo_lake, capfd):
     # (ipykernel warns about those), and its log does not reach the user's terminal.
     assert "IPKernelApp" not in capfd.readouterr().err
     prefix = reports.report_prefix(DEMO_PLAYLIST, AS_OF)
-    status = json.loads(lake.read_bytes(demo_lake, f"{prefix}/status.json"))
+    status = json.loads(storage.read_bytes(demo_lake, f"{prefix}/status.json"))
     assert status["succeeded"] and status["parameters"]["days"] == 30
-    html = lake.read_bytes(demo_lake, f"{prefix}/report.html").decode()
+    html = storage.read_bytes(demo_lake, f"{prefix}/report.html").decode()
     assert "2026-10-02" in html and "2026-10-31" in html  # the window is stated
     assert "import " not in html  # code cells are left out
     assert "<script" not in html  # nbconvert's CDN scripts are left out too
     # The name the report showed is recorded, and the index links to the report.
     assert status["playlist_name"] and status["playlist_name"] in html
-    index = lake.read_bytes(demo_lake, reports.INDEX).decode()
+    index = storage.read_bytes(demo_lake, reports.INDEX).decode()
     assert f'href="{DEMO_PLAYLIST}/{AS_OF}/report.html"' in index
     assert status["playlist_name"] in index
     charts = [name for name in status["files"] if name.startswith("charts/")]
@@ -299,46 +306,49 @@ def test_report_publishes_html_charts_and_status(demo_lake, capfd):
         return Counter(re.findall(r'<svg\b[^>]*\sviewBox="([^"]+)"', text))
 
     published = sum(
-        (view_boxes(lake.read_bytes(demo_lake, f"{prefix}/{name}").decode()) for name in svg_names),
+        (
+            view_boxes(storage.read_bytes(demo_lake, f"{prefix}/{name}").decode())
+            for name in svg_names
+        ),
         Counter(),
     )
     assert sum(published.values()) == len(svg_names)
     assert published <= view_boxes(html)
     # The PNGs are published too, one a chart.
-    pngs = [lake.read_bytes(demo_lake, f"{prefix}/{n}") for n in charts if n.endswith(".png")]
+    pngs = [storage.read_bytes(demo_lake, f"{prefix}/{n}") for n in charts if n.endswith(".png")]
     assert len(pngs) == len(svg_names) and all(min(_png_size(png)) > 100 for png in pngs)
 
     # Same inputs, same SVGs.
-    svgs = {n: lake.read_bytes(demo_lake, f"{prefix}/{n}") for n in charts if n.endswith(".svg")}
+    svgs = {n: storage.read_bytes(demo_lake, f"{prefix}/{n}") for n in charts if n.endswith(".svg")}
     again = reports.run_report(demo_lake, playlist_id=DEMO_PLAYLIST, as_of=AS_OF, days=30)
     assert again.succeeded
-    assert {n: lake.read_bytes(demo_lake, f"{prefix}/{n}") for n in svgs} == svgs
+    assert {n: storage.read_bytes(demo_lake, f"{prefix}/{n}") for n in svgs} == svgs
 
 
 def test_parameters_override_the_defaults(demo_lake):
     result = reports.run_report(demo_lake, playlist_id=DEMO_PLAYLIST, as_of="2026-10-20", days=7)
     assert result.succeeded, result.status
-    html = lake.read_bytes(demo_lake, f"{result.output_prefix}/report.html").decode()
+    html = storage.read_bytes(demo_lake, f"{result.output_prefix}/report.html").decode()
     assert "2026-10-14" in html and "2026-10-20" in html
 
 
 def test_a_one_day_window_says_there_is_nothing_to_compare(demo_lake):
     result = reports.run_report(demo_lake, playlist_id=DEMO_PLAYLIST, as_of="2026-10-20", days=1)
     assert result.succeeded, result.status
-    html = lake.read_bytes(demo_lake, f"{result.output_prefix}/report.html").decode()
+    html = storage.read_bytes(demo_lake, f"{result.output_prefix}/report.html").decode()
     # Once for each of the bump chart, climbers and fallers, entries and drop-outs.
     assert html.count("The window holds 1 chart day: there is nothing to compare") == 3
     charts = {name for name in result.files if name.startswith("charts/")}
     assert "charts/bump_chart.svg" not in charts and "charts/climbers_fallers.svg" not in charts
     # The chart table still counts days on chart since each song was first seen (10-02).
-    csv = lake.read_bytes(demo_lake, f"{result.output_prefix}/tables/chart.csv")
+    csv = storage.read_bytes(demo_lake, f"{result.output_prefix}/tables/chart.csv")
     chart = pd.read_csv(io.BytesIO(csv))
     assert len(chart) == 50 and chart["days_on_chart"].max() == 19
 
 
 def test_a_failing_report_keeps_the_good_one_and_names_the_cell(demo_lake, tmp_path):
     good = reports.run_report(demo_lake, playlist_id=DEMO_PLAYLIST, as_of=AS_OF, days=30)
-    good_html = lake.read_bytes(demo_lake, f"{good.output_prefix}/report.html")
+    good_html = storage.read_bytes(demo_lake, f"{good.output_prefix}/report.html")
     broken = tmp_path / "broken.ipynb"
     notebook = json.loads(reports.REPORT_NOTEBOOK.read_text())
     notebook["cells"].append(
@@ -360,10 +370,10 @@ def test_a_failing_report_keeps_the_good_one_and_names_the_cell(demo_lake, tmp_p
     assert "RuntimeError: the chart data is inconsistent" in failed.error
     # the index counts cells of the executed notebook, which has papermill's injected cell
     assert failed.status["failing_cell"]["index"] == len(notebook["cells"])
-    status = json.loads(lake.read_bytes(demo_lake, f"{failed.output_prefix}/status.json"))
+    status = json.loads(storage.read_bytes(demo_lake, f"{failed.output_prefix}/status.json"))
     assert status["failing_cell"]["source"].startswith("raise RuntimeError")
-    assert lake.read_bytes(demo_lake, f"{good.output_prefix}/report.html") == good_html
-    kept = json.loads(lake.read_bytes(demo_lake, f"{good.output_prefix}/status.json"))
+    assert storage.read_bytes(demo_lake, f"{good.output_prefix}/report.html") == good_html
+    kept = json.loads(storage.read_bytes(demo_lake, f"{good.output_prefix}/status.json"))
     assert kept["succeeded"]
 
 
@@ -469,6 +479,6 @@ def test_timeouts_and_kernel_deaths_are_recorded(demo_lake, tmp_path, cell, expe
     )
     assert not result.succeeded
     assert expected in result.error
-    status = json.loads(lake.read_bytes(demo_lake, f"{result.output_prefix}/status.json"))
+    status = json.loads(storage.read_bytes(demo_lake, f"{result.output_prefix}/status.json"))
     assert status["succeeded"] is False and expected in status["error"]
     assert isinstance(status["kernel_log"], list)  # what the kernel said, for the post-mortem

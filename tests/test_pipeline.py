@@ -6,8 +6,12 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from etl_lib import catalog, iceberg, lake, pipeline, schemas, spotify, warehouse
+from etl_lib import pipeline
 from etl_lib.errors import PlaylistNotFound, SpotifyAuthError
+from etl_lib.extract import spotify
+from etl_lib.lake import layout, storage
+from etl_lib.transform import iceberg, schemas
+from etl_lib.warehouse import catalog, execute
 
 PLAYLIST = "37i9dQZEVXbNG2KDcFcKOF"
 
@@ -28,7 +32,7 @@ def _extract_days(settings, server, days: int, hours=(6, 18)) -> list:
 
 def _table_counts(root: str) -> dict[str, int]:
     return {
-        table: int(warehouse.query(root, f"SELECT count(*) AS n FROM {table}")["n"].iloc[0])
+        table: int(execute.query(root, f"SELECT count(*) AS n FROM {table}")["n"].iloc[0])
         for table in schemas.TABLES
     }
 
@@ -48,7 +52,7 @@ def test_extract_lands_envelope_with_every_page(settings, spotify_server):
     assert landed.status == "extracted"
 
     assert landed.raw_key == f"raw/playlist_id={PLAYLIST}/dt=2026-10-01/20261001T093005Z.json"
-    payload = json.loads(lake.read_bytes(settings.lake, landed.raw_key))
+    payload = json.loads(storage.read_bytes(settings.lake, landed.raw_key))
     assert payload["extracted_at"] == "2026-10-01T09:30:05Z"
     assert payload["playlist"]["id"] == PLAYLIST
     assert payload["playlist"]["snapshot_id"]
@@ -83,7 +87,7 @@ def test_pipeline_end_to_end_and_rerun_changes_nothing(settings, spotify_server)
     rows = _table_rows(settings.lake)
     assert all(rows.values())
 
-    daily = warehouse.query(
+    daily = execute.query(
         settings.lake,
         "SELECT dt, count(*) AS n, min(extracted_at) AS first_at, max(chart_rank) AS last_rank "
         "FROM daily_chart GROUP BY dt ORDER BY dt",
@@ -101,7 +105,7 @@ def test_pipeline_end_to_end_and_rerun_changes_nothing(settings, spotify_server)
     assert _table_counts(settings.lake) == before  # the next query sees the new commit
     assert _table_rows(settings.lake) == rows
 
-    latest = warehouse.query(
+    latest = execute.query(
         settings.lake, "SELECT count(*) AS n, count(DISTINCT track_id) AS d FROM latest_tracks"
     )
     assert latest["n"].iloc[0] == latest["d"].iloc[0] > 0
@@ -110,13 +114,13 @@ def test_pipeline_end_to_end_and_rerun_changes_nothing(settings, spotify_server)
 def test_query_binds_parameters(settings, spotify_server):
     _extract_days(settings, spotify_server, days=1, hours=(12,))
     pipeline.transform(settings.lake)
-    frame = warehouse.query(
+    frame = execute.query(
         settings.lake,
         "SELECT track_id FROM daily_chart WHERE playlist_id = ? AND chart_rank <= ?",
         [PLAYLIST, 3],
     )
     assert len(frame) == 3
-    nothing = warehouse.query(
+    nothing = execute.query(
         settings.lake, "SELECT * FROM daily_chart WHERE playlist_id = ?", ["x' OR '1'='1"]
     )
     assert nothing.empty
@@ -139,15 +143,15 @@ def test_wrong_credentials_are_named(settings):
 def test_corrupt_raw_file_is_quarantined_with_reason(settings, spotify_server):
     [good] = pipeline.extract(settings)
     assert good.status == "extracted"
-    bad_key = lake.raw_key(PLAYLIST, datetime(2026, 10, 2, tzinfo=UTC))
-    lake.write_bytes(settings.lake, bad_key, b"{not json")
+    bad_key = layout.raw_key(PLAYLIST, datetime(2026, 10, 2, tzinfo=UTC))
+    storage.write_bytes(settings.lake, bad_key, b"{not json")
 
     summary = pipeline.transform(settings.lake)
 
     assert summary.transformed == [good.raw_key]
     assert list(summary.quarantined) == [bad_key]
-    assert lake.read_bytes(settings.lake, bad_key) == b"{not json"  # raw stays put
-    reason = lake.read_bytes(settings.lake, lake.quarantine_reason_key(bad_key)).decode()
+    assert storage.read_bytes(settings.lake, bad_key) == b"{not json"  # raw stays put
+    reason = storage.read_bytes(settings.lake, layout.quarantine_reason_key(bad_key)).decode()
     assert bad_key in reason and "JSON" in reason
     assert pipeline.pending_raw_keys(settings.lake) == []
 
@@ -168,6 +172,6 @@ def test_colliding_captures_are_both_kept(lake_root):
     second = pipeline.land_raw(lake_root, capture("b"))
     repeat = pipeline.land_raw(lake_root, capture("a"))
 
-    assert first.raw_key == lake.raw_key(PLAYLIST, moment)
-    assert second.raw_key == lake.raw_key(PLAYLIST, moment + timedelta(seconds=1))
+    assert first.raw_key == layout.raw_key(PLAYLIST, moment)
+    assert second.raw_key == layout.raw_key(PLAYLIST, moment + timedelta(seconds=1))
     assert repeat.raw_key == first.raw_key and not repeat.written

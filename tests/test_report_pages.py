@@ -14,9 +14,10 @@ import nbformat
 import pandas as pd
 import pytest
 
-from etl_lib import lake, report_html, reports
-from etl_lib.demo import DEMO_PLAYLIST, DEMO_PLAYLISTS, run_demo
+from etl_lib.cli.demo import DEMO_PLAYLIST, DEMO_PLAYLISTS, run_demo
 from etl_lib.errors import ConfigError
+from etl_lib.lake import storage
+from etl_lib.reporting import report_html, reports
 
 SPOTIFY_WEB = "https://open.spotify.com/"
 HOSTILE = '<script>alert(1)</script> "><img src=x onerror=alert(1)> [x](javascript:alert(1))'
@@ -377,7 +378,7 @@ STAND_IN_BODY = """from pathlib import Path
 import pandas as pd
 from IPython.display import HTML, display
 
-from etl_lib import report_html, reports
+from etl_lib.reporting import report_html, reports
 
 Path(output_dir, "chart.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
 subject = ", ".join(playlist_ids) if playlist_ids else playlist_id
@@ -413,7 +414,7 @@ def small_lake(tmp_path_factory) -> str:
 
 
 def _nav_links(root: str, key: str) -> list[str]:
-    page = lake.read_bytes(root, key).decode("utf-8")
+    page = storage.read_bytes(root, key).decode("utf-8")
     nav = page[page.index(report_html.NAV_START) : page.index(report_html.NAV_END)]
     assert page.count(report_html.NAV_START) == 1
     return [urljoin(key, unquote(href)) for href in Page(nav).hrefs()]
@@ -433,12 +434,12 @@ def test_dates_published_out_of_order_link_to_their_neighbours(small_lake, tmp_p
         assert result.succeeded, result.status
     # A failed run is no neighbour, and leaves the pages as they were.
     dates = ("2026-10-29", "2026-10-30", "2026-10-31")
-    pages = {d: lake.read_bytes(small_lake, f"{base}/{d}/report.html") for d in dates}
+    pages = {d: storage.read_bytes(small_lake, f"{base}/{d}/report.html") for d in dates}
     failed = reports.run_report(
         small_lake, playlist_id=DEMO_PLAYLIST, as_of="2026-10-30", days=3, notebook=broken
     )
     assert not failed.succeeded
-    assert {d: lake.read_bytes(small_lake, f"{base}/{d}/report.html") for d in dates} == pages
+    assert {d: storage.read_bytes(small_lake, f"{base}/{d}/report.html") for d in dates} == pages
 
     index = "reports/index.html"
     assert _nav_links(small_lake, f"{base}/2026-10-29/report.html") == [
@@ -454,12 +455,12 @@ def test_dates_published_out_of_order_link_to_their_neighbours(small_lake, tmp_p
         index,
         f"{base}/2026-10-30/report.html",
     ]
-    page = Page(lake.read_bytes(small_lake, f"{base}/2026-10-30/report.html").decode())
+    page = Page(storage.read_bytes(small_lake, f"{base}/2026-10-30/report.html").decode())
     assert page.title == "Top Songs - Global — 2026-10-30"
     # The table's CSV is published beside the page, where its link points.
     assert "tables/chart.csv" in page.hrefs()
-    assert lake.exists(small_lake, f"{base}/2026-10-30/tables/chart.csv")
-    status = json.loads(lake.read_bytes(small_lake, f"{base}/2026-10-30/status.json"))
+    assert storage.exists(small_lake, f"{base}/2026-10-30/tables/chart.csv")
+    status = json.loads(storage.read_bytes(small_lake, f"{base}/2026-10-30/status.json"))
     assert "tables/chart.csv" in status["files"] and "charts/chart.svg" in status["files"]
 
 
@@ -472,14 +473,14 @@ def test_comparison_report_is_published_under_compare_and_listed(small_lake, tmp
     # Every playlist with a chart in the window is compared, and the notebook was told so.
     assert result.status["parameters"]["playlist_ids"] == sorted(DEMO_PLAYLISTS)
     key = "reports/compare/2026-10-30/report.html"
-    page = Page(lake.read_bytes(small_lake, key).decode())
+    page = Page(storage.read_bytes(small_lake, key).decode())
     assert page.title == "Charts compared — 2026-10-30"
     assert ", ".join(sorted(DEMO_PLAYLISTS)) in page.text
     assert _nav_links(small_lake, key) == [
         "reports/index.html",
         "reports/compare/2026-10-31/report.html",
     ]
-    assert lake.exists(small_lake, "reports/compare/2026-10-30/tables/chart.csv")
+    assert storage.exists(small_lake, "reports/compare/2026-10-30/tables/chart.csv")
 
     chosen = reports.run_comparison_report(
         small_lake,
@@ -490,11 +491,11 @@ def test_comparison_report_is_published_under_compare_and_listed(small_lake, tmp
     )
     assert chosen.status["parameters"]["playlist_ids"] == list(DEMO_PLAYLISTS[:2])
 
-    index = Page(lake.read_bytes(small_lake, reports.INDEX).decode())
+    index = Page(storage.read_bytes(small_lake, reports.INDEX).decode())
     assert "Charts compared" in index.text
     assert "compare/2026-10-30/report.html" in index.hrefs()
     for href in index.hrefs():
-        assert lake.exists(small_lake, f"reports/{unquote(href)}"), href
+        assert storage.exists(small_lake, f"reports/{unquote(href)}"), href
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,11 @@ import boto3
 import pytest
 from conftest import use_fake_aws
 
-from etl_lib import cli, iceberg, lake, schemas
-from etl_lib.demo import DEMO_PLAYLISTS, run_demo
+from etl_lib import cli
+from etl_lib.cli.demo import DEMO_PLAYLISTS, run_demo
 from etl_lib.errors import LakeError
+from etl_lib.lake import storage
+from etl_lib.transform import iceberg, schemas
 
 BUCKET = "charts-lake"
 COUNTS_SQL = (
@@ -86,7 +88,7 @@ def test_listing_is_paginated_past_1000_keys(bucket):
     client = boto3.client("s3")
     for number in range(1105):
         client.put_object(Bucket=BUCKET, Key=f"lake/raw/many/{number:05d}.json", Body=b"{}")
-    keys = list(lake.list_keys(f"{bucket}/lake", "raw/many/", ".json"))
+    keys = list(storage.list_keys(f"{bucket}/lake", "raw/many/", ".json"))
     assert len(keys) == 1105 and keys[0] == "raw/many/00000.json"
 
 
@@ -115,7 +117,7 @@ def test_unreachable_endpoint_is_named(monkeypatch, capsys):
     ],
 )
 def test_storage_failures_become_one_line(failure, expected):
-    with pytest.raises(LakeError, match=expected), lake.storage_errors("s3://b/lake"):
+    with pytest.raises(LakeError, match=expected), storage.storage_errors("s3://b/lake"):
         raise failure
 
 

@@ -7,9 +7,12 @@ from datetime import UTC, date, datetime
 import pytest
 import sqlglot
 
-from etl_lib import analysis, catalog, envelope, pipeline, reports, sql, warehouse
-from etl_lib.demo import DEMO_PLAYLIST, run_demo
+from etl_lib import pipeline
+from etl_lib.cli.demo import DEMO_PLAYLIST, run_demo
+from etl_lib.extract import envelope
 from etl_lib.local_spotify import ChartSimulator
+from etl_lib.reporting import analysis, reports
+from etl_lib.warehouse import catalog, execute, sql
 
 SHIPPED = [
     (folder, name) for folder in ("views", "queries", "report") for name in sql.shipped(folder)
@@ -73,7 +76,7 @@ def test_parses_as_trino_and_is_portable(folder, name):
 def test_runs_on_duckdb_against_the_demo_data(demo_lake, folder, name):
     text = sql.shipped(folder)[name]
     statement = f"SELECT * FROM ({text}) AS shipped" if folder == "views" else text
-    frame = warehouse.query(demo_lake, statement, QUERY_PARAMS.get((folder, name)))
+    frame = execute.query(demo_lake, statement, QUERY_PARAMS.get((folder, name)))
     assert len(frame) > 0
 
 
@@ -95,7 +98,7 @@ def test_unportable_constructs_are_rejected(statement, problem):
 
 
 def test_integer_division_keeps_trino_semantics_on_duckdb(demo_lake):
-    frame = warehouse.query(
+    frame = execute.query(
         demo_lake, "SELECT position / 2 AS half FROM chart_entries WHERE position = 5 LIMIT 1"
     )
     assert frame["half"].iloc[0] == 2  # Trino truncates; plain DuckDB would give 2.5
@@ -107,7 +110,7 @@ def test_date_diff_between_dates_is_portable():
 
 
 def test_dt_is_a_string_in_duckdb_as_in_athena(demo_lake):
-    frame = warehouse.query(
+    frame = execute.query(
         demo_lake,
         "SELECT data_type FROM information_schema.columns "
         "WHERE table_name = 'chart_entries' AND column_name = 'dt'",
@@ -141,7 +144,7 @@ def test_views_hold_one_row_per_id_when_two_playlists_share_a_snapshot_time(lake
         "FROM daily_chart",
     }
     params = {"report_credits": REPORT_QUERIES["credits"][1]}
-    frames = warehouse.query_all(lake_root, {k: (q, params.get(k)) for k, q in counts.items()})
+    frames = execute.query_all(lake_root, {k: (q, params.get(k)) for k, q in counts.items()})
     found = {name: frame.iloc[0].astype(int).to_dict() for name, frame in frames.items()}
 
     tracks = len(entries)

@@ -8,13 +8,15 @@ from typing import Any
 
 import pytest
 
-from etl_lib import envelope, lake, schemas
 from etl_lib.errors import CorruptPayload
-from etl_lib.transform import COUNT_NAMES, transform_envelope
+from etl_lib.extract import envelope
+from etl_lib.lake import layout
+from etl_lib.transform import schemas
+from etl_lib.transform.decode import COUNT_NAMES, transform_envelope
 
 PLAYLIST_ID = "37i9dQZEVXbMDoHDwVN2tF"
 EXTRACTED_AT = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
-RAW_KEY = lake.raw_key(PLAYLIST_ID, EXTRACTED_AT)
+RAW_KEY = layout.raw_key(PLAYLIST_ID, EXTRACTED_AT)
 
 
 def make_artist(artist_id: str | None, name: str = "An Artist") -> dict[str, Any]:
@@ -577,8 +579,8 @@ def test_non_object_envelope_raises(not_an_envelope: Any) -> None:
 
 def test_raw_key_of_another_playlist_or_day_raises() -> None:
     payload = make_envelope([])
-    other_playlist = lake.raw_key("0therP1aylist", EXTRACTED_AT)
-    other_day = lake.raw_key(PLAYLIST_ID, datetime(2026, 11, 24, 8, 0, tzinfo=UTC))
+    other_playlist = layout.raw_key("0therP1aylist", EXTRACTED_AT)
+    other_day = layout.raw_key(PLAYLIST_ID, datetime(2026, 11, 24, 8, 0, tzinfo=UTC))
 
     with pytest.raises(CorruptPayload, match="0therP1aylist"):
         transform_envelope(payload, other_playlist)
@@ -623,7 +625,7 @@ def test_every_recorded_response_transforms(recorded_folder: Path) -> None:
         wrapped = envelope.envelope_from_capture(
             payload, extracted_at=EXTRACTED_AT, source_name=path.name
         )
-        raw_key = lake.raw_key(wrapped["playlist"]["id"], EXTRACTED_AT)
+        raw_key = layout.raw_key(wrapped["playlist"]["id"], EXTRACTED_AT)
         result = transform_envelope(wrapped, raw_key)
 
         entries = _first_page(payload)["items"]
@@ -666,7 +668,7 @@ def test_recorded_tracks_page_in_detail(recorded_folder: Path) -> None:
     wrapped = envelope.envelope_from_capture(
         payload, extracted_at=EXTRACTED_AT, source_name="playlist_tracks.txt"
     )
-    result = transform_envelope(wrapped, lake.raw_key(wrapped["playlist"]["id"], EXTRACTED_AT))
+    result = transform_envelope(wrapped, layout.raw_key(wrapped["playlist"]["id"], EXTRACTED_AT))
 
     tracks = [entry["track"] for entry in payload["items"]]
     assert column(result, "chart_entries", "position") == list(range(1, 41))

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from etl_lib import lake
+from etl_lib.lake import layout
 
 logger = Logger()
 metrics = Metrics(namespace="SpotifyChartsLake")
@@ -30,10 +30,10 @@ def reports_to_run(event: dict) -> dict[str, str]:
     """Playlist id -> as_of date, from a direct request or a forwarded transform response."""
     if event.get("playlist_id"):
         as_of = event.get("as_of") or datetime.now(UTC).date().isoformat()
-        return {lake.check_playlist_id(event["playlist_id"]): as_of}
+        return {layout.check_playlist_id(event["playlist_id"]): as_of}
     newest: dict[str, dict[str, str]] = {}
     for raw_key in (event.get("responsePayload") or {}).get("transformed") or []:
-        parts = lake.parse_raw_key(raw_key)
+        parts = layout.parse_raw_key(raw_key)
         if parts and parts["stamp"] > newest.get(parts["playlist_id"], {"stamp": ""})["stamp"]:
             newest[parts["playlist_id"]] = parts
     return {playlist_id: parts["dt"] for playlist_id, parts in newest.items()}
@@ -48,7 +48,7 @@ def handler(event: dict, context) -> dict:
         metrics.add_metric(name="ReportsPublished", unit=MetricUnit.Count, value=0)
         return {"reports": []}
     # papermill, nbconvert and matplotlib load only when a report actually runs.
-    from etl_lib.reports import run_report
+    from etl_lib.reporting.reports import run_report
 
     lake_root = os.environ["SPOTIFY_ETL_LAKE"]
     reports = []

@@ -21,8 +21,9 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from etl_lib import lake, pipeline
+from etl_lib import pipeline
 from etl_lib.errors import ConfigError
+from etl_lib.lake import layout
 
 logger = Logger()
 metrics = Metrics(namespace="SpotifyChartsLake")
@@ -41,7 +42,7 @@ def lake_raw_keys(event: dict, lake_root: str) -> tuple[list[str], list[str]]:
         # Keys arrive URL-encoded: '=' as %3D, a space as '+'.
         key = unquote_plus(record["s3"]["object"]["key"])
         relative = key[len(root) :] if name == bucket and key.startswith(root) else ""
-        if lake.parse_raw_key(relative) is None:  # also rules out keys outside raw/, non-JSON
+        if layout.parse_raw_key(relative) is None:  # also rules out keys outside raw/, non-JSON
             ignored.append(f"s3://{name}/{key}")
         elif relative not in raw_keys:  # one batch may name an object twice
             raw_keys.append(relative)

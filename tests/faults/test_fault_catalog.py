@@ -17,8 +17,12 @@ from pathlib import Path
 import pytest
 from conftest import in_environment, worker_processes
 
-from etl_lib import catalog, cli, compaction, envelope, iceberg, lake, pipeline, schemas, warehouse
+from etl_lib import cli, pipeline
+from etl_lib.extract import envelope
+from etl_lib.lake import layout, storage
 from etl_lib.local_spotify import ChartSimulator
+from etl_lib.transform import compaction, iceberg, schemas
+from etl_lib.warehouse import catalog, execute
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
 
@@ -46,7 +50,7 @@ def _land(lake_root: str, snapshots: int, first: int = 0) -> list[str]:
 
 
 def _per_snapshot(lake_root: str) -> dict[str, int]:
-    frame = warehouse.query(lake_root, PER_SNAPSHOT_SQL)
+    frame = execute.query(lake_root, PER_SNAPSHOT_SQL)
     return dict(zip(frame["snapshot"], frame["entries"].astype(int), strict=True))
 
 
@@ -93,7 +97,7 @@ def _one_line_error(capsys, command: list[str]) -> str:
 
 LONG_LIVED = """
     import sys
-    from etl_lib import catalog
+    from etl_lib.warehouse import catalog
     sql = "SELECT count(*) FROM chart_entries"
     first = catalog.connect(sys.argv[1])
     print(first.execute(sql).fetchone()[0], flush=True)
@@ -343,10 +347,10 @@ def test_a_lake_path_with_odd_characters_works_end_to_end(tmp_path, capsys, fold
 
 def test_stale_temporary_raw_files_are_cleaned_and_never_read(cataloged):
     lake_root, counts = cataloged
-    [first, *_] = sorted(Path(lake_root, lake.RAW).rglob("*.json"))
+    [first, *_] = sorted(Path(lake_root, layout.RAW).rglob("*.json"))
     # Whole raw files under temporary names: read by mistake, they would add snapshots.
-    stale = Path(lake.temporary_path(str(first)))
-    fresh = Path(lake.temporary_path(str(first)))
+    stale = Path(storage.temporary_path(str(first)))
+    fresh = Path(storage.temporary_path(str(first)))
     for path in (stale, fresh):
         shutil.copyfile(first, path)
     two_hours_ago = time.time() - 2 * 3600

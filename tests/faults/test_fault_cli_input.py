@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from etl_lib import cli, lake, reports
+from etl_lib import cli
+from etl_lib.cli.demo import DEMO_PLAYLIST, run_demo
 from etl_lib.config import Settings
-from etl_lib.credentials import Credentials
-from etl_lib.demo import DEMO_PLAYLIST, run_demo
 from etl_lib.errors import ConfigError
+from etl_lib.extract.credentials import Credentials
+from etl_lib.lake import storage
+from etl_lib.reporting import reports
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
 
@@ -46,20 +48,20 @@ def _run(argv: list[str], capsys) -> tuple[int, str]:
 def test_a_report_request_that_cannot_make_a_report_says_why_and_writes_nothing(
     small_lake, arguments, expected, capsys
 ):
-    before = sorted(lake.list_keys(small_lake, f"{reports.REPORTS}/"))
+    before = sorted(storage.list_keys(small_lake, f"{reports.REPORTS}/"))
     code, err = _run(["report", "--lake", small_lake, *arguments], capsys)
     assert code == 2
     lines = err.strip().splitlines()
     assert expected in lines[-1], err
     assert "Traceback" not in err
     # No kernel ran: no failed report for a date without a chart, no index entry for it.
-    assert sorted(lake.list_keys(small_lake, f"{reports.REPORTS}/")) == before
+    assert sorted(storage.list_keys(small_lake, f"{reports.REPORTS}/")) == before
 
 
 def test_a_report_for_a_date_with_a_chart_still_runs(small_lake, capsys):
     code, err = _run(["report", "--lake", small_lake, "--as-of", "2026-10-30"], capsys)
     assert code == 0, err
-    assert lake.exists(small_lake, f"{reports.REPORTS}/{DEMO_PLAYLIST}/2026-10-30/report.html")
+    assert storage.exists(small_lake, f"{reports.REPORTS}/{DEMO_PLAYLIST}/2026-10-30/report.html")
 
 
 @pytest.mark.parametrize(

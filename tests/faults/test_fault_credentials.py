@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from etl_lib import cli, credentials, lake
-from etl_lib.credentials import Credentials
+from etl_lib import cli
+from etl_lib.extract import credentials
+from etl_lib.extract.credentials import Credentials
+from etl_lib.lake import storage
 from etl_lib.local_spotify import ChartSimulator, LocalSpotifyServer
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(30)]
@@ -78,7 +80,7 @@ def _mode(path: Path) -> int:
 
 
 def _raw_keys(lake_root: str) -> list[str]:
-    return list(lake.list_keys(lake_root, "raw/"))
+    return list(storage.list_keys(lake_root, "raw/"))
 
 
 def test_three_user_token_runs_in_a_row_each_store_the_rotated_token(
@@ -161,7 +163,7 @@ def test_a_rotated_token_from_the_environment_is_not_written_and_said_once(
     _cli_environment(rotating_server, monkeypatch, path, SPOTIFY_REFRESH_TOKEN=token)
     # Two refreshes in one run: the access token expires mid-run.
     rotating_server.fail_next(401, path_contains="/items")
-    with caplog.at_level(logging.WARNING, logger="etl_lib.spotify"):
+    with caplog.at_level(logging.WARNING, logger="etl_lib.extract.spotify"):
         code, err = _extract(lake_root, capsys)
     assert code == 0, err
     assert not path.exists()

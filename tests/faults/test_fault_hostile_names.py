@@ -19,8 +19,12 @@ from urllib.parse import unquote
 
 import pytest
 
-from etl_lib import catalog, charts, envelope, lake, pipeline, reports, warehouse
+from etl_lib import pipeline
+from etl_lib.extract import envelope
+from etl_lib.lake import storage
 from etl_lib.local_spotify import ChartSimulator
+from etl_lib.reporting import charts, reports
+from etl_lib.warehouse import catalog, execute
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(90)]
 
@@ -196,10 +200,10 @@ def published(hostile_lake, tmp_path_factory):
 
 def test_the_lake_holds_the_hostile_values_unchanged(hostile_lake):
     root, playlist_name = hostile_lake
-    newest = warehouse.query(
+    newest = execute.query(
         root, "SELECT playlist_name FROM snapshots ORDER BY extracted_at DESC LIMIT 1"
     )
-    urls = warehouse.query(root, "SELECT DISTINCT spotify_url FROM latest_tracks")
+    urls = execute.query(root, "SELECT DISTINCT spotify_url FROM latest_tracks")
     assert newest["playlist_name"].tolist() == [playlist_name]
     # Values are data, kept as they came; escaping is the job of whatever shows them.
     assert set(urls["spotify_url"]) <= set(BAD_URLS)
@@ -207,7 +211,7 @@ def test_the_lake_holds_the_hostile_values_unchanged(hostile_lake):
 
 def test_report_html_runs_nothing_and_shows_every_name_as_text(published):
     root, good, _ = published
-    page = Page(lake.read_bytes(root, f"{good.output_prefix}/report.html").decode("utf-8"))
+    page = Page(storage.read_bytes(root, f"{good.output_prefix}/report.html").decode("utf-8"))
 
     # Relative links: the index and the neighbouring dates (in the nav) and each table's CSV.
     assert_nothing_live(page, relative_links=True, up_links=True)
@@ -221,7 +225,7 @@ def test_report_html_runs_nothing_and_shows_every_name_as_text(published):
     for link in links:
         if not link.startswith(("#", SPOTIFY_WEB)):
             target = posixpath.normpath(f"{good.output_prefix}/{unquote(link)}")
-            assert lake.exists(root, target), link
+            assert storage.exists(root, target), link
     # Track and artist names fill the tables as text: each payload starts some of them.
     cells = [text.strip() for text in page.texts]
     for payload in PAYLOADS:
@@ -230,7 +234,7 @@ def test_report_html_runs_nothing_and_shows_every_name_as_text(published):
 
 def test_index_lists_each_report_once_with_names_as_text(published, hostile_lake):
     root, good, failed = published
-    page = Page(lake.read_bytes(root, reports.INDEX).decode("utf-8"))
+    page = Page(storage.read_bytes(root, reports.INDEX).decode("utf-8"))
 
     assert_nothing_live(page, relative_links=True)
     assert good.status["playlist_name"] in page.text
@@ -245,12 +249,12 @@ def test_index_lists_each_report_once_with_names_as_text(published, hostile_lake
     assert f"{PLAYLIST}/{AS_OF}/report.html" in hrefs
     assert f"{failed.output_prefix.removeprefix('reports/')}/status.json" in hrefs
     for href in hrefs:
-        assert lake.exists(root, f"{reports.REPORTS}/{unquote(href)}"), href
+        assert storage.exists(root, f"{reports.REPORTS}/{unquote(href)}"), href
 
 
 def test_the_failing_cells_message_stays_in_status_json(published):
     root, _, failed = published
-    status = json.loads(lake.read_bytes(root, f"{failed.output_prefix}/status.json"))
+    status = json.loads(storage.read_bytes(root, f"{failed.output_prefix}/status.json"))
     assert status["error"] == "RuntimeError: <script>alert(1)</script> in a failing cell"
     assert "report.html" not in status["files"]
 

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from etl_lib import cli, envelope, lake, pipeline
+from etl_lib import cli, pipeline
 from etl_lib.errors import ConfigError
+from etl_lib.extract import envelope
+from etl_lib.lake import layout, storage
 from etl_lib.local_spotify import ChartSimulator
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
@@ -58,7 +60,7 @@ def _write(folder: Path, name: str, content: dict | bytes) -> Path:
 
 
 def _raw_keys(root: str) -> list[str]:
-    return list(lake.list_keys(root, f"{lake.RAW}/"))
+    return list(storage.list_keys(root, f"{layout.RAW}/"))
 
 
 def _errors(stderr: str) -> list[str]:
@@ -116,10 +118,10 @@ def test_folder_import_lands_every_good_file_and_lists_each_bad_one(tmp_path, ca
         assert named in line, (name, line)
     assert _raw_keys(root) == sorted(
         [
-            lake.raw_key(PLAYLIST, datetime(2026, 10, 1, 8, tzinfo=UTC)),
-            lake.raw_key(PLAYLIST, datetime(2021, 3, 6, 0, 13, 23, tzinfo=UTC)),
-            lake.raw_key(PLAYLIST, datetime(2021, 3, 6, 0, 13, 24, tzinfo=UTC)),
-            lake.raw_key(PLAYLIST, MTIME),
+            layout.raw_key(PLAYLIST, datetime(2026, 10, 1, 8, tzinfo=UTC)),
+            layout.raw_key(PLAYLIST, datetime(2021, 3, 6, 0, 13, 23, tzinfo=UTC)),
+            layout.raw_key(PLAYLIST, datetime(2021, 3, 6, 0, 13, 24, tzinfo=UTC)),
+            layout.raw_key(PLAYLIST, MTIME),
         ]
     )
     assert not [p for p in Path(root).rglob("*") if "\n" in p.name]
@@ -173,7 +175,7 @@ def test_backfill_lands_every_good_archive_file_and_lists_each_bad_one(tmp_path,
     }.items():
         [line] = [e for e in errors if str(folder / name) in e]
         assert named in line, (name, line)
-    assert [lake.parse_raw_key(k)["stamp"] for k in _raw_keys(root)] == [
+    assert [layout.parse_raw_key(k)["stamp"] for k in _raw_keys(root)] == [
         "20210306T001323Z",
         "20210307T001323Z",
     ]
@@ -181,16 +183,16 @@ def test_backfill_lands_every_good_archive_file_and_lists_each_bad_one(tmp_path,
 
 def test_keys_are_zero_padded_and_read_back_by_their_parser(tmp_path):
     year_999 = datetime(999, 6, 1, tzinfo=UTC)
-    key = lake.raw_key(PLAYLIST, year_999)
+    key = layout.raw_key(PLAYLIST, year_999)
     assert key == f"raw/playlist_id={PLAYLIST}/dt=0999-06-01/09990601T000000Z.json"
-    assert lake.parse_raw_key(key) == {
+    assert layout.parse_raw_key(key) == {
         "playlist_id": PLAYLIST,
         "dt": "0999-06-01",
         "stamp": "09990601T000000Z",
     }
-    assert "/dt=0999-06-01/09990601T000000Z.json" in lake.heartbeat_key(PLAYLIST, year_999)
+    assert "/dt=0999-06-01/09990601T000000Z.json" in layout.heartbeat_key(PLAYLIST, year_999)
     assert envelope.format_utc(year_999) == "0999-06-01T00:00:00Z"
-    assert lake.parse_raw_key(lake.raw_key(PLAYLIST, MTIME) + "\n") is None
+    assert layout.parse_raw_key(layout.raw_key(PLAYLIST, MTIME) + "\n") is None
 
     # A capture time outside 1900..2100 is refused, never landed under a strange key.
     folder = tmp_path / "saved"
@@ -206,9 +208,9 @@ def test_keys_are_zero_padded_and_read_back_by_their_parser(tmp_path):
 
 def test_a_playlist_id_with_a_trailing_newline_is_refused(tmp_path, capsys):
     with pytest.raises(ConfigError):
-        lake.check_playlist_id(PLAYLIST + "\n")
+        layout.check_playlist_id(PLAYLIST + "\n")
     with pytest.raises(ConfigError):
-        lake.raw_key(PLAYLIST + "\n", MTIME)
+        layout.raw_key(PLAYLIST + "\n", MTIME)
     folder = tmp_path / "saved"
     folder.mkdir()
     _write(folder, "page.json", _page(1))
@@ -218,7 +220,7 @@ def test_a_playlist_id_with_a_trailing_newline_is_refused(tmp_path, capsys):
     )
     lines = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(lines) == 1 and "is not a Spotify ID" in lines[0]
-    assert not Path(root, lake.RAW).exists()
+    assert not Path(root, layout.RAW).exists()
 
 
 class _StorageCalls:
@@ -227,7 +229,8 @@ class _StorageCalls:
     def __init__(self, monkeypatch) -> None:
         self.calls = {"exists": 0, "list_keys": 0, "read_bytes": 0, "write_bytes": 0}
         for name in self.calls:
-            monkeypatch.setattr(lake, name, self._counted(name, getattr(lake, name)))
+            module = layout if hasattr(layout, name) else storage
+            monkeypatch.setattr(module, name, self._counted(name, getattr(module, name)))
 
     def _counted(self, name, real):
         def counted(*args, **kwargs):
@@ -250,7 +253,7 @@ def test_files_sharing_one_mtime_import_in_linear_time(tmp_path, monkeypatch):
     for number in range(FILES):
         _write(folder, f"page_{number:04d}.json", _page(number))
     root = str(tmp_path / "lake")
-    storage = _StorageCalls(monkeypatch)
+    storage_calls = _StorageCalls(monkeypatch)
 
     started = time.monotonic()
     first = pipeline.import_payloads(root, str(folder))
@@ -259,9 +262,9 @@ def test_files_sharing_one_mtime_import_in_linear_time(tmp_path, monkeypatch):
     assert first.refused == {}
     assert all(result.written for result in first.landed) and len(first.landed) == FILES
     assert _raw_keys(root) == [
-        lake.raw_key(PLAYLIST, MTIME + timedelta(seconds=n)) for n in range(FILES)
+        layout.raw_key(PLAYLIST, MTIME + timedelta(seconds=n)) for n in range(FILES)
     ]
-    calls = storage.take()
+    calls = storage_calls.take()
     # One write per new key, a few checks; the day is listed once, nothing is read back.
     assert calls["write_bytes"] == FILES and calls["read_bytes"] == 0
     assert calls["list_keys"] <= 2 and calls["exists"] <= FILES + 1, calls
@@ -272,7 +275,7 @@ def test_files_sharing_one_mtime_import_in_linear_time(tmp_path, monkeypatch):
 
     assert again.refused == {} and not any(result.written for result in again.landed)
     assert [r.raw_key for r in again.landed] == [r.raw_key for r in first.landed]
-    calls = storage.take()
+    calls = storage_calls.take()
     # Each existing key is read at most once, and nothing is written.
     assert calls["write_bytes"] == 0 and calls["read_bytes"] <= FILES
     assert calls["list_keys"] <= 2 and calls["exists"] <= 2, calls

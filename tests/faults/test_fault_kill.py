@@ -26,8 +26,12 @@ from pathlib import Path
 import pytest
 from conftest import in_environment, worker_processes
 
-from etl_lib import compaction, envelope, lake, pipeline, schemas, warehouse
+from etl_lib import pipeline
+from etl_lib.extract import envelope
+from etl_lib.lake import layout, storage
 from etl_lib.local_spotify import ChartSimulator
+from etl_lib.transform import compaction, schemas
+from etl_lib.warehouse import execute
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
 
@@ -112,13 +116,13 @@ def _land_raw_zone(lake_root: str) -> None:
         for hour in (0, 6, 12, 18):
             moment = datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
             pipeline.land_raw(lake_root, _simulated_envelope(simulator, moment))
-    corrupt = lake.raw_key(PLAYLIST, datetime(2026, 10, 2, 23, tzinfo=UTC))
-    lake.write_bytes(lake_root, corrupt, b'{"extracted_at": "2026-10-02T23:00:00Z", "pages": [')
+    corrupt = layout.raw_key(PLAYLIST, datetime(2026, 10, 2, 23, tzinfo=UTC))
+    storage.write_bytes(lake_root, corrupt, b'{"extracted_at": "2026-10-02T23:00:00Z", "pages": [')
 
 
 def _table_rows(lake_root: str) -> dict[str, list[tuple]]:
     """Every table's rows as readers see them (the DuckDB views), in a fixed order."""
-    frames = warehouse.query_all(
+    frames = execute.query_all(
         lake_root, {table: (f"SELECT * FROM {table}", None) for table in schemas.TABLES}
     )
     rows = {}
@@ -129,7 +133,7 @@ def _table_rows(lake_root: str) -> dict[str, list[tuple]]:
 
 
 def _quarantined(lake_root: str) -> list[str]:
-    return list(lake.list_keys(lake_root, f"{lake.QUARANTINE}/", ".reason.txt"))
+    return list(storage.list_keys(lake_root, f"{layout.QUARANTINE}/", ".reason.txt"))
 
 
 def _files_per_day(lake_root: str) -> set[int]:

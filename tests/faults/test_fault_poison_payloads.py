@@ -17,8 +17,12 @@ from pathlib import Path
 import boto3
 import pytest
 
-from etl_lib import cli, envelope, iceberg, lake, pipeline, schemas, transform, warehouse
+from etl_lib import cli, pipeline
+from etl_lib.extract import envelope
+from etl_lib.lake import layout, storage
 from etl_lib.local_spotify import ChartSimulator
+from etl_lib.transform import decode, iceberg, schemas
+from etl_lib.warehouse import execute
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
 
@@ -90,7 +94,7 @@ def _poison(simulator: ChartSimulator) -> dict[str, tuple[bytes, str]]:
     }
     files = {}
     for minute, (label, (data, named)) in enumerate(cases.items(), start=1):
-        files[lake.raw_key(PLAYLIST, _at(day, 12, minute))] = (data, named, label)
+        files[layout.raw_key(PLAYLIST, _at(day, 12, minute))] = (data, named, label)
     return files
 
 
@@ -108,17 +112,17 @@ def _fill(root: str) -> PoisonedLake:
     for offset in range(DAYS):
         day = FIRST_DAY + timedelta(days=offset)
         for hour in range(GOOD_PER_DAY):
-            key = lake.raw_key(PLAYLIST, _at(day, hour * 2))
-            lake.write_bytes(root, key, envelope.dumps(_envelope(simulator, _at(day, hour * 2))))
+            key = layout.raw_key(PLAYLIST, _at(day, hour * 2))
+            storage.write_bytes(root, key, envelope.dumps(_envelope(simulator, _at(day, hour * 2))))
             good.append(key)
     poison = _poison(simulator)
     for key, (data, _, _) in poison.items():
-        lake.write_bytes(root, key, data)
+        storage.write_bytes(root, key, data)
     return PoisonedLake(root, good, poison)
 
 
 def _counts(root: str) -> dict[str, int]:
-    frame = warehouse.query(
+    frame = execute.query(
         root,
         "SELECT (SELECT count(*) FROM snapshots) AS snapshots, "
         "(SELECT count(DISTINCT raw_key) FROM snapshots) AS raw_files, "
@@ -136,10 +140,10 @@ def _check_outcome(poisoned: PoisonedLake, summary: pipeline.TransformSummary) -
         reason = summary.quarantined[key]
         assert "\n" not in reason and key in reason, label
         assert named in reason, (label, reason)
-        stored = lake.read_bytes(poisoned.root, lake.quarantine_reason_key(key)).decode()
+        stored = storage.read_bytes(poisoned.root, layout.quarantine_reason_key(key)).decode()
         assert stored == reason + "\n", label
-        assert lake.read_bytes(poisoned.root, lake.quarantine_key(key)) == data, label
-        assert lake.read_bytes(poisoned.root, key) == data, label  # the raw file stays put
+        assert storage.read_bytes(poisoned.root, layout.quarantine_key(key)) == data, label
+        assert storage.read_bytes(poisoned.root, key) == data, label  # the raw file stays put
     good_snapshots = len(poisoned.good)
     assert _counts(poisoned.root) == {
         "snapshots": good_snapshots,
@@ -165,9 +169,7 @@ def _table_versions(root: str) -> dict[str, int]:
 def _rows_and_snapshots(root: str) -> dict[str, tuple[int, int]]:
     """Per table: its rows, and the distinct snapshots they came from."""
     counts = "SELECT count(*) AS n, count(DISTINCT (playlist_id, extracted_at)) AS s FROM {}"
-    frames = warehouse.query_all(
-        root, {name: (counts.format(name), None) for name in schemas.TABLES}
-    )
+    frames = execute.query_all(root, {name: (counts.format(name), None) for name in schemas.TABLES})
     return {name: (int(f["n"].iloc[0]), int(f["s"].iloc[0])) for name, f in frames.items()}
 
 
@@ -203,12 +205,12 @@ POISON_NAME = "rows Arrow refuses"
 def arrow_refuses_one_name(monkeypatch):
     """Rows that pass every check of the decoder but break the Arrow conversion: the track
     named ``POISON_NAME`` gets a name Arrow cannot encode."""
-    real_text = transform._text
+    real_text = decode._text
 
     def text(value):
         return "\ud800" if value == POISON_NAME else real_text(value)
 
-    monkeypatch.setattr(transform, "_text", text)
+    monkeypatch.setattr(decode, "_text", text)
 
 
 def _land_day_with_one_unconvertible(root: str) -> tuple[list[str], str]:
@@ -216,14 +218,14 @@ def _land_day_with_one_unconvertible(root: str) -> tuple[list[str], str]:
     good = []
     for hour in range(6):
         moment = _at(FIRST_DAY, hour)
-        key = lake.raw_key(PLAYLIST, moment)
-        lake.write_bytes(root, key, envelope.dumps(_envelope(simulator, moment)))
+        key = layout.raw_key(PLAYLIST, moment)
+        storage.write_bytes(root, key, envelope.dumps(_envelope(simulator, moment)))
         good.append(key)
     moment = _at(FIRST_DAY, 3, 30)
     snapshot = _envelope(simulator, moment)
     snapshot["pages"][0]["items"][0]["item"]["name"] = POISON_NAME
-    bad = lake.raw_key(PLAYLIST, moment)
-    lake.write_bytes(root, bad, envelope.dumps(snapshot))
+    bad = layout.raw_key(PLAYLIST, moment)
+    storage.write_bytes(root, bad, envelope.dumps(snapshot))
     return good, bad
 
 
@@ -319,7 +321,7 @@ def test_an_extracted_snapshot_with_a_lone_surrogate_lands_then_goes_to_quaranti
     snapshot = _envelope(ChartSimulator(), _at(FIRST_DAY, 9))
     snapshot["playlist"]["name"] = "Top \ud800"
     landed = pipeline.land_raw(lake_root, snapshot)
-    assert landed.written and b"\\ud800" in lake.read_bytes(lake_root, landed.raw_key)
+    assert landed.written and b"\\ud800" in storage.read_bytes(lake_root, landed.raw_key)
 
     summary = pipeline.transform(lake_root)
 
@@ -337,8 +339,8 @@ def test_the_command_names_each_quarantined_file_on_one_line_and_exits_1(lake_ro
     assert f"transformed {len(poisoned.good)} raw files" in stderr
     errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
     assert sorted(errors) == sorted(
-        f"error: {lake.read_bytes(lake_root, lake.quarantine_reason_key(key)).decode().strip()} "
-        f"(copied to {lake.quarantine_key(key)}; fix or remove the raw file)"
+        f"error: {storage.read_bytes(lake_root, layout.quarantine_reason_key(key)).decode().strip()} "
+        f"(copied to {layout.quarantine_key(key)}; fix or remove the raw file)"
         for key in poisoned.poison
     )
     # Quarantined files are skipped from then on: the next run has nothing left to say.

@@ -24,7 +24,11 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 
-from etl_lib import cli, config, iceberg, lake, pipeline, schemas, spotify, warehouse
+from etl_lib import cli, config, pipeline
+from etl_lib.extract import spotify
+from etl_lib.lake import layout, storage
+from etl_lib.transform import iceberg, schemas
+from etl_lib.warehouse import execute
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
 
@@ -255,7 +259,7 @@ def landed(moto_endpoint, settings, spotify_server, monkeypatch) -> list[str]:
         moment = start + timedelta(hours=6 * number)
         spotify_server.set_time(moment)
         pipeline.extract(on_s3, reader=reader, clock=lambda m=moment: m, force=True)
-    raw = sorted(lake.list_keys(ROOT, f"{lake.RAW}/", ".json"))
+    raw = sorted(storage.list_keys(ROOT, f"{layout.RAW}/", ".json"))
     assert len(raw) == SNAPSHOTS
     return raw
 
@@ -294,7 +298,7 @@ def _assert_rows_once(raw: list[str]) -> None:
     """Every chart entry of the raw files reads back once, whatever files hold it."""
     entries = 0
     for key in raw:
-        payload = json.loads(lake.read_bytes(ROOT, key))
+        payload = json.loads(storage.read_bytes(ROOT, key))
         entries += sum(len(page["items"]) for page in payload["pages"])
     assert pipeline.pending_raw_keys(ROOT) == []
     frame = _query("SELECT count(*) AS n, count(DISTINCT (extracted_at, position)) AS d "
@@ -303,7 +307,7 @@ def _assert_rows_once(raw: list[str]) -> None:
 
 
 def _query(sql: str) -> dict:
-    return warehouse.query(ROOT, sql).iloc[0].to_dict()
+    return execute.query(ROOT, sql).iloc[0].to_dict()
 
 
 def test_transient_500s_are_retried_and_the_run_succeeds(proxy, landed):

@@ -19,10 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from etl_lib import archive, auth, bounded_http, cli, lake, pipeline, spotify
+from etl_lib import bounded_http, cli, pipeline
 from etl_lib.config import Settings
-from etl_lib.credentials import Credentials
-from etl_lib.envelope import MAX_ITEMS
 from etl_lib.errors import (
     ArchiveError,
     RateLimited,
@@ -30,6 +28,10 @@ from etl_lib.errors import (
     SpotifyProtocolError,
     SpotifyUnavailable,
 )
+from etl_lib.extract import archive, auth, spotify
+from etl_lib.extract.credentials import Credentials
+from etl_lib.extract.envelope import MAX_ITEMS
+from etl_lib.lake import layout, storage
 from etl_lib.local_spotify import ChartSimulator, LocalSpotifyServer
 from etl_lib.local_spotify.archive_server import archive_document
 from etl_lib.local_spotify.loopback import LoopbackHandler, LoopbackServer
@@ -109,9 +111,9 @@ def _extract(settings: Settings, ids=(BAD, GOOD), sleep=None):
 def _assert_good_landed_once(settings: Settings, outcome) -> None:
     assert outcome.status == "extracted", outcome.error
     assert outcome.items == CHART_SIZE
-    keys = list(lake.list_keys(settings.lake, "raw/"))
-    assert [lake.parse_raw_key(k)["playlist_id"] for k in keys] == [GOOD]
-    raw = json.loads(lake.read_bytes(settings.lake, keys[0]))
+    keys = list(storage.list_keys(settings.lake, "raw/"))
+    assert [layout.parse_raw_key(k)["playlist_id"] for k in keys] == [GOOD]
+    raw = json.loads(storage.read_bytes(settings.lake, keys[0]))
     assert sum(len(page["items"]) for page in raw["pages"]) == CHART_SIZE
 
 
@@ -547,7 +549,7 @@ def test_the_cli_prints_one_line_per_playlist_when_every_token_reply_is_unusable
     assert len(lines) == 2
     assert all("token endpoint" in line and "no access_token" in line for line in lines)
     assert BAD in lines[0] and GOOD in lines[1]
-    assert list(lake.list_keys(bounded.lake, "raw/")) == []
+    assert list(storage.list_keys(bounded.lake, "raw/")) == []
     assert _requests_for(server, BAD) == _requests_for(server, GOOD) == 0
 
 

@@ -1,7 +1,7 @@
 """Explicit Arrow schemas of the lake tables.
 
 Every row names the snapshot it came from (``playlist_id``, ``extracted_at``): that is the key
-a replayed raw file's rows are replaced by. The stored tables (``etl_lib.iceberg``) add
+a replayed raw file's rows are replaced by. The stored tables (``etl_lib.transform.iceberg``) add
 ``dt``, the UTC day of ``extracted_at`` as a string, their partition column. Timestamps are
 UTC, built with millisecond precision (Spotify's are second precision) and stored as
 Iceberg's microsecond timestamps.

@@ -1,6 +1,6 @@
 """Table maintenance: rewrite each day's small files into one sorted file, then let old data go.
 
-The hourly transform adds small files to each day of each table (``etl_lib.iceberg``).
+The hourly transform adds small files to each day of each table (``etl_lib.transform.iceberg``).
 ``compact`` rewrites a day's files into one file per table, sorted for the common reads, in
 one Iceberg commit per table and month: a reader sees the old snapshot or the new one, never
 both nor neither. A raw file committed into those days meanwhile makes the rewrite's commit fail
@@ -21,10 +21,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from etl_lib import iceberg, lake, schemas
 from etl_lib.config import table_settings
 from etl_lib.errors import ConfigError
+from etl_lib.lake import layout, storage
 from etl_lib.progress import Track, untracked
+from etl_lib.transform import iceberg, schemas
 
 STEP = "compact"
 # A local write renames its temporary file within seconds, so one this old was left by a
@@ -64,7 +65,7 @@ def compact(
         raise ConfigError(f"--month {month!r} is not a month: use YYYY-MM, e.g. 2026-01")
     day_set = set(days) if days is not None else None
     # A mistyped --lake or bucket would otherwise find nothing to do and succeed.
-    lake.require_root(lake_root)
+    storage.require_root(lake_root)
     counts = {name: files_per_day(lake_root, name) for name in schemas.TABLES}
     all_days = sorted(set().union(*counts.values()))
     summary = CompactSummary()
@@ -95,7 +96,7 @@ def compact(
     expired = expire(lake_root, retention)
     summary.snapshots_expired, summary.files_deleted = expired
     # Raw-zone writes killed before their rename leave hidden temporary files behind.
-    lake.remove_stale_temporaries(lake_root, STALE_TEMPORARY_SECONDS)
+    storage.remove_stale_temporaries(lake_root, STALE_TEMPORARY_SECONDS)
     return summary
 
 
@@ -127,7 +128,7 @@ def expire(lake_root: str, retention: timedelta | None = None) -> tuple[int, int
     each. The current snapshot of every table is always kept."""
     if retention is None:
         retention = timedelta(days=table_settings().snapshot_retention_days)
-    cutoff = lake.now_utc() - retention
+    cutoff = layout.now_utc() - retention
     tables = iceberg.open_tables(lake_root)
     expired = deleted = 0
     for name in schemas.TABLES:
@@ -188,7 +189,7 @@ def _delete_unreferenced(lake_root: str, table, cutoff: datetime) -> int:
     referenced = _referenced_files(table)
     location = _plain(table.location())
     orphans = []
-    if lake.is_local(lake_root):
+    if storage.is_local(lake_root):
         for directory, _, names in os.walk(location):
             for file_name in names:
                 path = os.path.join(directory, file_name)
@@ -206,8 +207,8 @@ def _delete_unreferenced(lake_root: str, table, cutoff: datetime) -> int:
             except FileNotFoundError:
                 pass
         return len(orphans)
-    fs, _ = lake.filesystem(lake_root)
-    with lake.storage_errors(lake_root, location):
+    fs, _ = storage.filesystem(lake_root)
+    with storage.storage_errors(lake_root, location):
         listing = fs.find(location, detail=True)
         for path, info in listing.items():
             modified = info.get("LastModified")

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 # reports publishes pages built here and holds the link rules both use: imported as a module.
-from etl_lib import reports
+from etl_lib.reporting import reports
 
 TABLES = "tables"
 # A table's name is a file name in the page's folder and in every CSV link.

@@ -16,11 +16,13 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from etl_lib import catalog, pipeline, spotify, sql, warehouse
+from etl_lib import pipeline
 from etl_lib.config import Settings
-from etl_lib.credentials import Credentials
+from etl_lib.extract import spotify
+from etl_lib.extract.credentials import Credentials
 from etl_lib.local_spotify import ChartSimulator, LocalSpotifyServer
-from etl_lib.schemas import TABLES
+from etl_lib.transform.schemas import TABLES
+from etl_lib.warehouse import catalog, execute, sql
 
 DEMO_PLAYLIST = "37i9dQZEVXbNG2KDcFcKOF"  # Top Songs - Global: the top 10 printed
 DEMO_PLAYLISTS = (
@@ -55,12 +57,12 @@ def snapshot_times(days: int) -> list[datetime]:
 
 def top_tracks(lake_root: str, playlist_id: str, top_n: int = 10) -> pd.DataFrame:
     statement = sql.shipped("queries")["top_tracks"]
-    return warehouse.query(lake_root, statement, [playlist_id, playlist_id, top_n])
+    return execute.query(lake_root, statement, [playlist_id, playlist_id, top_n])
 
 
 def count_rows(lake_root: str, relations) -> dict[str, int]:
     # One connection: the tables' files are planned once for every count.
-    frames = warehouse.query_all(
+    frames = execute.query_all(
         lake_root, {name: (f"SELECT count(*) AS n FROM {name}", None) for name in relations}
     )
     return {name: int(frame["n"].iloc[0]) for name, frame in frames.items()}

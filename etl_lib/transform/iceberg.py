@@ -1,6 +1,6 @@
 """The lake's tables as Apache Iceberg tables, written and planned with pyiceberg.
 
-Every table of ``etl_lib.schemas`` is an Iceberg table partitioned by identity on ``dt`` (the
+Every table of ``etl_lib.transform.schemas`` is an Iceberg table partitioned by identity on ``dt`` (the
 capture day, a string column the shipped SQL filters on). Which table holds what is the
 catalog's business, never a rule on file names:
 
@@ -36,9 +36,10 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from etl_lib import lake, schemas
 from etl_lib.config import TableSettings, table_settings
 from etl_lib.errors import ConfigError, LakeError
+from etl_lib.lake import storage
+from etl_lib.transform import schemas
 
 LOCAL_CATALOG_FILE = "iceberg_catalog.db"
 WAREHOUSE = "warehouse"
@@ -71,23 +72,23 @@ REDO_ATTEMPTS = 20
 
 
 def table_arrow_schema(name: str) -> pa.Schema:
-    """A table's Arrow schema as stored: ``etl_lib.schemas`` plus the ``dt`` column."""
+    """A table's Arrow schema as stored: ``etl_lib.transform.schemas`` plus the ``dt`` column."""
     return schemas.TABLES[name].append(
         pa.field(schemas.PARTITION_COLUMN, pa.string(), nullable=False)
     )
 
 
 def warehouse_location(lake_root: str) -> str:
-    if lake.is_local(lake_root):
+    if storage.is_local(lake_root):
         # A plain path, not a file:// URL: pyiceberg would cut a URL at a "?" or "#" that a
         # folder name may hold.
-        _, base = lake.filesystem(lake_root)
+        _, base = storage.filesystem(lake_root)
         return os.path.abspath(os.path.join(base, WAREHOUSE))
-    return lake.url(lake_root, WAREHOUSE)
+    return storage.url(lake_root, WAREHOUSE)
 
 
 def local_catalog_path(lake_root: str) -> str:
-    _, base = lake.filesystem(lake_root)
+    _, base = storage.filesystem(lake_root)
     return os.path.join(base, LOCAL_CATALOG_FILE)
 
 
@@ -104,7 +105,7 @@ class LakeTables:
 
     def table(self, name: str, *, create: bool = True):
         """The Iceberg table ``name``, created when missing and evolved to the current schema
-        (columns added to ``etl_lib.schemas`` are added by name; older rows read NULL)."""
+        (columns added to ``etl_lib.transform.schemas`` are added by name; older rows read NULL)."""
         from pyiceberg.exceptions import NoSuchTableError
 
         try:
@@ -115,7 +116,7 @@ class LakeTables:
             table = self._create(name)
         except FileNotFoundError as exc:
             missing = str(exc.filename or "")
-            if not lake.is_local(self.lake_root) or _under(missing, self.lake_root):
+            if not storage.is_local(self.lake_root) or _under(missing, self.lake_root):
                 raise  # a file of this lake's tables is missing (``damaged_files`` says so)
             # The catalog names metadata in a folder that is gone: the lake was moved.
             raise LakeError(self._moved_message(missing or str(exc))) from exc
@@ -165,7 +166,7 @@ class LakeTables:
     def _check_location(self, table) -> None:
         if _under(table.location(), self.lake_root):
             return
-        if lake.is_local(self.lake_root):
+        if storage.is_local(self.lake_root):
             # Iceberg metadata holds absolute paths: a lake folder that moved still points at
             # the old place.
             raise LakeError(self._moved_message(table.location()))
@@ -214,7 +215,11 @@ def _open(lake_root: str, settings: TableSettings, process: int) -> LakeTables:
     # ``process``: a forked worker opens its own catalog; database connections (SQLite, Glue
     # clients) must not be shared across a fork.
     warehouse = warehouse_location(lake_root)
-    io = {} if lake.is_local(lake_root) else {"py-io-impl": "etl_lib.iceberg.LakeFileIO"}
+    io = (
+        {}
+        if storage.is_local(lake_root)
+        else {"py-io-impl": "etl_lib.transform.iceberg.LakeFileIO"}
+    )
     uri = settings.catalog_uri
     if uri:
         if uri.startswith(("http://", "https://")):
@@ -227,10 +232,10 @@ def _open(lake_root: str, settings: TableSettings, process: int) -> LakeTables:
 
             catalog = _sql_catalog(SqlCatalog, uri=uri, warehouse=warehouse, **io)
         namespace = settings.namespace
-    elif lake.is_local(lake_root):
+    elif storage.is_local(lake_root):
         from pyiceberg.catalog.sql import SqlCatalog
 
-        lake.ensure_root(lake_root)
+        storage.ensure_root(lake_root)
         # Quoted: SQLAlchemy's URL would end the path at "?" or "#" and decode "%".
         path = urllib.parse.quote(local_catalog_path(lake_root), safe="/")
         # timeout: SQLite waits this long for another process's commit instead of failing.
@@ -303,9 +308,9 @@ def catalog_errors(lake_root: str):
 
 def _glue_catalog(lake_root: str, settings: TableSettings, warehouse: str, io: dict):
     """pyiceberg's Glue catalog on a client of ours: the short timeouts and bounded retries of
-    every AWS client here (``etl_lib.glue``), and the settings' profile and region. The Glue
+    every AWS client here (``etl_lib.aws``), and the settings' profile and region. The Glue
     database is ``settings.namespace``; Glue's table version is the commit lock."""
-    from etl_lib.glue import aws_client
+    from etl_lib.aws import aws_client
 
     with catalog_errors(lake_root):
         client = aws_client("glue", settings)
@@ -322,7 +327,7 @@ def _catalog_error(lake_root: str, exc: BaseException) -> LakeError | ConfigErro
     except ImportError:  # no AWS extra
         return None
     if isinstance(exc, BotoCoreError | ClientError):
-        from etl_lib.glue import aws_error
+        from etl_lib.aws import aws_error
 
         database = table_settings().namespace
         resource = f"Glue database {database!r} of lake {lake_root}"
@@ -358,7 +363,7 @@ def wait_for_catalog(lake_root: str, seconds: float = READER_WAIT_SECONDS) -> No
     writers' ``CATALOG_WAIT_SECONDS`` and end in a traceback. Lakes cataloged elsewhere
     (Glue, a catalog URI) and lakes with no catalog yet return at once.
     """
-    if not lake.is_local(lake_root) or table_settings().catalog_uri:
+    if not storage.is_local(lake_root) or table_settings().catalog_uri:
         return
     path = local_catalog_path(lake_root)
     if not os.path.isfile(path):
@@ -380,7 +385,7 @@ def wait_for_catalog(lake_root: str, seconds: float = READER_WAIT_SECONDS) -> No
 def has_catalog(lake_root: str) -> bool:
     """Whether the lake's tables may exist: False for a local lake no write has cataloged yet
     (so that reading it does not create the catalog file)."""
-    if not lake.is_local(lake_root) or table_settings().catalog_uri:
+    if not storage.is_local(lake_root) or table_settings().catalog_uri:
         return True
     return os.path.isfile(local_catalog_path(lake_root))
 
@@ -430,7 +435,7 @@ def _process_name(pid: int) -> str:
 def create_tables(lake_root: str) -> list[str]:
     """Create every table that does not exist yet (and evolve those that do); their names."""
     tables = open_tables(lake_root)
-    with catalog_errors(lake_root), lake.storage_errors(lake_root), damaged_files(lake_root):
+    with catalog_errors(lake_root), storage.storage_errors(lake_root), damaged_files(lake_root):
         for name in schemas.TABLES:
             tables.table(name)
     return list(schemas.TABLES)
@@ -551,7 +556,7 @@ class StagedRows:
 def stage(lake_root: str, tables: dict[str, pa.Table]) -> StagedRows:
     """Write the rows of ``tables`` as data files, one per table and day (``write_day_files``)."""
     files = {}
-    with catalog_errors(lake_root), lake.storage_errors(lake_root):
+    with catalog_errors(lake_root), storage.storage_errors(lake_root):
         for name in WRITE_ORDER:
             rows = with_partition(name, tables[name])
             files[name] = (
@@ -680,7 +685,7 @@ def commit(catalog: LakeTables, name: str, change: Callable, *, create: bool = T
 
     pause = 0.05
     for attempt in range(REDO_ATTEMPTS):
-        with catalog_errors(catalog.lake_root), lake.storage_errors(catalog.lake_root):
+        with catalog_errors(catalog.lake_root), storage.storage_errors(catalog.lake_root):
             with damaged_files(catalog.lake_root):
                 table = catalog.table(name, create=create)
             if table is None:
@@ -761,7 +766,7 @@ def scan(
 ) -> pa.Table:
     """The current rows of a table (empty, with the stored schema, before any write)."""
     catalog = open_tables(lake_root)
-    with catalog_errors(lake_root), lake.storage_errors(lake_root), damaged_files(lake_root):
+    with catalog_errors(lake_root), storage.storage_errors(lake_root), damaged_files(lake_root):
         table = catalog.existing(name)
         if table is None:
             schema = table_arrow_schema(name)
@@ -793,7 +798,7 @@ class PlannedTable:
 def plan(lake_root: str, name: str, row_filter=None) -> PlannedTable:
     """The data files of a table's current snapshot (copy-on-write: no delete files)."""
     catalog = open_tables(lake_root)
-    with catalog_errors(lake_root), lake.storage_errors(lake_root), damaged_files(lake_root):
+    with catalog_errors(lake_root), storage.storage_errors(lake_root), damaged_files(lake_root):
         table = catalog.existing(name)
         if table is None:
             return PlannedTable(name, [], [], table_arrow_schema(name), {})
@@ -843,7 +848,7 @@ def _lake_file_io():
 
         def _get_fs(self, scheme: str, hostname: str | None = None):
             if scheme in ("s3", "s3a", "s3n"):
-                fs, _ = lake.filesystem(f"{scheme}://bucket")
+                fs, _ = storage.filesystem(f"{scheme}://bucket")
                 return fs
             return super()._get_fs(scheme, hostname)
 

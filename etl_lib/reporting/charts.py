@@ -37,7 +37,7 @@ from matplotlib import dates as mdates
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, PercentFormatter
 
-from etl_lib import analysis
+from etl_lib.reporting import analysis
 
 BASE_FONT = "DejaVu Sans"
 FALLBACK_FONTS = (

@@ -25,18 +25,22 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from importlib import resources
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pandas as pd
 
-from etl_lib import analysis, envelope, lake, report_html, sql, status, warehouse
 from etl_lib.errors import ConfigError
+from etl_lib.extract import envelope
+from etl_lib.lake import layout, storage
+from etl_lib.reporting import analysis, report_html, status
+from etl_lib.warehouse import execute, sql
 
-REPORT_NOTEBOOK = (
-    Path(__file__).resolve().parent.parent / "notebooks" / "reports" / ("top_songs_trends.ipynb")
-)
-COMPARISON_NOTEBOOK = REPORT_NOTEBOOK.with_name("compare_charts.ipynb")
+# The report notebooks are package data, so an installed wheel finds them too.
+_NOTEBOOKS = Path(str(resources.files("etl_lib.reporting") / "notebooks"))
+REPORT_NOTEBOOK = _NOTEBOOKS / "top_songs_trends.ipynb"
+COMPARISON_NOTEBOOK = _NOTEBOOKS / "compare_charts.ipynb"
 COMPARISON_TITLE = "Charts compared"
 REPORTS = "reports"
 INDEX = f"{REPORTS}/index.html"
@@ -58,7 +62,7 @@ class ReportResult:
         return self.status.get("error")
 
     def url(self, lake_root: str, name: str) -> str:
-        return lake.url(lake_root, f"{self.output_prefix}/{name}")
+        return storage.url(lake_root, f"{self.output_prefix}/{name}")
 
 
 # Report queries that count from the playlist's first chart day (peak, days on chart): they
@@ -69,7 +73,7 @@ HISTORY_QUERIES = ("chart",)
 def input_queries(
     playlist_id: str, as_of: date | str, days: int
 ) -> dict[str, tuple[str, list]]:
-    """The report's queries (``etl_lib/sql/report``), each with its bound parameters: the
+    """The report's queries (``etl_lib/warehouse/sql/report``), each with its bound parameters: the
     chart of the window's last chart day (``chart``, as the ``chart`` view), the window's
     daily charts, the latest track, album, credit and artist attributes seen in the window
     (``analysis.track_names`` joins them into labels), and the playlist's freshness.
@@ -105,17 +109,17 @@ def load_inputs(
         first_day, last_day = analysis.window_bounds(as_of, days)
         history = {n: s for n, s in statements.items() if n in HISTORY_QUERIES}
         in_window = {n: s for n, s in statements.items() if n not in HISTORY_QUERIES}
-        frames = warehouse.query_all(lake_root, in_window, days=(first_day, last_day))
-        frames |= warehouse.query_all(lake_root, history, days=(None, last_day))
+        frames = execute.query_all(lake_root, in_window, days=(first_day, last_day))
+        frames |= execute.query_all(lake_root, history, days=(None, last_day))
         return {name: frames[name] for name in statements}
     return {
-        name: warehouse.run(lake_root, statement, bound, engine=engine, settings=settings)[0]
+        name: execute.run(lake_root, statement, bound, engine=engine, settings=settings)[0]
         for name, (statement, bound) in statements.items()
     }
 
 
 def report_prefix(playlist_id: str, as_of: str) -> str:
-    if lake.check_playlist_id(playlist_id) == COMPARISONS:  # that folder holds comparisons
+    if layout.check_playlist_id(playlist_id) == COMPARISONS:  # that folder holds comparisons
         raise ConfigError(f"playlist id {playlist_id!r} is not a Spotify ID")
     return f"{REPORTS}/{playlist_id}/{as_of}"
 
@@ -150,18 +154,18 @@ def check_request(
     well under a second, naming what would work), then the tables themselves (one query of
     the playlist's chart days), which a capture not transformed yet is missing from.
     """
-    lake.check_playlist_id(playlist_id)
+    layout.check_playlist_id(playlist_id)
     as_of = None if as_of is None else _check_as_of(as_of)
     _check_days(days)
     status.check_landed(lake_root, playlist_id, as_of, days)
-    frame, _ = warehouse.run(
+    frame, _ = execute.run(
         lake_root, _CHART_DAYS, [playlist_id], engine=engine, settings=settings
     )
     charted = sorted(str(day) for day in frame["dt"].dropna())
     if not charted:
         raise ConfigError(
             f"playlist {playlist_id} has raw snapshots but no rows in the tables of lake "
-            f"{lake.url(lake_root)}: run `spotify-etl transform` (a file it cannot read goes "
+            f"{storage.url(lake_root)}: run `spotify-etl transform` (a file it cannot read goes "
             "to quarantine/, see `spotify-etl status`)"
         )
     return status.check_chart_day(playlist_id, as_of, charted, days)
@@ -277,7 +281,7 @@ def lookup(
     charts, track and artist drill-downs) with its parameters bound by name."""
     statement = sql.shipped("queries")[name]
     params = analysis.lookup_params(name, **values)
-    return warehouse.run(lake_root, statement, params, engine=engine, settings=settings)[0]
+    return execute.run(lake_root, statement, params, engine=engine, settings=settings)[0]
 
 
 def comparison_header_html(top10: pd.DataFrame, *, as_of: str) -> str:
@@ -625,7 +629,7 @@ def publish_index(lake_root: str) -> str:
     Each playlist is named as its newest good report named it (one status.json read per
     playlist); a playlist without a good report is listed by its id.
     """
-    keys = list(lake.list_keys(lake_root, REPORTS))
+    keys = list(storage.list_keys(lake_root, REPORTS))
     entries = index_entries(keys)
     newest_good: dict[str, IndexEntry] = {}
     for entry in entries:  # newest first
@@ -635,7 +639,7 @@ def publish_index(lake_root: str) -> str:
     names = {pid: _recorded_name(lake_root, entry, listed) for pid, entry in newest_good.items()}
     for entry in entries:
         entry.playlist_name = names.get(entry.playlist_id)
-    lake.write_bytes(lake_root, INDEX, index_html(entries).encode("utf-8"))
+    storage.write_bytes(lake_root, INDEX, index_html(entries).encode("utf-8"))
     return INDEX
 
 
@@ -644,7 +648,7 @@ def _recorded_name(lake_root: str, entry: IndexEntry, listed: set[str]) -> str |
     if key not in listed:
         return None
     try:
-        name = json.loads(lake.read_bytes(lake_root, key)).get("playlist_name")
+        name = json.loads(storage.read_bytes(lake_root, key)).get("playlist_name")
     except ValueError:
         return None
     return name if isinstance(name, str) else None
@@ -733,9 +737,9 @@ def check_comparison_request(
     chart in the window, at least two), or ConfigError before a kernel starts."""
     as_of = _check_as_of(as_of)
     _check_days(days)
-    wanted = [lake.check_playlist_id(p) for p in playlist_ids] if playlist_ids else None
+    wanted = [layout.check_playlist_id(p) for p in playlist_ids] if playlist_ids else None
     first_day, last_day = analysis.window_bounds(as_of, days)
-    charted, _ = warehouse.run(
+    charted, _ = execute.run(
         lake_root, _CHARTED_PLAYLISTS, [first_day, last_day], engine=engine, settings=settings
     )
     found = [str(p) for p in charted["playlist_id"]]
@@ -810,7 +814,7 @@ def _run_and_publish(
         parameters = {
             **parameters,
             # the notebook runs in its own folder: a relative local lake must not move with it
-            "lake": os.path.abspath(lake_root) if lake.is_local(lake_root) else lake_root,
+            "lake": os.path.abspath(lake_root) if storage.is_local(lake_root) else lake_root,
             "output_dir": str(charts_dir),
             "tables_dir": str(tables_dir),
         }
@@ -864,12 +868,12 @@ def _run_and_publish(
             target = f"{prefix}/failed/{started:%Y%m%dT%H%M%SZ}"
         status["files"] = [name for name, _ in files]
         for name, data in files:
-            lake.write_bytes(lake_root, f"{target}/{name}", data)
+            storage.write_bytes(lake_root, f"{target}/{name}", data)
         # Written last: a reader that finds status.json finds the files it lists.
         status_bytes = json.dumps(status, indent=2, ensure_ascii=False).encode("utf-8")
-        lake.write_bytes(lake_root, f"{target}/status.json", status_bytes)
-        if not status["succeeded"] and not lake.exists(lake_root, f"{prefix}/status.json"):
-            lake.write_bytes(lake_root, f"{prefix}/status.json", status_bytes)
+        storage.write_bytes(lake_root, f"{target}/status.json", status_bytes)
+        if not status["succeeded"] and not storage.exists(lake_root, f"{prefix}/status.json"):
+            storage.write_bytes(lake_root, f"{prefix}/status.json", status_bytes)
     if status["succeeded"]:
         _relink_neighbours(lake_root, prefix.rsplit("/", 1)[0], dates, as_of)
     publish_index(lake_root)
@@ -880,7 +884,7 @@ def _report_dates(lake_root: str, series: str) -> list[str]:
     """The dates under ``series`` (``reports/<playlist_id>`` or ``reports/compare``) that have
     a good report."""
     page = re.compile(re.escape(series) + r"/(\d{4}-\d{2}-\d{2})/report\.html")
-    found = (page.fullmatch(key) for key in lake.list_keys(lake_root, series, "report.html"))
+    found = (page.fullmatch(key) for key in storage.list_keys(lake_root, series, "report.html"))
     return [match[1] for match in found if match]
 
 
@@ -891,8 +895,8 @@ def _relink_neighbours(lake_root: str, series: str, dates: list[str], as_of: str
         if neighbour is None:
             continue
         key = f"{series}/{neighbour}/report.html"
-        page = lake.read_bytes(lake_root, key).decode("utf-8")
+        page = storage.read_bytes(lake_root, key).decode("utf-8")
         nav = report_html.nav_html(neighbour, *report_html.neighbours(dates, neighbour))
         relinked = report_html.with_nav(page, nav)
         if relinked != page:
-            lake.write_bytes(lake_root, key, relinked.encode("utf-8"))
+            storage.write_bytes(lake_root, key, relinked.encode("utf-8"))

@@ -1,7 +1,7 @@
 """Athena through pyathena: the lake's SQL on AWS.
 
 Athena reads the lake's tables natively: they are Iceberg tables in the Glue Data Catalog,
-written by pyiceberg (``etl_lib.iceberg``). The shipped views are created in the same
+written by pyiceberg (``etl_lib.transform.iceberg``). The shipped views are created in the same
 database (``create_views``).
 
 Parameters are never formatted into the SQL: ``?`` placeholders stay in the query text and
@@ -22,10 +22,10 @@ from typing import Any
 
 import pandas as pd
 
-from etl_lib import sql as sql_files
+from etl_lib.aws import aws_error, client_config
 from etl_lib.config import Settings
 from etl_lib.errors import ConfigError, EtlError
-from etl_lib.glue import aws_error, client_config
+from etl_lib.warehouse import sql as sql_files
 
 # pyathena logs every failed AWS call with a traceback at ERROR; with no logging configured,
 # Python's last-resort handler would print it above the one-line error the CLI shows.
@@ -110,7 +110,7 @@ def view_statement(name: str, sql: str) -> str:
 
 
 def create_views(settings: Settings) -> list[str]:
-    """Create or replace every shipped view (``etl_lib/sql/views``); returns their names."""
+    """Create or replace every shipped view (``etl_lib/warehouse/sql/views``); returns their names."""
     names = []
     with connect(settings) as connection:
         for name, sql in sql_files.shipped("views").items():

@@ -1,8 +1,8 @@
 """AWS clients and errors shared by the Glue Data Catalog and Athena.
 
 An ``s3://`` lake's tables are Iceberg tables in the Glue Data Catalog, created and committed
-by pyiceberg's Glue catalog (``etl_lib.iceberg``, database ``SPOTIFY_ETL_GLUE_DATABASE``);
-Athena reads them natively (``etl_lib.athena``). Nothing here defines a table: this module
+by pyiceberg's Glue catalog (``etl_lib.transform.iceberg``, database ``SPOTIFY_ETL_GLUE_DATABASE``);
+Athena reads them natively (``etl_lib.warehouse.athena``). Nothing here defines a table: this module
 holds what both catalog and queries need from boto3, namely clients with short timeouts for
 the configured profile and region, and one-line errors for what a user can fix.
 

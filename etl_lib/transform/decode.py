@@ -3,7 +3,7 @@
 One envelope (one playlist snapshot) becomes one small Arrow table per name in
 ``schemas.TABLES``. Entries that are not chart tracks (episodes, local files, empty slots)
 are skipped and counted, never fatal; an envelope whose structure is broken raises
-``CorruptPayload``, and one beyond the limits of ``etl_lib.envelope`` (item count, capture
+``CorruptPayload``, and one beyond the limits of ``etl_lib.extract.envelope`` (item count, capture
 time, nesting, number size, text) ``PayloadLimitExceeded``. An ``added_at`` outside
 1900..2100, like any other odd field value, becomes null rather than refusing the snapshot.
 
@@ -26,8 +26,9 @@ from typing import Any, TypedDict
 import msgspec
 import pyarrow as pa
 
-from etl_lib import archive, schemas
-from etl_lib.envelope import (
+from etl_lib.errors import CorruptPayload, PayloadLimitExceeded
+from etl_lib.extract import archive
+from etl_lib.extract.envelope import (
     EARLIEST,
     LATEST,
     MAX_ITEMS,
@@ -36,8 +37,8 @@ from etl_lib.envelope import (
     parse_utc,
     shown,
 )
-from etl_lib.errors import CorruptPayload, PayloadLimitExceeded
-from etl_lib.lake import parse_raw_key, partition_date
+from etl_lib.lake.layout import parse_raw_key, partition_date
+from etl_lib.transform import schemas
 
 SKIPPED_EPISODES = "skipped_episodes"
 SKIPPED_LOCAL = "skipped_local"

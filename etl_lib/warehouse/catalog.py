@@ -1,13 +1,13 @@
 """The lake's tables and the shipped views for SQL.
 
-The tables are Iceberg tables (``etl_lib.iceberg``): their catalog is the one place that says
+The tables are Iceberg tables (``etl_lib.transform.iceberg``): their catalog is the one place that says
 which data files make up each table now. DuckDB (the embedded default) reads them through
 views over exactly the data files of each table's current snapshot, planned by pyiceberg when
 a connection opens; nothing is stored on the DuckDB side, so a long-lived process sees other
 processes' commits and compactions on its next connection, and no file can go stale or be
 locked. Athena reads the same tables natively through the Glue Data Catalog, plus the same
-derived views created in Athena (``etl_lib.athena``). The derived views (``latest_*``,
-``daily_chart``) are the shipped SQL in ``etl_lib/sql/views``.
+derived views created in Athena (``etl_lib.warehouse.athena``). The derived views (``latest_*``,
+``daily_chart``) are the shipped SQL in ``etl_lib/warehouse/sql/views``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ import contextlib
 import duckdb
 import pyarrow as pa
 
-from etl_lib import iceberg, lake, schemas, sql
 from etl_lib.config import ENGINES
 from etl_lib.errors import ConfigError, LakeError
+from etl_lib.lake import storage
+from etl_lib.transform import iceberg, schemas
+from etl_lib.warehouse import sql
 
 _DUCKDB_TYPES = {
     pa.string(): "VARCHAR",
@@ -114,12 +116,12 @@ def connect(
     """An in-memory DuckDB connection with a view per table over its current data files,
     and the shipped views. An object-store lake is read through the lake's fsspec
     filesystem, so no DuckDB extension has to be downloaded."""
-    lake.require_root(lake_root)
+    storage.require_root(lake_root)
     connection = duckdb.connect()
     try:
         connection.execute("SET TimeZone = 'UTC'")
-        if not lake.is_local(lake_root):
-            fs, _ = lake.filesystem(lake_root)
+        if not storage.is_local(lake_root):
+            fs, _ = storage.filesystem(lake_root)
             connection.register_filesystem(fs)
         # Creating a view reads its files' footers: a store failure there is one line too.
         with object_store_errors(lake_root), _damaged_data_files(lake_root):
@@ -138,7 +140,7 @@ def object_store_errors(lake_root: str):
     try:
         yield
     except duckdb.Error as exc:
-        failure = lake.reported_storage_failure(lake_root, str(exc))
+        failure = storage.reported_storage_failure(lake_root, str(exc))
         if failure is None:
             raise
         raise failure from exc
@@ -165,14 +167,14 @@ def build_catalog(lake_root: str, engine: str = "duckdb", settings=None) -> list
     writes them there); the shipped views are created in Athena.
     """
     if engine == "athena":
-        from etl_lib import athena  # boto3 and pyathena only when asked for
         from etl_lib.config import Settings
+        from etl_lib.warehouse import athena  # boto3 and pyathena only when asked for
 
         settings = settings or Settings.from_env(lake=lake_root)
         return ensure_tables(lake_root) + athena.create_views(settings)
     if engine != "duckdb":
         raise ConfigError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
-    lake.require_root(lake_root)
+    storage.require_root(lake_root)
     ensure_tables(lake_root)
     with connect(lake_root) as connection, object_store_errors(lake_root):
         return [row[0] for row in connection.execute("SHOW TABLES").fetchall()]

@@ -1,7 +1,7 @@
 """Query engines behind one call: DuckDB (embedded, the default) or Athena.
 
 SQL is written in Athena (Trino) dialect; DuckDB runs it after transpiling with the column
-types known (``etl_lib.sql``). Parameters are always bound by the engine, never formatted in.
+types known (``etl_lib.warehouse.sql``). Parameters are always bound by the engine, never formatted in.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from etl_lib import catalog, sql
 from etl_lib.errors import ConfigError
+from etl_lib.warehouse import catalog, sql
 
 
 def query(lake_root: str, statement: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
@@ -124,8 +124,8 @@ def run(
 ) -> tuple[pd.DataFrame, int | None]:
     """The result of one statement on ``engine``, and the bytes it scanned (Athena only)."""
     if engine == "athena":
-        from etl_lib import athena
         from etl_lib.config import Settings
+        from etl_lib.warehouse import athena
 
         result = athena.query(settings or Settings.from_env(lake=lake_root), statement, params)
         return result.frame, result.bytes_scanned

@@ -32,10 +32,10 @@ from typing import Any, Literal
 
 import requests
 
-from etl_lib import lake
 from etl_lib.bounded_http import BoundedSession, DeadlineExceeded
-from etl_lib.envelope import ENVELOPE_VERSION, format_utc, loads
 from etl_lib.errors import ArchiveError, ConfigError, CorruptPayload, PlaylistNotFound
+from etl_lib.extract.envelope import ENVELOPE_VERSION, format_utc, loads
+from etl_lib.lake import layout
 
 ARCHIVE_BASE_URL = "https://raw.githubusercontent.com/mackorone/spotify-playlist-archive/main"
 SOURCE_KIND = "archive"
@@ -404,13 +404,13 @@ def _json_playlist(document: Any, source_name: str) -> dict[str, Any]:
 def capture_time_from_name(path: Path) -> datetime | None:
     """The UTC instant in a file name like ``2021-03-06T00:13:23Z.md`` (or ``...Z.json``,
     ``20210306T001323Z.json``); None when the name holds no valid time."""
-    for pattern, layout in (
+    for pattern, time_format in (
         (_CAPTURE_NAME, "%Y-%m-%dT%H:%M:%SZ"),
         (_COMPACT_CAPTURE_NAME, "%Y%m%dT%H%M%SZ"),
     ):
         if match := pattern.fullmatch(path.name):
             try:
-                return datetime.strptime(match["stamp"], layout).replace(tzinfo=UTC)
+                return datetime.strptime(match["stamp"], time_format).replace(tzinfo=UTC)
             except ValueError:  # shaped like a time but not one: month 13, second 61
                 return None
     return None
@@ -489,7 +489,7 @@ def fetch_archive_envelope(
     404 raises ``PlaylistNotFound``; a body that is not the archive's JSON raises
     ``CorruptPayload``; other failures raise ``ArchiveError``.
     """
-    lake.check_playlist_id(playlist_id)
+    layout.check_playlist_id(playlist_id)
     url = archive_url(base_url, playlist_id)
     connect_read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
     try:

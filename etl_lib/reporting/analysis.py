@@ -11,7 +11,7 @@ Every analysis looks at one playlist over a window: the ``days`` calendar dates 
 and last dates inside it that have a chart, so a day the extraction missed at either edge
 shifts the comparison by a day instead of making every track look like an entry or an exit.
 
-Each analysis has an equivalent Athena-dialect query, ``etl_lib/sql/queries/<function>.sql``;
+Each analysis has an equivalent Athena-dialect query, ``etl_lib/warehouse/sql/queries/<function>.sql``;
 ``query_params`` gives the positional parameters to bind to those. The other shipped queries
 compare charts on one day or follow one track or artist over time (``LOOKUP_QUERIES``):
 ``lookup_params`` binds their parameters by name, and ``side_by_side`` lays the top 10 of
@@ -25,7 +25,7 @@ from datetime import date, datetime, timedelta
 
 import pandas as pd
 
-from etl_lib import envelope
+from etl_lib.extract import envelope
 
 # The shipped queries that take the window parameters (playlist_id, first_day, last_day).
 WINDOW_QUERIES = (
@@ -182,9 +182,7 @@ def with_track_names(frame: pd.DataFrame, tracks: pd.DataFrame) -> pd.DataFrame:
     return frame.merge(names, on="track_id", how="left")
 
 
-def track_names(
-    tracks: pd.DataFrame, credits: pd.DataFrame, artists: pd.DataFrame
-) -> pd.DataFrame:
+def track_names(tracks: pd.DataFrame, credits: pd.DataFrame, artists: pd.DataFrame) -> pd.DataFrame:
     """track_id, track_name and artists (every credited artist with a name, in credited
     order, joined with ', ') of each track in ``tracks``: the labels of the report's tables
     and charts, from its ``tracks``, ``credits`` and ``artists`` inputs."""

@@ -30,12 +30,12 @@ Schema = dict[str, dict[str, str]]  # table -> column -> DuckDB type name
 
 
 def shipped(folder: str) -> dict[str, str]:
-    """The SQL files in ``etl_lib/sql/<folder>``, by name (file name without ``.sql``).
+    """The SQL files in ``etl_lib/warehouse/sql/<folder>``, by name (file name without ``.sql``).
 
     In name order, except that a file reading another of the folder (a view over a view)
     comes after it: both engines check a view's tables when it is created.
     """
-    directory = resources.files("etl_lib") / "sql" / folder
+    directory = resources.files(__name__) / folder
     files = {
         item.name.removesuffix(".sql"): item.read_text(encoding="utf-8")
         for item in sorted(directory.iterdir(), key=lambda entry: entry.name)

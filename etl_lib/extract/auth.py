@@ -21,11 +21,12 @@ import spotipy
 from spotipy.cache_handler import MemoryCacheHandler
 from spotipy.oauth2 import SpotifyOauthError, SpotifyPKCE
 
-from etl_lib import bounded_http, spotify
-from etl_lib import credentials as credential_sources
+from etl_lib import bounded_http
 from etl_lib.config import Settings
-from etl_lib.credentials import Credentials
 from etl_lib.errors import ConfigError, SpotifyAuthError
+from etl_lib.extract import credentials as credential_sources
+from etl_lib.extract import spotify
+from etl_lib.extract.credentials import Credentials
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,11 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from etl_lib import __version__, config, envelope, lake
+from etl_lib import __version__, config
 from etl_lib.config import ENGINES, Settings
 from etl_lib.errors import ConfigError, EtlError, QuotaExceeded, RateLimited
+from etl_lib.extract import envelope
+from etl_lib.lake import layout, storage
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,7 +63,8 @@ def _say(message: str) -> None:
 def _bar(items: list, description: str) -> Iterable:
     from tqdm import tqdm
 
-    from etl_lib import compaction, pipeline
+    from etl_lib import pipeline
+    from etl_lib.transform import compaction
 
     # Bulk transform works a playlist's day at a time, compaction a month; the rest file by
     # file. Hidden when stderr is not a terminal (CI, cron, Lambda logs) and for tiny jobs.
@@ -95,7 +98,7 @@ def _report_date(text: str) -> str:
 def _days(text: str) -> int:
     """A number of days for a window or a simulation: ten years at most, a typo beyond."""
     days = _positive_int(text)
-    from etl_lib.analysis import MAX_DAYS  # pandas: not for a plain typo
+    from etl_lib.reporting.analysis import MAX_DAYS  # pandas: not for a plain typo
 
     if days > MAX_DAYS:
         raise argparse.ArgumentTypeError(f"{text!r} is more than {MAX_DAYS} days")
@@ -162,8 +165,8 @@ TABLE_MAX_CELL = 48
 def _table_text(frame: pd.DataFrame) -> str:
     import pandas as pd
 
-    from etl_lib import status
-    from etl_lib.report_html import is_missing
+    from etl_lib.reporting import status
+    from etl_lib.reporting.report_html import is_missing
 
     shown = frame.head(TABLE_MAX_ROWS)
     columns: dict[str, list[str]] = {}
@@ -181,14 +184,15 @@ def _table_text(frame: pd.DataFrame) -> str:
     return text
 
 
-
 def _report_transform(summary: pipeline.TransformSummary) -> int:
     rows = ", ".join(f"{table} {count}" for table, count in summary.rows.items())
     skipped = ", ".join(f"{n.removeprefix('skipped_')} {c}" for n, c in summary.skipped.items())
     _say(f"transformed {len(summary.transformed)} raw files; rows written: {rows}")
     _say(f"entries skipped (not tracks): {skipped}")
     for key, reason in summary.quarantined.items():
-        _say(f"error: {reason} (copied to {lake.quarantine_key(key)}; fix or remove the raw file)")
+        _say(
+            f"error: {reason} (copied to {layout.quarantine_key(key)}; fix or remove the raw file)"
+        )
     return 1 if summary.quarantined else 0
 
 
@@ -259,7 +263,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
-    from etl_lib import compaction
+    from etl_lib.transform import compaction
 
     summary = compaction.compact(args.lake, days=args.day, month=args.month, track=_bar)
     _say(
@@ -279,7 +283,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         _say(f"lake {args.lake} is in the current layout: nothing to migrate")
         return 0
     for key, reason in summary.transform.quarantined.items():
-        _say(f"error: {reason} (copied to {lake.quarantine_key(key)}; fix or remove the raw file)")
+        _say(
+            f"error: {reason} (copied to {layout.quarantine_key(key)}; fix or remove the raw file)"
+        )
     dropped = []
     if summary.glue_tables_dropped:
         names = ", ".join(summary.glue_tables_dropped)
@@ -296,7 +302,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
-    from etl_lib import catalog, iceberg
+    from etl_lib.transform import iceberg
+    from etl_lib.warehouse import catalog
 
     engine = getattr(args, "engine", "duckdb")
     iceberg.wait_for_catalog(args.lake)
@@ -305,7 +312,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     )
     if engine == "athena":
         where = "the Glue Data Catalog and Athena"
-    elif lake.is_local(args.lake):
+    elif storage.is_local(args.lake):
         where = iceberg.local_catalog_path(args.lake) + " (DuckDB reads it per query)"
     else:
         where = "the Glue Data Catalog (DuckDB reads it per query)"
@@ -314,11 +321,12 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from etl_lib import iceberg, warehouse
+    from etl_lib.transform import iceberg
+    from etl_lib.warehouse import execute
 
     settings = _settings(args) if args.engine == "athena" else None
     iceberg.wait_for_catalog(args.lake)
-    frame, bytes_scanned = warehouse.run(
+    frame, bytes_scanned = execute.run(
         args.lake, args.sql, args.param, engine=args.engine, settings=settings
     )
     _print_frame(frame, args.format)
@@ -342,11 +350,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         # New data landed: refresh each affected playlist's report for its newest day.
         newest: dict[str, str] = {}
         for key in summary.transformed:
-            parts = lake.parse_raw_key(key)
+            parts = layout.parse_raw_key(key)
             newest[parts["playlist_id"]] = max(parts["dt"], newest.get(parts["playlist_id"], ""))
         for playlist_id, as_of in newest.items():
             report_status |= _report(args.lake, playlist_id, as_of, 30, args.engine)
-        from etl_lib import status
+        from etl_lib.reporting import status
 
         if len(status.landed_days(args.lake)) > 1:  # the charts compared, on the newest day
             report_status |= _comparison(args.lake, max(newest.values()), 30, args.engine)
@@ -354,24 +362,26 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _comparison(lake_root: str, as_of: str | None, days: int, engine: str) -> int:
-    from etl_lib import reports, status
+    from etl_lib.reporting import reports, status
 
     if as_of is None:  # the newest day any chart was captured
         as_of = max((days[-1] for days in status.landed_days(lake_root).values()), default=None)
         if as_of is None:
             raise ConfigError(
-                f"no chart data in lake {lake.url(lake_root)}: run `spotify-etl run` first"
+                f"no chart data in lake {storage.url(lake_root)}: run `spotify-etl run` first"
             )
     result = reports.run_comparison_report(lake_root, as_of=as_of, days=days, engine=engine)
     if not result.succeeded:
         return _report_failed(result, lake_root, "the comparison of charts", as_of)
     print(f"Report: {result.url(lake_root, 'report.html')}")
-    print(f"Index:  {lake.url(lake_root, reports.INDEX)}")
+    print(f"Index:  {storage.url(lake_root, reports.INDEX)}")
     return 0
 
 
 def _report(lake_root: str, playlist_id: str, as_of: str | None, days: int, engine: str) -> int:
-    from etl_lib import reports  # papermill and the kernel only when a report is asked for
+    from etl_lib.reporting import (
+        reports,  # papermill and the kernel only when a report is asked for
+    )
 
     result = reports.run_report(
         lake_root, playlist_id=playlist_id, as_of=as_of, days=days, engine=engine
@@ -380,7 +390,7 @@ def _report(lake_root: str, playlist_id: str, as_of: str | None, days: int, engi
     if not result.succeeded:
         return _report_failed(result, lake_root, playlist_id, as_of)
     print(f"Report: {result.url(lake_root, 'report.html')}")
-    print(f"Index:  {lake.url(lake_root, reports.INDEX)}")
+    print(f"Index:  {storage.url(lake_root, reports.INDEX)}")
     for name in result.files:
         if name.startswith("charts/"):
             print(f"Chart:  {result.url(lake_root, name)}")
@@ -398,7 +408,7 @@ def _report_failed(result, lake_root: str, playlist_id: str, as_of: str) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from etl_lib import status
+    from etl_lib.reporting import status
 
     if args.compare:
         return _comparison(args.lake, args.as_of, args.days, args.engine)
@@ -407,7 +417,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     # even the table code (and pyarrow with it) is loaded.
     window = args.days if isinstance(args.days, int) and args.days >= 1 else 1
     status.check_landed(args.lake, args.playlist, args.as_of, window)
-    from etl_lib import iceberg
+    from etl_lib.transform import iceberg
 
     iceberg.wait_for_catalog(args.lake)
     # No --as-of: the report checks (before any kernel) and picks the latest chart's day.
@@ -415,7 +425,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from etl_lib import iceberg, status
+    from etl_lib.reporting import status
+    from etl_lib.transform import iceberg
 
     iceberg.wait_for_catalog(args.lake)
     current = status.lake_status(args.lake, args.playlist)
@@ -446,7 +457,8 @@ EXPORT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from etl_lib import iceberg, warehouse
+    from etl_lib.transform import iceberg
+    from etl_lib.warehouse import execute
 
     out = Path(args.out)
     output_format = args.format or EXPORT_FORMATS.get(out.suffix.lower())
@@ -457,7 +469,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.view is not None and args.param:
         raise ConfigError("--param binds the ? of --sql; a --view takes none")
     iceberg.wait_for_catalog(args.lake)
-    frame = warehouse.window_rows(
+    frame = execute.window_rows(
         args.lake,
         view=args.view,
         statement=args.sql,
@@ -476,7 +488,7 @@ def _write_atomically(frame: pd.DataFrame, out: Path, output_format: str) -> Non
     renamed, so a failed export leaves no half-written file (nor replaces a good one)."""
     if not out.parent.is_dir():
         raise ConfigError(f"--out {out}: the folder {out.parent} does not exist")
-    temporary = Path(lake.temporary_path(str(out)))
+    temporary = Path(storage.temporary_path(str(out)))
     try:
         if output_format == "csv":
             frame.to_csv(temporary, index=False)
@@ -493,7 +505,7 @@ def _write_atomically(frame: pd.DataFrame, out: Path, output_format: str) -> Non
 
 
 def cmd_auth_login(args: argparse.Namespace) -> int:
-    from etl_lib import auth
+    from etl_lib.extract import auth
 
     def show(url: str) -> None:
         _say("Open this URL in a browser and approve access:\n\n  " + url + "\n")
@@ -512,7 +524,7 @@ def cmd_auth_login(args: argparse.Namespace) -> int:
 
 
 def cmd_auth_status(args: argparse.Namespace) -> int:
-    from etl_lib import auth
+    from etl_lib.extract import auth
 
     current = auth.status(_settings(args))
     print(f"mode:          {current.mode}")
@@ -526,20 +538,21 @@ def cmd_auth_status(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     # the local server is only needed here
-    from etl_lib import iceberg, reports
-    from etl_lib.demo import DEMO_LAST_DAY, DEMO_PLAYLISTS, run_demo
+    from etl_lib.cli.demo import DEMO_LAST_DAY, DEMO_PLAYLISTS, run_demo
+    from etl_lib.reporting import reports
+    from etl_lib.transform import iceberg
 
     result = run_demo(args.lake, days=args.days, progress=_say)
     status = _report_transform(result.summary)
-    print(f"\nLake: {lake.url(args.lake)}")
+    print(f"\nLake: {storage.url(args.lake)}")
     print("Rows per table: " + ", ".join(f"{t} {n}" for t, n in result.table_rows.items()))
     distinct = ", ".join(f"{n} {v.removeprefix('latest_')}" for v, n in result.distinct.items())
     print(f"Distinct: {distinct}")
     print(f"\nCurrent top 10 ({result.top10['dt'].iloc[0] if len(result.top10) else 'no data'}):")
     _print_frame(result.top10.drop(columns=["dt"]), "table")
-    print(f"\nRaw payloads:  {lake.url(args.lake, lake.RAW)}")
+    print(f"\nRaw payloads:  {storage.url(args.lake, layout.RAW)}")
     print(f"Iceberg tables: {iceberg.warehouse_location(args.lake)}")
-    if lake.is_local(args.lake):
+    if storage.is_local(args.lake):
         print(f"Table catalog:  {iceberg.local_catalog_path(args.lake)}")
     print(
         'Try: spotify-etl query "SELECT chart_rank AS rank, movement, track_name, artists, '
@@ -564,8 +577,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"  {'All charts':<20} {comparison.url(args.lake, 'report.html')}")
         else:
             status |= _report_failed(comparison, args.lake, "the comparison", as_of)
-    index = lake.url(args.lake, reports.INDEX)
-    if lake.is_local(args.lake):
+    index = storage.url(args.lake, reports.INDEX)
+    if storage.is_local(args.lake):
         index = Path(index.removeprefix("file://")).resolve().as_uri()
     print(f"\nEvery report, latest first: {index}")
     print(f"Explore the lake in JupyterLab: {_lab_command(args.lake)}")
@@ -574,7 +587,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _lab_command(lake_root: str) -> str:
     """How to open JupyterLab on ``lake_root``: the Makefile points the notebooks at a lake."""
-    if not lake.is_local(lake_root):
+    if not storage.is_local(lake_root):
         return f"make lab LAKE={shlex.quote(lake_root)}"
     folder = Path(lake_root.removeprefix("file://")).resolve()
     if folder == Path(config.DEFAULT_LAKE).resolve() and Path("Makefile").is_file():

@@ -16,17 +16,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 
-from etl_lib import envelope, lake
 from etl_lib.errors import ConfigError, CorruptPayload, LakeError
+from etl_lib.extract import envelope
+from etl_lib.lake import layout, storage
 
 _PLAYLIST_FOLDER = re.compile(r"playlist_id=([A-Za-z0-9]{1,64})")
 _DAY_FOLDER = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
 _HEARTBEAT_KEY = re.compile(
-    rf"{lake.HEARTBEATS}/playlist_id=(?P<playlist_id>[A-Za-z0-9]+)/dt=[\d-]+/"
+    rf"{layout.HEARTBEATS}/playlist_id=(?P<playlist_id>[A-Za-z0-9]+)/dt=[\d-]+/"
     r"(?P<stamp>\d{8}T\d{6}Z)\.json"
 )
 _QUARANTINE_KEY = re.compile(
-    rf"{lake.QUARANTINE}/playlist_id=(?P<playlist_id>[A-Za-z0-9]+)/dt=[\d-]+/[^/]+\.reason\.txt"
+    rf"{layout.QUARANTINE}/playlist_id=(?P<playlist_id>[A-Za-z0-9]+)/dt=[\d-]+/[^/]+\.reason\.txt"
 )
 
 # Per playlist in the tables: how many snapshots, the newest one and its name, the days
@@ -56,15 +57,15 @@ LEFT JOIN entries AS e ON e.playlist_id = s.playlist_id
 def landed_days(lake_root: str) -> dict[str, list[str]]:
     """Each playlist in the raw zone and the days it has snapshots for, from folder names
     (one listing of ``raw/`` and one per playlist; no file is opened)."""
-    lake.require_root(lake_root)
+    storage.require_root(lake_root)
     days = {}
-    for folder in lake.list_folders(lake_root, lake.RAW):
+    for folder in storage.list_folders(lake_root, layout.RAW):
         playlist = _PLAYLIST_FOLDER.fullmatch(folder)
         if playlist is None:
             continue
         found = [
             day[1]
-            for name in lake.list_folders(lake_root, f"{lake.RAW}/{folder}")
+            for name in storage.list_folders(lake_root, f"{layout.RAW}/{folder}")
             if (day := _DAY_FOLDER.fullmatch(name))
         ]
         if found:
@@ -74,12 +75,14 @@ def landed_days(lake_root: str) -> dict[str, list[str]]:
 
 def landed_name(lake_root: str, playlist_id: str, day: str) -> str | None:
     """The playlist's name in its newest raw snapshot of ``day`` (as Spotify gave it)."""
-    prefix = f"{lake.RAW}/playlist_id={lake.check_playlist_id(playlist_id)}/dt={day}/"
-    keys = [key for key in lake.list_keys(lake_root, prefix, ".json") if lake.parse_raw_key(key)]
+    prefix = f"{layout.RAW}/playlist_id={layout.check_playlist_id(playlist_id)}/dt={day}/"
+    keys = [
+        key for key in storage.list_keys(lake_root, prefix, ".json") if layout.parse_raw_key(key)
+    ]
     if not keys:
         return None
     try:
-        payload = json.loads(lake.read_bytes(lake_root, keys[-1]))
+        payload = json.loads(storage.read_bytes(lake_root, keys[-1]))
     except (ValueError, LakeError, CorruptPayload):
         return None  # unreadable: the transform quarantines it; a name is only a courtesy
     name = payload.get("playlist", {}).get("name") if isinstance(payload, dict) else None
@@ -101,9 +104,9 @@ def check_landed(lake_root: str, playlist_id: str, as_of: str | None, days: int 
     """ConfigError in one line unless the raw zone holds the playlist (and ``as_of``, when
     given): the first of a report's checks, made from folder names before any table opens."""
     landed = landed_days(lake_root)
-    if lake.check_playlist_id(playlist_id) not in landed:
+    if layout.check_playlist_id(playlist_id) not in landed:
         raise ConfigError(
-            f"no chart data for playlist {playlist_id} in lake {lake.url(lake_root)}; playlists "
+            f"no chart data for playlist {playlist_id} in lake {storage.url(lake_root)}; playlists "
             f"with data: {playlists_with_data(lake_root, landed)}"
         )
     check_chart_day(playlist_id, as_of, landed[playlist_id], days)
@@ -207,16 +210,17 @@ def lake_status(
     lake_root: str, playlist_ids: list[str] | None = None, *, now: datetime | None = None
 ) -> LakeStatus:
     """Every playlist the lake knows of (or only ``playlist_ids``), newest name first known."""
-    from etl_lib import iceberg, warehouse  # the tables: once the lake is known to exist
+    from etl_lib.transform import iceberg  # the tables: once the lake is known to exist
+    from etl_lib.warehouse import execute
 
-    lake.require_root(lake_root)
-    now = lake.as_utc(now) if now is not None else lake.now_utc()
+    storage.require_root(lake_root)
+    now = layout.as_utc(now) if now is not None else layout.now_utc()
     found: dict[str, PlaylistStatus] = {}
 
     def entry(playlist_id: str) -> PlaylistStatus:
         return found.setdefault(playlist_id, PlaylistStatus(playlist_id))
 
-    tables = warehouse.query(lake_root, TABLES_SQL) if iceberg.has_catalog(lake_root) else None
+    tables = execute.query(lake_root, TABLES_SQL) if iceberg.has_catalog(lake_root) else None
     for row in [] if tables is None else tables.itertuples(index=False):
         status = entry(row.playlist_id)
         status.playlist_name = row.playlist_name if isinstance(row.playlist_name, str) else None
@@ -231,7 +235,7 @@ def lake_status(
     _add_reports(lake_root, entry)
     wanted = list(dict.fromkeys(playlist_ids)) if playlist_ids else sorted(found)
     return LakeStatus(
-        lake=lake.url(lake_root),
+        lake=storage.url(lake_root),
         generated_at=envelope.format_utc(now),
         playlists=[found.get(playlist_id) or PlaylistStatus(playlist_id) for playlist_id in wanted],
     )
@@ -240,14 +244,14 @@ def lake_status(
 def _add_checks(lake_root: str, entry) -> None:
     newest: dict[str, tuple[str, str]] = {}
     # Sorted keys: a playlist's last heartbeat is its last key (dt, then time of the check).
-    for key in lake.list_keys(lake_root, f"{lake.HEARTBEATS}/", ".json"):
+    for key in storage.list_keys(lake_root, f"{layout.HEARTBEATS}/", ".json"):
         match = _HEARTBEAT_KEY.fullmatch(key)
         if match:
             newest[match["playlist_id"]] = (match["stamp"], key)
     for playlist_id, (stamp, key) in newest.items():
         at = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}Z"
         try:
-            heartbeat = json.loads(lake.read_bytes(lake_root, key))
+            heartbeat = json.loads(storage.read_bytes(lake_root, key))
         except (ValueError, LakeError):
             heartbeat = {}
         heartbeat = heartbeat if isinstance(heartbeat, dict) else {}
@@ -260,22 +264,22 @@ def _add_checks(lake_root: str, entry) -> None:
 
 
 def _add_quarantine(lake_root: str, entry) -> None:
-    for key in lake.list_keys(lake_root, f"{lake.QUARANTINE}/", ".reason.txt"):
+    for key in storage.list_keys(lake_root, f"{layout.QUARANTINE}/", ".reason.txt"):
         match = _QUARANTINE_KEY.fullmatch(key)
         if match is None:
             continue
         quarantine = entry(match["playlist_id"]).quarantined
         quarantine.files += 1
-        quarantine.location = lake.url(
-            lake_root, f"{lake.QUARANTINE}/playlist_id={match['playlist_id']}/"
+        quarantine.location = storage.url(
+            lake_root, f"{layout.QUARANTINE}/playlist_id={match['playlist_id']}/"
         )
 
 
 def _add_reports(lake_root: str, entry) -> None:
-    from etl_lib import reports
+    from etl_lib.reporting import reports
 
     latest: dict[str, reports.IndexEntry] = {}
-    for report in reports.index_entries(list(lake.list_keys(lake_root, reports.REPORTS))):
+    for report in reports.index_entries(list(storage.list_keys(lake_root, reports.REPORTS))):
         if report.playlist_id is not None:  # None: a comparison of charts, no playlist's
             latest.setdefault(report.playlist_id, report)  # newest date first
     for playlist_id, report in latest.items():
@@ -285,7 +289,7 @@ def _add_reports(lake_root: str, entry) -> None:
         else:
             outcome, key = "failed", f"{prefix}/failed/{report.failed_stamps[-1]}/status.json"
         entry(playlist_id).last_report = LastReport(
-            report.as_of, outcome, lake.url(lake_root, key), len(report.failed_stamps)
+            report.as_of, outcome, storage.url(lake_root, key), len(report.failed_stamps)
         )
 
 

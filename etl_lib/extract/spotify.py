@@ -20,7 +20,7 @@ Every call goes through one policy, because spotipy's own would hang or mislead:
   (never followed), a token reply without a usable ``access_token`` and ``expires_in``, a
   ``next`` link to another origin (the token is never sent there), a page URL seen before,
   more pages than ``total``/50 + 1, or more items than a snapshot may hold
-  (``etl_lib.envelope.MAX_ITEMS``) fail that playlist with ``SpotifyProtocolError``.
+  (``etl_lib.extract.envelope.MAX_ITEMS``) fail that playlist with ``SpotifyProtocolError``.
 
 HTTP failures become the exceptions in ``etl_lib.errors``, one line each, with messages
 that explain Spotify's 2026 rules. A refresh token the token endpoint rotates is stored
@@ -45,9 +45,7 @@ from spotipy.cache_handler import CacheHandler, MemoryCacheHandler
 from spotipy.oauth2 import SpotifyClientCredentials, SpotifyOauthError, SpotifyPKCE
 
 from etl_lib import bounded_http
-from etl_lib import credentials as credential_sources
 from etl_lib.config import Settings
-from etl_lib.envelope import MAX_ITEMS
 from etl_lib.errors import (
     ConfigError,
     PlaylistForbidden,
@@ -59,6 +57,8 @@ from etl_lib.errors import (
     SpotifyProtocolError,
     SpotifyUnavailable,
 )
+from etl_lib.extract import credentials as credential_sources
+from etl_lib.extract.envelope import MAX_ITEMS
 
 PAGE_SIZE = 50  # the API's maximum page size for playlist items
 PLAYLIST_FIELDS = "id,name,snapshot_id,followers(total),owner(id)"

@@ -1,0 +1,93 @@
+"""Where things live in the lake: the keys of raw snapshots, heartbeats and quarantine.
+
+Pure naming, no I/O. A key is a ``/``-separated path relative to the lake root and never
+depends on the OS separator, so the same key works on a local folder and on object storage.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from etl_lib.config import SPOTIFY_ID
+from etl_lib.errors import ConfigError
+
+RAW = "raw"
+QUARANTINE = "quarantine"
+STATE = "_state"
+HEARTBEATS = "heartbeats"
+
+_RAW_KEY = re.compile(
+    r"raw/playlist_id=(?P<playlist_id>[A-Za-z0-9]+)/dt=(?P<dt>\d{4}-\d{2}-\d{2})/"
+    r"(?P<stamp>\d{8}T\d{6}Z)\.json"
+)
+
+
+def check_playlist_id(playlist_id: str) -> str:
+    # fullmatch: "$" would also accept a trailing newline, which then ends up in folder names.
+    if not isinstance(playlist_id, str) or not SPOTIFY_ID.fullmatch(playlist_id):
+        raise ConfigError(
+            f"playlist id {playlist_id!r} is not a Spotify ID: use the 22-character base62 id "
+            "from the playlist's URL (open.spotify.com/playlist/<id>)"
+        )
+    return playlist_id
+
+
+# Built from the fields, not with strftime: "%Y" does not pad years before 1000 on every
+# platform, and keys must sort and parse alike whatever the year.
+def utc_stamp(moment: datetime) -> str:
+    m = as_utc(moment)
+    return f"{m.year:04d}{m.month:02d}{m.day:02d}T{m.hour:02d}{m.minute:02d}{m.second:02d}Z"
+
+
+def as_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}: every time in the lake is UTC-aware")
+    return moment.astimezone(UTC)
+
+
+def partition_date(moment: datetime) -> str:
+    m = as_utc(moment)
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d}"
+
+
+def raw_key(playlist_id: str, extracted_at: datetime) -> str:
+    """The raw key of a snapshot; it always reads back with ``parse_raw_key``."""
+    check_playlist_id(playlist_id)
+    key = (
+        f"{RAW}/playlist_id={playlist_id}/dt={partition_date(extracted_at)}/"
+        f"{utc_stamp(extracted_at)}.json"
+    )
+    if parse_raw_key(key) is None:
+        raise ValueError(f"{key!r} would not read back as a raw key")
+    return key
+
+
+def parse_raw_key(key: str) -> dict[str, str] | None:
+    """The playlist id, dt and stamp of a raw key, or None when the key is not one."""
+    match = _RAW_KEY.fullmatch(key)
+    return match.groupdict() if match else None
+
+
+def heartbeat_key(playlist_id: str, checked_at: datetime) -> str:
+    check_playlist_id(playlist_id)
+    return (
+        f"{HEARTBEATS}/playlist_id={playlist_id}/dt={partition_date(checked_at)}/"
+        f"{utc_stamp(checked_at)}.json"
+    )
+
+
+def last_snapshot_key(playlist_id: str) -> str:
+    return f"{STATE}/last_snapshot/playlist_id={check_playlist_id(playlist_id)}.json"
+
+
+def quarantine_key(raw: str) -> str:
+    return f"{QUARANTINE}/{raw.removeprefix(RAW + '/')}"
+
+
+def quarantine_reason_key(raw: str) -> str:
+    return quarantine_key(raw).removesuffix(".json") + ".reason.txt"
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
