@@ -16,7 +16,7 @@ help:
 	@echo "make lab      - JupyterLab on the notebooks, against the demo lake"
 	@echo "make notebook-filter - keep notebook outputs out of git (lab and test run it)"
 	@echo "make package  - build the extract/transform Lambda zips and check their size"
-	@echo "make lint     - ruff"
+	@echo "make lint     - ruff, and the layers contract (import-linter)"
 	@echo "make bench    - benchmark on a generated year of hourly snapshots (about 8 minutes)"
 
 $(BIN)/python:
@@ -59,10 +59,11 @@ notebook-filter: $(INSTALLED)
 	fi
 
 package: $(INSTALLED)
-	$(BIN)/python lambda/package.py --out build/lambda
+	$(BIN)/python lambdas/package.py --out build/lambda
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check etl_lib lambda tests bench infra
+	$(BIN)/ruff check etl_lib lambdas tests bench infra
+	$(BIN)/lint-imports
 
 bench: $(INSTALLED)
 	$(BIN)/python -m bench

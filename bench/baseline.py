@@ -32,8 +32,8 @@ ENTRY_COLUMNS = [
     "item_album_total_tracks",
 ]
 
-# Wraps a list of work items for display (a progress bar), like etl_lib.progress.Track.
-Track = Callable[[list, str], Iterable]
+# Wraps a list of work items for display (a progress bar), like etl_lib.progress.Progress.
+Progress = Callable[[list, str], Iterable]
 
 
 def snapshot_to_csv(raw_path: Path, out_dir: Path) -> int:
@@ -55,7 +55,8 @@ def snapshot_to_csv(raw_path: Path, out_dir: Path) -> int:
     return len(frame)
 
 
-def run(raw_paths: list[Path], out_dir: Path, track: Track) -> int:
+def run(raw_paths: list[Path], out_dir: Path, progress: Progress) -> int:
     """Every raw file to CSV, one by one; returns the rows written."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    return sum(snapshot_to_csv(path, out_dir) for path in track(raw_paths, "seed-style baseline"))
+    paths = progress(raw_paths, "seed-style baseline")
+    return sum(snapshot_to_csv(path, out_dir) for path in paths)

@@ -35,8 +35,8 @@ SOURCE = {
     "endpoint": "GET /playlists/{id}/items",
 }
 
-# Wraps a list of work items for display (a progress bar), like etl_lib.progress.Track.
-Track = Callable[[list, str], Iterable]
+# Wraps a list of work items for display (a progress bar), like etl_lib.progress.Progress.
+Progress = Callable[[list, str], Iterable]
 
 
 def days(count: int = DAYS) -> list[date]:
@@ -88,14 +88,14 @@ def _day_page(simulator: ChartSimulator, day: date) -> tuple[dict, dict]:
     return metadata, page
 
 
-def generate(root: Path, track: Track, day_count: int = DAYS) -> int:
+def generate(root: Path, progress: Progress, day_count: int = DAYS) -> int:
     """Write the raw zone of the first ``day_count`` days under ``root`` (replacing anything
     there); returns its bytes."""
     if root.exists():
         shutil.rmtree(root)
     simulator = ChartSimulator()
     total_bytes = 0
-    for day in track(days(day_count), "generate (days)"):
+    for day in progress(days(day_count), "generate (days)"):
         metadata, page = _day_page(simulator, day)
         folder: Path | None = None
         for hour in range(HOURS):

@@ -2,7 +2,7 @@
 
 moto's server (on 127.0.0.1, a free port) stands in for the lake bucket and for the Glue Data
 Catalog that holds an S3 lake's tables. One raw snapshot is put there, and a fresh interpreter
-(``bench/handler_probe.py``) loads ``lambda/transform/app.py`` and handles the ObjectCreated
+(``bench/handler_probe.py``) loads ``lambdas/transform/app.py`` and handles the ObjectCreated
 notification S3 would send for it, with the environment the deployed function gets.
 """
 
@@ -25,7 +25,7 @@ from bench.handler_probe import RESULT_PREFIX
 from etl_lib.transform.iceberg import WAREHOUSE
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = ROOT / "lambda" / "transform" / "app.py"
+APP = ROOT / "lambdas" / "transform" / "app.py"
 PROBE = Path(__file__).resolve().with_name("handler_probe.py")
 BUCKET = "bench-lake"
 PREFIX = "lake"

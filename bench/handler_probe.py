@@ -1,7 +1,7 @@
 """Run in a fresh interpreter by ``bench.handler``: handle one S3 notification with the
 transform function's handler, as Lambda would on a cold start, and print what it cost.
 
-Usage: python bench/handler_probe.py <path to lambda/transform/app.py> <event JSON>
+Usage: python bench/handler_probe.py <path to lambdas/transform/app.py> <event JSON>
 Prints one line: RESULT_PREFIX + {"import_seconds", "handler_seconds", "peak_rss_bytes",
 "response"}.
 """
@@ -43,8 +43,8 @@ def peak_rss_bytes() -> int:
 
 def main(app_path: str, event_json: str) -> None:
     started = time.perf_counter()
-    # ``lambda`` is a keyword, so the handler is loaded by path, as the tests load it.
-    spec = importlib.util.spec_from_file_location("transform_app", app_path)
+    # Loaded by path as the top-level module ``app``, the way Lambda loads it from its code root.
+    spec = importlib.util.spec_from_file_location("app", app_path)
     app = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app)
     imported = time.perf_counter()

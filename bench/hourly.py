@@ -21,7 +21,7 @@ from multiprocessing import get_context
 from bench import BenchError
 from etl_lib import pipeline
 from etl_lib.lake import storage
-from etl_lib.progress import Track
+from etl_lib.progress import Progress
 from etl_lib.transform import iceberg
 from etl_lib.transform.decode import TableBatch
 
@@ -40,13 +40,13 @@ def _process_context():
     return get_context("spawn")
 
 
-def build_layout(lake_root: str, raw_keys: list[str], track: Track) -> int:
+def build_layout(lake_root: str, raw_keys: list[str], progress: Progress) -> int:
     """Commit every raw file's rows as data files of their own (one commit per table);
     returns the data files committed."""
     iceberg.create_tables(lake_root)  # before the workers, which would race to create them
     with ProcessPoolExecutor(os.cpu_count() or 1, mp_context=_process_context()) as pool:
         futures = [pool.submit(_stage_raw_file, lake_root, key) for key in raw_keys]
-        staged = [future.result() for future in track(futures, "stage each raw file")]
+        staged = [future.result() for future in progress(futures, "stage each raw file")]
     iceberg.commit_staged(lake_root, staged)
     return sum(len(files) for part in staged for files in part.files.values())
 
@@ -67,11 +67,11 @@ def history_length(lake_root: str) -> int:
     return 0 if table is None else len(table.metadata.snapshots)
 
 
-def per_file_latency(lake_root: str, raw_keys: list[str], track: Track) -> PerFile:
+def per_file_latency(lake_root: str, raw_keys: list[str], progress: Progress) -> PerFile:
     """Transform and commit each raw file on its own, as one S3 notification each."""
     before = history_length(lake_root)
     seconds = []
-    for key in track(raw_keys, "transform one raw file at a time"):
+    for key in progress(raw_keys, "transform one raw file at a time"):
         started = time.perf_counter()
         summary = pipeline.transform(lake_root, [key])
         seconds.append(time.perf_counter() - started)

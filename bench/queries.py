@@ -1,10 +1,11 @@
 """The report query set: its latency through the warehouse, and the bytes it reads.
 
 The set is what the report runs after each load (``etl_lib.reporting.reports.input_queries``: the
-window's daily charts, the latest track, album, credit and artist attributes, freshness),
-with the window set to every day measured, run unchanged, the way ``reports.load_inputs``
-runs it: one ``catalog.connect`` (pyiceberg plans each table's data files, DuckDB gets a view
-over them), then each query transpiled and run.
+last chart day's chart over the whole history, the playlist's freshness, and the shipped
+analyses of ``reports.REPORT_ANALYSES``, each track named with every credited artist), with
+the window set to every day measured, run unchanged, the way ``reports.load_inputs`` runs it:
+one ``catalog.connect`` (pyiceberg plans each table's data files, DuckDB gets a view over
+them), then each query transpiled and run.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ HANDLER_PEAK_MB = 300
 
 
 def progress(items: list, description: str) -> Iterable:
-    """A progress bar on stderr; the shape of ``etl_lib.progress.Track``."""
+    """A progress bar on stderr; the shape of ``etl_lib.progress.Progress``."""
     return tqdm(items, desc=f"  {description}", file=sys.stderr, mininterval=0.5, leave=False)
 
 
@@ -346,7 +346,7 @@ def run(day_count: int, outputs: Outputs) -> int:
 
     with stages.stage("compaction (etl_lib.transform.compaction.compact), then again"):
         first_compaction, compaction_seconds = timed(
-            lambda: compact(str(hourly_lake), track=progress)
+            lambda: compact(str(hourly_lake), progress=progress)
         )
         second_compaction = compact(str(hourly_lake))
         files_after = files_per_table_day(hourly_lake)
@@ -596,7 +596,7 @@ def results_block(
         )
         + f"On disk: Parquet {_mb(parquet_size)} (the current snapshot's data files), "
         f"CSV {_mb(csv_size)}.",
-        "[8] `lambda/transform/app.py` in a fresh interpreter handling the S3 "
+        "[8] `lambdas/transform/app.py` in a fresh interpreter handling the S3 "
         "ObjectCreated notification of one raw snapshot, on moto's S3 and Glue server (the "
         "tables' catalog is Glue for an S3 lake); import time is loading app.py (median of "
         f"{cost.runs} runs), peak RSS the process's high-water mark (VmHWM), interpreter "

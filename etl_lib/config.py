@@ -1,4 +1,9 @@
-"""Settings: one place that reads the environment; everything else receives values."""
+"""Settings: one place that reads the environment; everything else receives values.
+
+Reading the settings never reads a secret: the Spotify credentials are loaded by the code
+that calls Spotify (``etl_lib.extract.credentials.loaded``), so a query, a catalog or a report
+runs with a credentials file or secret it cannot read.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from etl_lib.errors import ConfigError
-from etl_lib.extract import credentials as credential_sources
-from etl_lib.extract.credentials import Credentials
 
 DEFAULT_LAKE = "./data/lake"
 DEFAULT_API_BASE_URL = "https://api.spotify.com/v1"
@@ -24,9 +27,15 @@ DEFAULT_SCOPE = "playlist-read-private playlist-read-collaborative"
 # "Top Songs - Global": the chart this product was built for.
 DEFAULT_PLAYLISTS = ("37i9dQZEVXbNG2KDcFcKOF",)
 AUTH_MODES = ("auto", "client-credentials", "user")
+# The built-in sources' names (argparse choices, the stack's allowed values); tests check them
+# against etl_lib.extract.sources, the registry, which refuses an unknown name when extract
+# looks it up (a source registered there is not known down here, so Settings takes any name).
 SOURCES = ("api", "archive")
 # Where SQL runs: DuckDB embedded over the lake's files, or Athena over the Glue catalog.
 ENGINES = ("duckdb", "athena")
+
+DEFAULT_CREDENTIALS_FILE = Path("~/.config/spotify-etl/credentials.json")
+CREDENTIAL_FIELDS = ("client_id", "client_secret", "refresh_token", "scope", "user_id")
 
 # Spotify's ids are 22 base62 characters; shorter ones stay allowed for tests and other
 # sources. ASCII only: a Unicode digit or letter would end up in folder names.
@@ -79,6 +88,26 @@ def playlist_ids(text: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class Credentials:
+    """Spotify app credentials and a user's refresh token, as values: reading and storing them
+    is ``etl_lib.extract.credentials``. The secrets stay out of ``repr``."""
+
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    scope: str | None = None
+    user_id: str | None = None
+    # Where these came from, for `auth status`.
+    origin: str = "none"
+    # Where the refresh token was read ("secret", "environment" or "file"), which is where a
+    # rotated one goes back; None when it was handed over in code.
+    refresh_token_source: str | None = None
+
+    def as_secret_document(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in CREDENTIAL_FIELDS if getattr(self, name)}
+
+
+@dataclass(frozen=True)
 class Settings:
     lake: str = DEFAULT_LAKE
     playlists: tuple[str, ...] = DEFAULT_PLAYLISTS
@@ -89,8 +118,11 @@ class Settings:
     archive_base_url: str = DEFAULT_ARCHIVE_BASE_URL
     # auto: a user refresh token when one is stored, else client credentials.
     auth_mode: str = "auto"
-    credentials: Credentials = field(default_factory=Credentials)
-    credentials_file: Path = credential_sources.DEFAULT_CREDENTIALS_FILE
+    # None until the code that calls Spotify loads them (``credentials.loaded``) from the
+    # secret, or from the environment's values (below) over the credentials file.
+    credentials: Credentials | None = None
+    environment_credentials: Credentials = field(default_factory=Credentials)
+    credentials_file: Path = DEFAULT_CREDENTIALS_FILE
     secret_id: str | None = None
     # AWS: unset values fall back to what boto3 itself reads (AWS_REGION, AWS_PROFILE,
     # AWS_ENDPOINT_URL, the credential variables and files).
@@ -110,12 +142,18 @@ class Settings:
     max_retries: int = 3
     # Waiting on Retry-After beyond this, per run, stops the run instead (a Lambda has 15 min).
     rate_limit_budget_seconds: float = 120.0
+    # The report function's engine: Athena in AWS; DuckDB reads the same S3 lake where Athena
+    # is not available (tests on moto).
+    report_engine: str = "athena"
 
     def __post_init__(self) -> None:
         if self.auth_mode not in AUTH_MODES:
             raise ConfigError(f"auth mode {self.auth_mode!r} is not one of {', '.join(AUTH_MODES)}")
-        if self.source not in SOURCES:
-            raise ConfigError(f"source {self.source!r} is not one of {', '.join(SOURCES)}")
+        if self.report_engine not in ENGINES:
+            raise ConfigError(
+                f"report engine {self.report_engine!r} is not one of {', '.join(ENGINES)}: "
+                "set SPOTIFY_ETL_REPORT_ENGINE to one"
+            )
 
     @property
     def athena_results(self) -> str | None:
@@ -125,23 +163,34 @@ class Settings:
             return self.lake.rstrip("/") + "/athena-results/"
         return None
 
+    def s3_lake(self) -> str:
+        """The lake root, which the Lambda functions need on S3."""
+        if not self.lake.startswith("s3://"):
+            raise ConfigError(
+                f"the lake {self.lake!r} is not on S3: set SPOTIFY_ETL_LAKE to "
+                "s3://<bucket>/<prefix>"
+            )
+        return self.lake
+
     @property
     def uses_user_token(self) -> bool:
         if self.auth_mode == "auto":
+            if self.credentials is None:  # a bug of ours: "auto" depends on what is stored
+                raise RuntimeError("the credentials are not loaded: use credentials.loaded()")
             return bool(self.credentials.refresh_token)
         return self.auth_mode == "user"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
+        """The settings the environment gives (``overrides`` win where not None); the
+        credentials are left for the code that calls Spotify to load."""
         env = os.environ if environ is None else environ
         playlists = playlist_ids(env.get("SPOTIFY_ETL_PLAYLISTS", ""))
-        credentials_file = Path(
-            env.get("SPOTIFY_ETL_CREDENTIALS_FILE") or credential_sources.DEFAULT_CREDENTIALS_FILE
-        )
+        credentials_file = Path(env.get("SPOTIFY_ETL_CREDENTIALS_FILE") or DEFAULT_CREDENTIALS_FILE)
         secret_id = env.get("SPOTIFY_ETL_SECRET_ID") or None
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
         values = {
-            "lake": env.get("SPOTIFY_ETL_LAKE") or DEFAULT_LAKE,
+            "lake": default_lake(env),
             "playlists": playlists or DEFAULT_PLAYLISTS,
             "source": env.get("SPOTIFY_ETL_SOURCE") or "api",
             "api_base_url": env.get("SPOTIFY_API_BASE_URL") or DEFAULT_API_BASE_URL,
@@ -149,6 +198,7 @@ class Settings:
             "authorize_url": env.get("SPOTIFY_AUTHORIZE_URL") or DEFAULT_AUTHORIZE_URL,
             "archive_base_url": env.get("SPOTIFY_ARCHIVE_BASE_URL") or DEFAULT_ARCHIVE_BASE_URL,
             "auth_mode": env.get("SPOTIFY_ETL_AUTH_MODE") or "auto",
+            "environment_credentials": _environment_credentials(env),
             "credentials_file": credentials_file,
             "secret_id": secret_id,
             "aws_region": region,
@@ -162,16 +212,41 @@ class Settings:
                 env, "SPOTIFY_ETL_RATE_LIMIT_BUDGET", 120.0, allow_zero=True
             ),
             "request_deadline_seconds": _positive(env, "SPOTIFY_ETL_HTTP_DEADLINE", 60.0),
+            "report_engine": env.get("SPOTIFY_ETL_REPORT_ENGINE") or "athena",
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if "credentials" not in overrides:
-            values["credentials"] = credential_sources.load(
-                env,
-                secret_id=values["secret_id"],
-                credentials_file=values["credentials_file"],
-                region=values["aws_region"],
-            )
         return cls(**values)
+
+
+def default_lake(environ: dict[str, str] | None = None) -> str:
+    """The lake root: SPOTIFY_ETL_LAKE, else ``DEFAULT_LAKE``."""
+    env = os.environ if environ is None else environ
+    return env.get("SPOTIFY_ETL_LAKE") or DEFAULT_LAKE
+
+
+def _environment_credentials(env) -> Credentials:
+    """What the environment gives of the credentials (SPOTIPY_*: spotipy's own names)."""
+    values = {
+        "client_id": env.get("SPOTIFY_CLIENT_ID") or env.get("SPOTIPY_CLIENT_ID"),
+        "client_secret": env.get("SPOTIFY_CLIENT_SECRET") or env.get("SPOTIPY_CLIENT_SECRET"),
+        "refresh_token": env.get("SPOTIFY_REFRESH_TOKEN"),
+    }
+    source = "environment" if values["refresh_token"] else None
+    return Credentials(**values, origin="environment", refresh_token_source=source)
+
+
+# A notebook to run instead of the packaged one (etl_lib/reporting/notebooks), per report.
+NOTEBOOK_VARIABLES = {
+    "report": "SPOTIFY_ETL_REPORT_NOTEBOOK",
+    "comparison": "SPOTIFY_ETL_COMPARISON_NOTEBOOK",
+}
+
+
+def notebook_override(report: str, environ: dict[str, str] | None = None) -> Path | None:
+    """The notebook ``NOTEBOOK_VARIABLES[report]`` names, if set."""
+    env = os.environ if environ is None else environ
+    value = env.get(NOTEBOOK_VARIABLES[report])
+    return Path(value) if value else None
 
 
 DEFAULT_SNAPSHOT_RETENTION_DAYS = 7.0

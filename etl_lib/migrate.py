@@ -34,74 +34,16 @@ from etl_lib import pipeline
 from etl_lib.config import table_settings
 from etl_lib.errors import LakeError
 from etl_lib.lake import layout, storage
-from etl_lib.progress import Track, untracked
+from etl_lib.progress import Progress, no_progress
 from etl_lib.transform import iceberg, schemas
-
-PREVIOUS_TABLES = "tables"
-PREVIOUS_CATALOG_FILES = ("catalog.duckdb", "catalog.duckdb.wal")
-# Written before the first table is rebuilt and removed once every raw file is in the new
-# tables; a hidden name, so it is never counted or listed as one of the old files.
-IN_PROGRESS_MARKER = f"{PREVIOUS_TABLES}/.migration-in-progress"
-# Set by ``migrate`` for its own process and the worker processes a bulk transform starts
-# (forked or spawned, they inherit the environment), so they may open the tables it is
-# building; not a setting.
-_MIGRATING_LAKE_ENV = "SPOTIFY_ETL_MIGRATING_LAKE"
-
-# Lake roots this process found in the current layout: checked once per process.
-_CURRENT_LAYOUT: set[str] = set()
-
-
-def previous_layout_message(lake_root: str) -> str:
-    return (
-        f"lake {lake_root} holds tables in the previous release's layout: run spotify-etl "
-        f"migrate --lake {lake_root} to rebuild them as Iceberg tables"
-    )
-
-
-def check_layout(lake_root: str) -> None:
-    """Refuse, in one line naming ``spotify-etl migrate``, a lake whose tables are still the
-    previous release's Parquet files (no Iceberg table written yet) or whose migration
-    stopped before it finished.
-
-    Costs one listing of the lake's top level per process and lake (one request on an
-    object store): a lake without ``tables/`` is in the current layout, and is not looked
-    at again.
-    """
-    if lake_root in _CURRENT_LAYOUT or os.environ.get(_MIGRATING_LAKE_ENV) == lake_root:
-        return
-    entries = _top_level(lake_root)
-    if PREVIOUS_TABLES in entries:
-        if storage.exists(lake_root, IN_PROGRESS_MARKER):
-            raise LakeError(
-                f"the migration of lake {lake_root} to Iceberg tables stopped before it "
-                f"finished: run spotify-etl migrate --lake {lake_root} to complete it"
-            )
-        if iceberg.WAREHOUSE not in entries:
-            raise LakeError(previous_layout_message(lake_root))
-    _CURRENT_LAYOUT.add(lake_root)
-
-
-def forget_layout(lake_root: str | None = None) -> None:
-    """Check the layout of ``lake_root`` (of every lake by default) again on next use."""
-    if lake_root is None:
-        _CURRENT_LAYOUT.clear()
-    else:
-        _CURRENT_LAYOUT.discard(lake_root)
-
-
-def _top_level(lake_root: str) -> set[str]:
-    """The names of the files and folders directly under the lake root (one listing)."""
-    fs, base = storage.filesystem(lake_root)
-    if storage.is_local(lake_root):
-        try:
-            return set(os.listdir(base))
-        except (FileNotFoundError, NotADirectoryError):
-            return set()  # no lake yet: the command that needs one says so
-    with storage.storage_errors(lake_root):
-        try:
-            return {path.rstrip("/").rsplit("/", 1)[-1] for path in fs.ls(base, refresh=True)}
-        except FileNotFoundError:
-            return set()
+from etl_lib.transform.previous_layout import (
+    IN_PROGRESS_MARKER,
+    MIGRATING_LAKE_ENV,
+    PREVIOUS_CATALOG_FILES,
+    PREVIOUS_TABLES,
+    forget_layout,
+    top_level,
+)
 
 
 @dataclass(frozen=True)
@@ -119,7 +61,7 @@ class MigrateSummary:
 
 
 def migrate(
-    lake_root: str, *, workers: int | None = None, track: Track = untracked
+    lake_root: str, *, workers: int | None = None, progress: Progress = no_progress
 ) -> MigrateSummary | None:
     """Rebuild the lake's tables as Iceberg tables from the raw zone and remove the previous
     release's files; None when there is nothing to migrate.
@@ -133,7 +75,7 @@ def migrate(
     storage.require_root(lake_root)
     foreign = foreign_tables(lake_root)
     old_catalog_files = [name for name in PREVIOUS_CATALOG_FILES if storage.exists(lake_root, name)]
-    previous = PREVIOUS_TABLES in _top_level(lake_root) or bool(old_catalog_files)
+    previous = PREVIOUS_TABLES in top_level(lake_root) or bool(old_catalog_files)
     with _migrating(lake_root):
         glue_tables = _previous_glue_tables(lake_root)
         damaged = None if (previous or foreign or glue_tables) else _unreadable(lake_root)
@@ -147,7 +89,7 @@ def migrate(
             _drop_local_tables(lake_root)
         for name in glue_tables:
             _drop_glue_table(lake_root, name)
-        summary = pipeline.transform_bulk(lake_root, workers=workers, track=track)
+        summary = pipeline.transform_bulk(lake_root, workers=workers, progress=progress)
         storage.delete(lake_root, [IN_PROGRESS_MARKER])
         removed = _remove_previous_files(lake_root, old_catalog_files)
         cataloged = catalog.build_catalog(lake_root, "duckdb")
@@ -160,16 +102,16 @@ def migrate(
 @contextlib.contextmanager
 def _migrating(lake_root: str):
     """Let this process and its workers open the lake's tables while they are rebuilt."""
-    _CURRENT_LAYOUT.discard(lake_root)
-    before = os.environ.get(_MIGRATING_LAKE_ENV)
-    os.environ[_MIGRATING_LAKE_ENV] = lake_root
+    forget_layout(lake_root)
+    before = os.environ.get(MIGRATING_LAKE_ENV)
+    os.environ[MIGRATING_LAKE_ENV] = lake_root
     try:
         yield
     finally:
         if before is None:
-            os.environ.pop(_MIGRATING_LAKE_ENV, None)
+            os.environ.pop(MIGRATING_LAKE_ENV, None)
         else:
-            os.environ[_MIGRATING_LAKE_ENV] = before
+            os.environ[MIGRATING_LAKE_ENV] = before
 
 
 def foreign_tables(lake_root: str) -> str | None:

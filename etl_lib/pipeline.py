@@ -24,13 +24,15 @@ import pyarrow as pa
 
 from etl_lib.config import Settings
 from etl_lib.errors import ConfigError, CorruptPayload, EtlError, QuotaExceeded, RateLimited
-from etl_lib.extract import archive, envelope, spotify
+from etl_lib.extract import archive, envelope, sources
+from etl_lib.extract.outcome import ExtractStatus
 from etl_lib.lake import layout, storage
-from etl_lib.progress import Track, untracked
+from etl_lib.progress import Progress, no_progress
 from etl_lib.transform import iceberg, schemas
 from etl_lib.transform.decode import TableBatch, snapshot_header
 
-Progress = Callable[[str], None]
+# Called with one line of text per playlist as ``extract`` goes (the CLI prints it).
+Say = Callable[[str], None]
 
 
 def _quiet(_: str) -> None:
@@ -201,16 +203,10 @@ def land_raw(
 
 @dataclass(frozen=True)
 class ExtractOutcome:
-    """What happened to one playlist in one extract run.
-
-    ``status`` is one of: ``extracted`` (a new snapshot landed in the raw zone),
-    ``unchanged`` (same snapshot_id as the last one: heartbeat only, no items download),
-    ``failed`` (this playlist's error; the others went on), ``not attempted`` (the run
-    stopped early on a rate limit or an exhausted quota).
-    """
+    """What happened to one playlist in one extract run (``ExtractStatus`` says which)."""
 
     playlist_id: str
-    status: str
+    status: ExtractStatus
     snapshot_id: str | None = None
     raw_key: str | None = None
     items: int = 0
@@ -238,39 +234,33 @@ def _record_check(
     }
     data = json.dumps(heartbeat, ensure_ascii=False).encode("utf-8")
     storage.write_bytes(lake_root, layout.heartbeat_key(outcome.playlist_id, checked_at), data)
-    if outcome.status in ("extracted", "already landed"):
+    if outcome.status.landed:
         state = {k: heartbeat[k] for k in ("snapshot_id", "raw_key", "checked_at")}
         storage.write_bytes(
             lake_root, layout.last_snapshot_key(outcome.playlist_id), json.dumps(state).encode()
         )
 
 
-def _extract_one(settings, reader, playlist_id: str, extracted_at: datetime, force: bool):
+def _extract_one(
+    settings: Settings,
+    source: sources.Source,
+    connection: Any,
+    playlist_id: str,
+    extracted_at: datetime,
+    force: bool,
+) -> ExtractOutcome:
     previous = None if force else last_snapshot(settings.lake, playlist_id)
-    if settings.source == "archive":
-        payload = archive.fetch_archive_envelope(
-            settings.archive_base_url,
-            playlist_id,
-            extracted_at=extracted_at,
-            timeout=(settings.connect_timeout_seconds, settings.read_timeout_seconds),
-            deadline_seconds=settings.request_deadline_seconds,
-        )
-        metadata = payload["playlist"]
-    else:
-        metadata = reader.playlist(playlist_id)  # small: no items, just what the envelope keeps
-        payload = None
-    snapshot_id = metadata.get("snapshot_id")
-    if previous and snapshot_id and previous.get("snapshot_id") == snapshot_id:
-        return ExtractOutcome(playlist_id, "unchanged", snapshot_id, previous.get("raw_key"))
+    known = previous.get("snapshot_id") if previous else None
+    payload = source.fetch(
+        connection, settings, playlist_id, extracted_at=extracted_at, known_snapshot_id=known
+    )
     if payload is None:
-        pages = reader.item_pages(playlist_id)
-        payload = envelope.make_envelope(
-            metadata, pages, extracted_at, spotify.playlist_source(settings, playlist_id)
-        )
+        return ExtractOutcome(playlist_id, ExtractStatus.UNCHANGED, known, previous.get("raw_key"))
     landed = land_raw(
         settings.lake, payload, keep_colliding=True, name=f"playlist {playlist_id}'s snapshot"
     )
-    status = "extracted" if landed.written else "already landed"
+    status = ExtractStatus.EXTRACTED if landed.written else ExtractStatus.ALREADY_LANDED
+    snapshot_id = payload["playlist"].get("snapshot_id")
     return ExtractOutcome(playlist_id, status, snapshot_id, landed.raw_key, landed.items)
 
 
@@ -279,44 +269,47 @@ def extract(
     playlist_ids: Iterable[str] | None = None,
     *,
     clock: Callable[[], datetime] = layout.now_utc,
-    reader: spotify.SpotifyReader | None = None,
+    reader: Any = None,
     force: bool = False,
-    progress: Progress = _quiet,
+    say: Say = _quiet,
 ) -> list[ExtractOutcome]:
-    """Extract each playlist into the raw zone of ``settings.lake``, each independently.
+    """Extract each playlist into the raw zone of ``settings.lake``, each independently,
+    from the source ``settings.source`` names (``etl_lib.extract.sources``).
 
-    A playlist whose snapshot_id has not changed since its last extraction costs one small
-    metadata call and leaves a heartbeat; ``force`` downloads it anyway. One playlist's
-    failure is recorded and the others go on, except on a rate limit or an exhausted quota,
-    which apply to the whole app and so stop the run.
+    A playlist whose snapshot_id has not changed since its last extraction leaves a
+    heartbeat only (the API source asks for its metadata alone); ``force`` downloads it
+    anyway. One playlist's failure is recorded and the others go on, except on a rate limit
+    or an exhausted quota, which apply to the whole app and so stop the run. ``reader`` is
+    the source's connection made by the caller (the API's ``SpotifyReader``: tests, the
+    demo), used instead of one made from the settings.
     """
+    source = sources.get(settings.source)
     storage.ensure_root(settings.lake)
     ids = [layout.check_playlist_id(p) for p in (playlist_ids or settings.playlists)]
-    if reader is None and settings.source == "api":
-        reader = spotify.make_reader(settings)
+    connection = reader if reader is not None else source.connect(settings)
     outcomes: list[ExtractOutcome] = []
     for number, playlist_id in enumerate(ids):
         checked_at = clock()
         try:
-            outcome = _extract_one(settings, reader, playlist_id, checked_at, force)
+            outcome = _extract_one(settings, source, connection, playlist_id, checked_at, force)
         except (RateLimited, QuotaExceeded) as exc:
-            outcomes.append(ExtractOutcome(playlist_id, "failed", error=exc))
+            outcomes.append(ExtractOutcome(playlist_id, ExtractStatus.FAILED, error=exc))
             _record_check(settings.lake, outcomes[-1], checked_at, settings.source)
-            progress(f"error: {exc}")
+            say(f"error: {exc}")
             for skipped in ids[number + 1 :]:
-                outcomes.append(ExtractOutcome(skipped, "not attempted", error=exc))
-                progress(f"{skipped}: not attempted (the run stopped)")
+                outcomes.append(ExtractOutcome(skipped, ExtractStatus.NOT_ATTEMPTED, error=exc))
+                say(f"{skipped}: not attempted (the run stopped)")
             break
         except EtlError as exc:
-            outcome = ExtractOutcome(playlist_id, "failed", error=exc)
+            outcome = ExtractOutcome(playlist_id, ExtractStatus.FAILED, error=exc)
         _record_check(settings.lake, outcome, checked_at, settings.source)
         outcomes.append(outcome)
-        if outcome.status in ("extracted", "already landed"):
-            progress(f"{playlist_id}: {outcome.status} {outcome.items} items -> {outcome.raw_key}")
-        elif outcome.status == "unchanged":
-            progress(f"{playlist_id}: unchanged (snapshot {outcome.snapshot_id}), heartbeat only")
+        if outcome.status.landed:
+            say(f"{playlist_id}: {outcome.status.words} {outcome.items} items -> {outcome.raw_key}")
+        elif outcome.status == ExtractStatus.UNCHANGED:
+            say(f"{playlist_id}: unchanged (snapshot {outcome.snapshot_id}), heartbeat only")
         else:
-            progress(f"error: {outcome.error}")
+            say(f"error: {outcome.error}")
     return outcomes
 
 
@@ -333,13 +326,13 @@ def _land_files(
     files: list[Path],
     envelope_of: Callable[[Path], Any],
     step: str,
-    track: Track,
+    progress: Progress,
 ) -> ImportSummary:
     """Land each file's envelope; a file that cannot be used is refused with its reason and
     the others go on. Storage errors are not the file's fault: they stop the import."""
     landing = RawLanding(lake_root)
     summary = ImportSummary()
-    for file in track(files, step):
+    for file in progress(files, step):
         try:
             prepared = prepare_envelope(envelope_of(file), str(file))
         except MemoryError:
@@ -357,7 +350,7 @@ def import_payloads(
     *,
     playlist_id: str | None = None,
     extracted_at: datetime | None = None,
-    track: Track = untracked,
+    progress: Progress = no_progress,
 ) -> ImportSummary:
     """Land payloads captured elsewhere (a file, or every file below a folder) in the raw zone.
 
@@ -402,7 +395,7 @@ def import_payloads(
             payload, extracted_at=captured_at, source_name=file.name, playlist_id=playlist_id
         )
 
-    return _land_files(lake_root, files, envelope_of, "import", track)
+    return _land_files(lake_root, files, envelope_of, "import", progress)
 
 
 @dataclass
@@ -477,7 +470,7 @@ def transform(
     lake_root: str,
     raw_keys: Iterable[str] | None = None,
     *,
-    track: Track = untracked,
+    progress: Progress = no_progress,
 ) -> TransformSummary:
     """Transform the given raw files, or every pending one; bad files go to quarantine.
 
@@ -492,7 +485,7 @@ def transform(
     keys = list(dict.fromkeys(pending_raw_keys(lake_root) if raw_keys is None else raw_keys))
     summary = TransformSummary()
     chunk: list[str] = []
-    for key in track(keys, "transform"):
+    for key in progress(keys, "transform"):
         chunk.append(key)
         if len(chunk) == COMMIT_EVERY_FILES:
             summary.merge(_commit_batch(lake_root, chunk))
@@ -518,11 +511,11 @@ def all_raw_keys(lake_root: str) -> list[str]:
 
 
 def retransform_all(
-    lake_root: str, *, workers: int | None = None, track: Track = untracked
+    lake_root: str, *, workers: int | None = None, progress: Progress = no_progress
 ) -> TransformSummary:
     """Transform every raw file again (after a schema change), in bulk: each snapshot's new
     rows replace its old ones."""
-    return transform_bulk(lake_root, all_raw_keys(lake_root), workers=workers, track=track)
+    return transform_bulk(lake_root, all_raw_keys(lake_root), workers=workers, progress=progress)
 
 
 # Below this many raw files, starting worker processes costs more than it saves.
@@ -535,7 +528,7 @@ def transform_bulk(
     raw_keys: Iterable[str] | None = None,
     *,
     workers: int | None = None,
-    track: Track = untracked,
+    progress: Progress = no_progress,
 ) -> TransformSummary:
     """Transform many raw files (every pending one by default) a playlist-day at a time.
 
@@ -554,12 +547,12 @@ def transform_bulk(
     workers = min(workers, len(jobs) or 1)
     commits = _BulkCommits(lake_root)
     if workers == 1:
-        for job in track(jobs, BULK_STEP):
+        for job in progress(jobs, BULK_STEP):
             commits.add(*_stage_day(*job))
         return commits.finish()
     with ProcessPoolExecutor(workers, mp_context=_process_context()) as pool:
         futures = [pool.submit(_stage_day, *job) for job in jobs]
-        for future in track(futures, BULK_STEP):
+        for future in progress(futures, BULK_STEP):
             commits.add(*future.result())
     return commits.finish()
 
@@ -635,7 +628,7 @@ def _transform_batch(
     for key in raw_keys:
         data = storage.read_bytes(lake_root, key)
         try:
-            _, counts_by_key[key] = batch.add_json(data, key)
+            counts_by_key[key] = batch.add_json(data, key)
             data_by_key[key] = data
         except MemoryError:
             raise  # this machine's limit, not the file's fault: quarantine would shelve it
@@ -671,7 +664,7 @@ def backfill(
     path: str,
     *,
     extracted_at: datetime | None = None,
-    track: Track = untracked,
+    progress: Progress = no_progress,
 ) -> ImportSummary:
     """Land archived ranked snapshots (archive JSON or markdown, by content) in the raw zone.
 
@@ -686,5 +679,5 @@ def backfill(
         files,
         lambda file: archive.envelope_from_archive_file(file, extracted_at=extracted_at),
         "backfill",
-        track,
+        progress,
     )

@@ -1,4 +1,5 @@
-"""etl_lib.reporting.charts: figure structure, names in every script, layout, deterministic export."""
+"""etl_lib.reporting.charts: figure structure, names in every script, layout, deterministic
+export."""
 
 from __future__ import annotations
 
@@ -603,7 +604,7 @@ def test_empty_frames_give_a_figure_that_says_so(tmp_path):
 
 def test_the_report_image_installs_fonts_matplotlib_can_use():
     # Not built here (no Docker engine): the Dockerfile's text is checked instead.
-    dockerfile = Path(__file__).parents[1] / "lambda" / "report" / "Dockerfile"
+    dockerfile = Path(__file__).parents[1] / "lambdas" / "report" / "Dockerfile"
     runs = [
         " ".join(line.split())
         for line in dockerfile.read_text(encoding="utf-8").replace("\\\n", " ").splitlines()

@@ -16,10 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from etl_lib import cli, pipeline
-from etl_lib.cli import demo
+from etl_lib.cli import demo, output
 from etl_lib.config import Settings, playlist_id
 from etl_lib.errors import ConfigError
-from etl_lib.extract.credentials import Credentials
 from etl_lib.lake import layout, storage
 from etl_lib.reporting import reports, status
 from etl_lib.warehouse import execute
@@ -123,12 +122,11 @@ def test_the_playlists_setting_takes_links_too():
         {
             "SPOTIFY_ETL_PLAYLISTS": f"https://open.spotify.com/playlist/{GLOBAL}?si=a, "
             "spotify:playlist:37i9dQZEVXbLRQDuF5jeBp,,"
-        },
-        credentials=Credentials(),
+        }
     )
     assert settings.playlists == (GLOBAL, "37i9dQZEVXbLRQDuF5jeBp")
     with pytest.raises(ConfigError, match="evil"):
-        Settings.from_env({"SPOTIFY_ETL_PLAYLISTS": "https://evil/x"}, credentials=Credentials())
+        Settings.from_env({"SPOTIFY_ETL_PLAYLISTS": "https://evil/x"})
 
 
 def test_a_bad_playlist_option_is_one_line_and_exit_2(demo_lake, capsys):
@@ -342,6 +340,58 @@ def test_a_failed_write_leaves_no_half_file(demo_lake, tmp_path, monkeypatch, ca
 
 
 # ---------------------------------------------------------------------------------------------
+# Credentials: read only by the commands that call Spotify
+
+CREDENTIAL_VARIABLES = (
+    "SPOTIFY_CLIENT_ID",
+    "SPOTIFY_CLIENT_SECRET",
+    "SPOTIFY_REFRESH_TOKEN",
+    "SPOTIPY_CLIENT_ID",
+    "SPOTIPY_CLIENT_SECRET",
+    "SPOTIFY_ETL_SECRET_ID",
+)
+
+
+def test_reading_commands_run_with_a_credentials_file_nobody_may_read(
+    lake_copy, tmp_path, monkeypatch, capsys
+):
+    exposed = tmp_path / "credentials.json"
+    exposed.write_text(json.dumps({"client_id": "id", "client_secret": "secret"}))
+    exposed.chmod(0o644)  # open to other users: refused whenever it is read
+    for name in CREDENTIAL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SPOTIFY_ETL_CREDENTIALS_FILE", str(exposed))
+    assert cli.main(["extract", "--lake", lake_copy]) == 2
+    assert f"{exposed} is readable by other users" in one_error_line(capsys)
+    # What the Athena engine builds its settings with: nothing secret is read.
+    assert Settings.from_env(lake=lake_copy).credentials is None
+
+    assert cli.main(["catalog", "--lake", lake_copy]) == 0
+    sql = "SELECT count(*) AS entries FROM chart_entries"
+    query = ["query", "--lake", lake_copy, "--engine", "duckdb", "--format", "csv", sql]
+    assert cli.main(query) == 0
+    entries = int(capsys.readouterr().out.splitlines()[1])
+    assert entries > 0
+    assert cli.main(["status", "--lake", lake_copy]) == 0
+    assert cli.main(["report", "--lake", lake_copy, "--playlist", GLOBAL]) == 0
+    assert "Report: " in capsys.readouterr().out
+
+
+def test_reading_commands_run_with_a_secret_that_does_not_exist(
+    lake_copy, moto_endpoint, monkeypatch, capsys
+):
+    for name in CREDENTIAL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SPOTIFY_ETL_SECRET_ID", "spotify-etl/nowhere")
+    assert cli.main(["auth", "status", "--lake", lake_copy]) == 2
+    assert "cannot read secret 'spotify-etl/nowhere'" in one_error_line(capsys)
+
+    assert cli.main(["catalog", "--lake", lake_copy]) == 0
+    assert cli.main(["query", "--lake", lake_copy, "SELECT count(*) AS n FROM chart"]) == 0
+    assert cli.main(["status", "--lake", lake_copy, "--format", "json"]) == 0
+
+
+# ---------------------------------------------------------------------------------------------
 # Errors before work
 
 
@@ -500,6 +550,6 @@ def test_query_table_names_first_text_cut_numbers_aligned(demo_lake, capsys):
     ) == 0
     header, *lines = capsys.readouterr().out.splitlines()
     assert header.split() == ["rank", "name", "note"]
-    assert lines[0].startswith("   1  " + "A" * (cli.TABLE_MAX_CELL - 3) + "...")
+    assert lines[0].startswith("   1  " + "A" * (output.TABLE_MAX_CELL - 3) + "...")
     assert lines[1].startswith(" 250  Sigur Rós") and lines[1].rstrip().endswith("Sigur Rós")
     assert "\x1b" not in lines[2] and "\\x1b[2Jbad" in lines[2]

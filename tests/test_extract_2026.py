@@ -103,7 +103,7 @@ def test_429_beyond_budget_stops_the_run_with_the_time(settings, spotify_server)
     started = time.monotonic()
     outcomes = pipeline.extract(settings, [GLOBAL, OWN], reader=reader)
     assert time.monotonic() - started < 5
-    assert [o.status for o in outcomes] == ["failed", "not attempted"]
+    assert [o.status for o in outcomes] == ["failed", pipeline.ExtractStatus.NOT_ATTEMPTED]
     assert isinstance(outcomes[0].error, RateLimited)
     assert outcomes[0].error.until == now + timedelta(hours=2)
     assert "rate limited until 2026-11-25T10:00:00Z" in str(outcomes[0].error)
@@ -386,8 +386,11 @@ def test_user_credentials_from_secrets_manager_with_rotation(tmp_path, moto_endp
                 "AWS_REGION": "us-east-1",
             }
         )
-        assert settings.credentials.origin == "secret spotify-etl/test"
-        assert settings.uses_user_token
+        # Read by the code that calls Spotify, not with the settings.
+        assert settings.credentials is None
+        loaded = credentials.loaded(settings)
+        assert loaded.credentials.origin == "secret spotify-etl/test"
+        assert loaded.uses_user_token
         [outcome] = pipeline.extract(settings)
         assert outcome.status == "extracted"
         stored = json.loads(secrets.get_secret_value(SecretId="spotify-etl/test")["SecretString"])
@@ -395,5 +398,8 @@ def test_user_credentials_from_secrets_manager_with_rotation(tmp_path, moto_endp
 
 
 def test_missing_secret_is_named(moto_endpoint):
+    from etl_lib.config import Settings
+
+    missing = Settings(secret_id="spotify-etl/missing", aws_region="us-east-1")
     with pytest.raises(ConfigError, match="spotify-etl/missing"):
-        credentials.load({}, secret_id="spotify-etl/missing", region="us-east-1")
+        credentials.load(missing)

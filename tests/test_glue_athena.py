@@ -540,7 +540,9 @@ def test_aws_error_maps_denied_and_missing_credentials():
     assert "AWS_PROFILE" in str(error)
     error = aws_helpers.aws_error(NoRegionError(), service="Athena", resource="x")
     assert isinstance(error, ConfigError) and "AWS_REGION" in str(error)
-    error = aws_helpers.aws_error(ProfileNotFound(profile="ghost"), service="AWS Glue", resource="x")
+    error = aws_helpers.aws_error(
+        ProfileNotFound(profile="ghost"), service="AWS Glue", resource="x"
+    )
     assert isinstance(error, ConfigError) and "'ghost'" in str(error)
     assert "AWS_PROFILE" in str(error)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import copy
 import fnmatch
-import importlib.util
+import importlib
 import json
 import os
 import re
@@ -810,12 +810,10 @@ def test_lifecycle_keeps_raw_and_expires_results_and_old_versions(template, reso
 
 
 def test_functions_are_wired_as_the_handlers_expect(template, resolve, bucket):
-    spec = importlib.util.spec_from_file_location("package", ROOT / "lambda" / "package.py")
-    package = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(package)
+    package = importlib.import_module("lambdas.package")
     architecture = template["Parameters"]["Architecture"]["Default"]
     suffix = {"arm64": "-Arm64", "x86_64": ""}[architecture]
-    assert architecture in package.WHEEL_ARCH  # lambda/package.py can build for it
+    assert architecture in package.WHEEL_ARCH  # lambdas/package.py can build for it
     for short, logical_id in FUNCTIONS.items():
         function = template["Resources"][logical_id]
         properties = resolve(function["Properties"])
@@ -824,10 +822,10 @@ def test_functions_are_wired_as_the_handlers_expect(template, resolve, bucket):
         assert properties["Environment"]["Variables"]["SPOTIFY_ETL_LAKE"] == f"s3://{bucket}"
         assert properties["Tracing"] == "Active"
         assert properties["Architectures"] == [architecture]
-        if short in package.FUNCTIONS:  # a zip from `make package` (lambda/package.py)
+        if short in package.FUNCTIONS:  # a zip from `make package` (lambdas/package.py)
             assert properties["CodeUri"] == f"../build/lambda/{short}.zip"
             assert properties["Handler"] == "app.handler"
-            assert "def handler(" in (ROOT / "lambda" / short / "app.py").read_text()
+            assert "def handler(" in (ROOT / "lambdas" / short / "app.py").read_text()
             assert properties["Runtime"] == "python{}.{}".format(*package.LAMBDA_PYTHON)
             [layer] = properties["Layers"]
             assert re.fullmatch(
@@ -972,7 +970,7 @@ def test_alarms_cover_errors_throttles_and_freshness(template, resolve):
         [dimension] = alarm["Dimensions"]
         assert dimension["Name"] == "service"
         short = services[dimension["Value"]]
-        handler = (ROOT / "lambda" / short / "app.py").read_text(encoding="utf-8")
+        handler = (ROOT / "lambdas" / short / "app.py").read_text(encoding="utf-8")
         assert 'namespace="SpotifyChartsLake"' in handler
         assert f'"{alarm["MetricName"]}"' in handler, (short, alarm["MetricName"])
     # Notifications only when an email is given, through an encrypted topic.

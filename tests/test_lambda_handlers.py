@@ -9,12 +9,16 @@ extract wrote, and the event a destination would hand the report function.
 
 from __future__ import annotations
 
+import ast
 import copy
+import fnmatch
+import importlib
 import importlib.util
 import json
 import shlex
 import subprocess
 import sys
+import tomllib
 import types
 import zipfile
 from dataclasses import dataclass, field
@@ -25,12 +29,14 @@ import boto3
 import pytest
 import requests
 
+from etl_lib.errors import ConfigError
 from etl_lib.lake import layout, storage
+from etl_lib.reporting import status
 from etl_lib.transform import iceberg, schemas
 from etl_lib.warehouse import execute
 
 ROOT = Path(__file__).resolve().parents[1]
-LAMBDA = ROOT / "lambda"
+LAMBDAS = ROOT / "lambdas"
 EVENTS = Path(__file__).resolve().parent / "events"
 BUCKET = "charts-lake"
 LAKE = f"s3://{BUCKET}/lake"
@@ -57,11 +63,11 @@ HEAVY_MODULES = (
 
 
 def load_handler(function: str) -> types.ModuleType:
-    """A fresh module from lambda/<function>/app.py (``lambda`` is a keyword: load by path)."""
-    path = LAMBDA / function / "app.py"
-    spec = importlib.util.spec_from_file_location(f"lambda_{function}_app", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """A fresh import of lambdas/<function>/app.py, as a cold start would load it: each test
+    sets its own environment before the module reads it."""
+    name = f"lambdas.{function}.app"
+    sys.modules.pop(name, None)
+    module = importlib.import_module(name)
     # Powertools keeps one handler per service for the process, bound to the stdout of the
     # test that first made it; point it at this test's captured stdout.
     module.logger.registered_handler.stream = sys.stdout  # setStream would flush the old one
@@ -314,8 +320,25 @@ def test_every_playlist_failing_raises_after_publishing_metrics(aws, monkeypatch
 # --- report ----------------------------------------------------------------------------------
 
 
+def test_reports_to_refresh_are_each_playlists_newest_transformed_day():
+    # The one answer the CLI's `run` and the report function both use.
+    keys = [
+        f"raw/playlist_id={OTHER}/dt=2026-09-30/20260930T120000Z.json",
+        f"raw/playlist_id={GLOBAL}/dt=2026-10-02/20261002T000500Z.json",
+        f"raw/playlist_id={GLOBAL}/dt=2026-10-01/20261001T230000Z.json",
+        f"raw/playlist_id={OTHER}/dt=2026-10-01/20261001T010000Z.json",
+        "quarantine/playlist_id=x/dt=2026-10-03/20261003T000000Z.json",
+        f"raw/playlist_id={GLOBAL}/dt=2026-10-09/notes.txt",
+    ]
+    assert status.reports_to_refresh(keys) == {OTHER: "2026-10-01", GLOBAL: "2026-10-02"}
+    assert list(status.reports_to_refresh(keys)) == [OTHER, GLOBAL]
+    assert status.reports_to_refresh(iter(keys[1:3])) == {GLOBAL: "2026-10-02"}
+    assert status.reports_to_refresh([]) == {}
+
+
 def test_report_skipped_when_nothing_was_transformed(powertools, monkeypatch):
-    # None in sys.modules makes any `import etl_lib.reporting.reports` raise: proves it is not imported.
+    # None in sys.modules makes any `import etl_lib.reporting.reports` raise: proves it is not
+    # imported.
     monkeypatch.setitem(sys.modules, "etl_lib.reporting.reports", None)
     report = load_handler("report")
     context = FakeLambdaContext("report")
@@ -325,7 +348,8 @@ def test_report_skipped_when_nothing_was_transformed(powertools, monkeypatch):
 
 @pytest.fixture
 def stub_reports(powertools, monkeypatch):
-    """etl_lib.reporting.reports.run_report recorded instead of run (papermill and Athena are not here)."""
+    """etl_lib.reporting.reports.run_report recorded instead of run (papermill and Athena are
+    not here)."""
     calls = []
 
     def run_report(lake_root, *, playlist_id, as_of, days=30, engine="duckdb"):
@@ -392,14 +416,36 @@ def test_report_on_direct_request(stub_reports):
     assert response["reports"][0]["output_prefix"] == f"reports/{GLOBAL}/2026-10-01"
 
 
+# An invocation stopped by its settings publishes no metrics, which Powertools warns about.
+@pytest.mark.filterwarnings("ignore:No application metrics:UserWarning")
+def test_handlers_read_their_settings_through_config_per_invocation(stub_reports, monkeypatch):
+    """No handler reads the environment itself, nor at import: a warm container follows the
+    environment of each invocation, and a lake off S3 is one line saying what to set."""
+    for function in ("extract", "transform", "report"):
+        source = (LAMBDAS / function / "app.py").read_text(encoding="utf-8")
+        assert "os.environ" not in source and "getenv" not in source, function
+    report = load_handler("report")
+    request = {"playlist_id": GLOBAL, "as_of": "2026-10-01"}
+    monkeypatch.setenv("SPOTIFY_ETL_REPORT_ENGINE", "duckdb")
+    report.handler(request, FakeLambdaContext("report"))
+    monkeypatch.delenv("SPOTIFY_ETL_REPORT_ENGINE")
+    report.handler(request, FakeLambdaContext("report"))
+    assert [call["engine"] for call in stub_reports] == ["duckdb", "athena"]
+    monkeypatch.setenv("SPOTIFY_ETL_LAKE", "/tmp/lake")
+    with pytest.raises(ConfigError, match="set SPOTIFY_ETL_LAKE to s3://"):
+        report.handler(request, FakeLambdaContext("report"))
+    transform = load_handler("transform")
+    with pytest.raises(ConfigError, match="set SPOTIFY_ETL_LAKE to s3://"):
+        transform.handler(notification_for(["lake/raw/x.json"]), FakeLambdaContext("transform"))
+
+
 # --- import weight ---------------------------------------------------------------------------
 
 IMPORT_BOTH_HANDLERS = """
-import importlib.util, json, sys, time
+import importlib, json, sys, time
 started = time.perf_counter()
 for function in ("extract", "transform"):
-    spec = importlib.util.spec_from_file_location(function, f"lambda/{function}/app.py")
-    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    importlib.import_module(f"lambdas.{function}.app")
 seconds = time.perf_counter() - started
 heavy = sorted(n for n in sys.modules if n.split(".")[0].startswith(HEAVY))
 print(json.dumps({"seconds": seconds, "heavy": heavy}))
@@ -435,7 +481,7 @@ print("RESPONSE " + json.dumps(app.handler(event, context)))
 
 
 def build_zips(out: Path, *options: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(LAMBDA / "package.py"), "--out", str(out), *options]
+    command = [sys.executable, str(LAMBDAS / "package.py"), "--out", str(out), *options]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
@@ -478,12 +524,15 @@ def test_zips_fit_the_limits_and_run_on_their_own(aws, tmp_path):
         with zipfile.ZipFile(archive) as opened:
             names = opened.namelist()
             unzipped = sum(info.file_size for info in opened.infolist())
-            assert opened.read("app.py") == (LAMBDA / function / "app.py").read_bytes()
+            assert opened.read("app.py") == (LAMBDAS / function / "app.py").read_bytes()
         assert unzipped < (250 - 170) * 1024 * 1024
         assert "etl_lib/__init__.py" in names
         assert any(
             name.startswith("etl_lib/warehouse/sql/") and name.endswith(".sql") for name in names
         )
+        # The demo's local servers and the report notebooks are not part of these functions.
+        assert not [name for name in names if name.startswith("etl_lib/local_spotify/")]
+        assert not [name for name in names if name.endswith(".ipynb")]
         tops = {name.split("/")[0] for name in names}
         assert {"s3fs", "spotipy", "botocore", "aws_lambda_powertools", "pyiceberg"} <= tops
         assert not tops & {"pandas", "numpy", "pyarrow", "duckdb", "sqlglot"}
@@ -514,8 +563,33 @@ def test_zips_over_a_limit_fail_with_one_line(tmp_path):
 # --- the report image ------------------------------------------------------------------------
 
 
+REPORT_NOTEBOOKS = ("top_songs_trends.ipynb", "compare_charts.ipynb")
+
+
+def context_files(sources: list[str]) -> set[str]:
+    """The files under these sources that the build context holds: .dockerignore's patterns
+    leave out a path when they match it or one of its folders."""
+    ignore = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    found = set()
+    for source in sources:
+        paths = [ROOT / source] if (ROOT / source).is_file() else (ROOT / source).rglob("*")
+        for path in paths:
+            name = path.relative_to(ROOT).as_posix()
+            parts = name.split("/")
+            folders = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+            if path.is_file() and not any(
+                fnmatch.fnmatchcase(folder, pattern) for folder in folders for pattern in ignore
+            ):
+                found.add(name)
+    return found
+
+
 def dockerfile_instructions() -> list[tuple[str, str]]:
-    text = (LAMBDA / "report" / "Dockerfile").read_text(encoding="utf-8")
+    text = (LAMBDAS / "report" / "Dockerfile").read_text(encoding="utf-8")
     logical = text.replace("\\\n", " ")  # continuation lines
     instructions = []
     for line in logical.splitlines():
@@ -532,11 +606,17 @@ def test_report_dockerfile_is_a_lambda_image_of_the_report_handler():
     assert instructions[0] == ("FROM", "public.ecr.aws/lambda/python:3.11")
     assert instructions[-1][0] == "CMD" and json.loads(instructions[-1][1]) == ["app.handler"]
     copies = [shlex.split(rest) for keyword, rest in instructions if keyword == "COPY"]
-    assert ["notebooks/reports/", "${LAMBDA_TASK_ROOT}/notebooks/reports/"] in copies
-    assert ["lambda/report/app.py", "${LAMBDA_TASK_ROOT}/"] in copies
+    assert ["lambdas/report/app.py", "${LAMBDA_TASK_ROOT}/"] in copies
     # The build context is the repository root: every source copied is there.
     for *sources, _target in copies:
         assert all((ROOT / source).exists() for source in sources), sources
+    copied = {name for *sources, _target in copies for name in context_files(sources)}
+    assert "etl_lib/__init__.py" in copied and "pyproject.toml" in copied
+    # The notebooks come with the installed package (package data), nothing else copies them,
+    # and the demo's local servers stay out of the image.
+    assert {f"etl_lib/reporting/notebooks/{n}" for n in REPORT_NOTEBOOKS} <= copied
+    assert not [name for name in copied if name.startswith("etl_lib/local_spotify/")]
+    assert not [src for *sources, _ in copies for src in sources if "notebooks" in src]
     runs = " ".join(rest for keyword, rest in instructions if keyword == "RUN")
     assert "ipykernel install --sys-prefix" in runs
     [extras] = {
@@ -546,18 +626,27 @@ def test_report_dockerfile_is_a_lambda_image_of_the_report_handler():
     }
     assert {"aws", "lambda", "notebooks"} <= set(extras.split(","))
     environment = " ".join(rest for keyword, rest in instructions if keyword == "ENV")
-    for variable, notebook in (
-        ("SPOTIFY_ETL_REPORT_NOTEBOOK", "top_songs_trends.ipynb"),
-        ("SPOTIFY_ETL_COMPARISON_NOTEBOOK", "compare_charts.ipynb"),
-    ):
-        assert f"{variable}=${{LAMBDA_TASK_ROOT}}/notebooks/reports/{notebook}" in environment
-        assert (ROOT / "notebooks" / "reports" / notebook).is_file()
+    assert "NOTEBOOK" not in environment
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"][
+        "setuptools"
+    ]["package-data"]
+    assert "notebooks/*.ipynb" in package_data["etl_lib.reporting"]
+    # The build-time checks run Python in the image: what they import exists.
+    for keyword, rest in instructions:
+        if keyword == "RUN" and rest.startswith('python -c "'):
+            code = ast.parse(rest.removeprefix('python -c "').removesuffix('"'))
+            for node in ast.walk(code):
+                if isinstance(node, ast.ImportFrom):
+                    module = importlib.import_module(node.module)
+                    assert all(
+                        hasattr(module, alias.name)
+                        or importlib.util.find_spec(f"{node.module}.{alias.name}")
+                        for alias in node.names
+                    ), rest
 
 
 def test_zip_builder_refuses_wheels_too_new_for_the_lambda_runtime():
-    spec = importlib.util.spec_from_file_location("lambda_package", LAMBDA / "package.py")
-    package = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(package)
+    package = importlib.import_module("lambdas.package")
     fits = package.runs_on_lambda
     assert fits("py3-none-any", "x86_64")
     assert fits("cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64", "x86_64")

@@ -421,9 +421,7 @@ def test_jupyterlab_lists_the_notebooks_and_starts_a_kernel(demo_lake, tmp_path)
             time.sleep(0.5)
         listing = requests.get(f"{base}/api/contents", headers=headers, timeout=10).json()
         names = {item["name"] for item in listing["content"]}
-        assert {"explore_top_songs.ipynb", "reports"} <= names
-        reports_dir = requests.get(f"{base}/api/contents/reports", headers=headers, timeout=10)
-        assert "top_songs_trends.ipynb" in {i["name"] for i in reports_dir.json()["content"]}
+        assert "explore_top_songs.ipynb" in names
         kernel = requests.post(
             f"{base}/api/kernels", headers=headers, json={"name": "python3"}, timeout=60
         ).json()
@@ -457,8 +455,9 @@ def test_jupyterlab_lists_the_notebooks_and_starts_a_kernel(demo_lake, tmp_path)
 )
 def test_timeouts_and_kernel_deaths_are_recorded(demo_lake, tmp_path, cell, expected):
     notebook = json.loads(reports.REPORT_NOTEBOOK.read_text())
+    # Right after the parameters, so that only this cell can meet the short timeout.
     notebook["cells"].insert(
-        2,
+        1,
         {
             "cell_type": "code",
             "metadata": {},

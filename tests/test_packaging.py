@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import re
 import tomllib
 from pathlib import Path
@@ -33,12 +34,7 @@ def test_ci_runs_the_readme_test_command():
 
 
 def _lambda_package():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("lambda_package", ROOT / "lambda" / "package.py")
-    package = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(package)
-    return package
+    return importlib.import_module("lambdas.package")
 
 
 def test_lambda_zips_bundle_pyiceberg_for_glue_without_its_sql_catalog_or_cli():
@@ -54,8 +50,19 @@ def test_every_file_left_out_of_the_zips_names_a_bundled_file():
     package = _lambda_package()
     dists = package.distributions_to_bundle()
     installed = [path.as_posix() for dist in dists for path in dist.files or []]
+    installed += [p.relative_to(ROOT).as_posix() for p in (ROOT / "etl_lib").rglob("*")]
     zipped = package.bundle_files(dists)
     for pattern in package.LEFT_OUT_FILES:
         # Still installed (else the pattern leaves out nothing), and not in the zips.
         assert [name for name in installed if fnmatch.fnmatchcase(name, pattern)], pattern
         assert not [name for name in zipped if fnmatch.fnmatchcase(name, pattern)], pattern
+
+
+def test_lambda_zips_hold_etl_lib_without_the_local_servers_or_the_notebooks():
+    package = _lambda_package()
+    zipped = package.bundle_files(package.distributions_to_bundle())
+    ours = [name for name in zipped if name.startswith("etl_lib/")]
+    assert {"etl_lib/__init__.py", "etl_lib/pipeline.py", "etl_lib/lake/layout.py"} <= set(ours)
+    assert [name for name in ours if name.startswith("etl_lib/warehouse/sql/")]
+    assert not [name for name in ours if name.startswith("etl_lib/local_spotify/")]
+    assert not [name for name in ours if name.endswith(".ipynb")]

@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 from etl_lib import pipeline
 from etl_lib.errors import PlaylistNotFound, SpotifyAuthError
 from etl_lib.extract import spotify
+from etl_lib.extract.outcome import ExtractStatus
 from etl_lib.lake import layout, storage
+from etl_lib.reporting import status
 from etl_lib.transform import iceberg, schemas
 from etl_lib.warehouse import catalog, execute
 
@@ -99,7 +101,7 @@ def test_pipeline_end_to_end_and_rerun_changes_nothing(settings, spotify_server)
 
     # A second extract at the same instants, a second transform of everything: no change.
     again = _extract_days(settings, spotify_server, days=3)
-    assert [result.status for result in again] == ["already landed"] * 6
+    assert [result.status for result in again] == [ExtractStatus.ALREADY_LANDED] * 6
     assert pipeline.pending_raw_keys(settings.lake) == []
     pipeline.retransform_all(settings.lake)
     assert _table_counts(settings.lake) == before  # the next query sees the new commit
@@ -175,3 +177,37 @@ def test_colliding_captures_are_both_kept(lake_root):
     assert first.raw_key == layout.raw_key(PLAYLIST, moment)
     assert second.raw_key == layout.raw_key(PLAYLIST, moment + timedelta(seconds=1))
     assert repeat.raw_key == first.raw_key and not repeat.written
+
+
+def test_heartbeats_hold_status_names_and_old_worded_ones_still_read(lake_root):
+    """Heartbeats now hold names without spaces; ones written by older versions hold words
+    (``already landed``, ``not attempted``): ``spotify-etl status`` reads both alike and
+    shows words."""
+    checked_at = datetime(2026, 10, 1, 6, tzinfo=UTC)
+    storage.ensure_root(lake_root)
+    landed = pipeline.ExtractOutcome("newformat1", ExtractStatus.ALREADY_LANDED, "s1", "raw/x")
+    pipeline._record_check(lake_root, landed, checked_at, "api")
+    written = storage.read_bytes(lake_root, layout.heartbeat_key("newformat1", checked_at))
+    assert json.loads(written)["status"] == "already_landed"
+    for playlist_id, words in (("oldformat1", "already landed"), ("oldformat2", "not attempted")):
+        heartbeat = {"playlist_id": playlist_id, "status": words, "error": None}
+        key = layout.heartbeat_key(playlist_id, checked_at)
+        storage.write_bytes(lake_root, key, json.dumps(heartbeat).encode())
+    storage.write_bytes(
+        lake_root,
+        layout.heartbeat_key("strange1", checked_at),
+        json.dumps({"status": "exploded"}).encode(),
+    )
+
+    lake = status.lake_status(lake_root, now=checked_at)
+    checks = {entry.playlist_id: entry.last_check.status for entry in lake.playlists}
+    assert checks == {
+        "newformat1": ExtractStatus.ALREADY_LANDED,
+        "oldformat1": ExtractStatus.ALREADY_LANDED,
+        "oldformat2": ExtractStatus.NOT_ATTEMPTED,
+        "strange1": None,
+    }
+    shown = {row["id"]: row["last check"] for row in status.table_rows(lake)}
+    assert shown["oldformat1"] == shown["newformat1"] == "2026-10-01 06:00 already landed"
+    assert shown["oldformat2"].endswith(" not attempted")
+    assert shown["strange1"].endswith(" (status unknown)")

@@ -11,8 +11,8 @@ import pytest
 from etl_lib.errors import CorruptPayload
 from etl_lib.extract import envelope
 from etl_lib.lake import layout
-from etl_lib.transform import schemas
-from etl_lib.transform.decode import COUNT_NAMES, transform_envelope
+from etl_lib.transform import decode, schemas
+from etl_lib.transform.decode import transform_envelope
 
 PLAYLIST_ID = "37i9dQZEVXbMDoHDwVN2tF"
 EXTRACTED_AT = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
@@ -161,7 +161,6 @@ def test_every_row_of_every_table_names_its_snapshot() -> None:
 def test_snapshot_row_describes_the_playlist_and_the_raw_file() -> None:
     result = transform_entries(make_entry(make_track("t1")), make_entry(None))
 
-    assert result.dt == "2026-11-25"
     assert rows(result, "snapshots") == [
         {
             "playlist_id": PLAYLIST_ID,
@@ -187,9 +186,13 @@ def test_snapshot_row_describes_the_playlist_and_the_raw_file() -> None:
     }
 
 
-def test_dt_is_the_utc_date_of_extraction() -> None:
+def test_extraction_time_is_stored_in_utc() -> None:
     late_evening = make_envelope([], extracted_at="2026-11-25T23:30:00-02:00")
-    assert transform_envelope(late_evening, "raw/somewhere.json").dt == "2026-11-26"
+    stored = column(
+        transform_envelope(late_evening, "raw/somewhere.json"), "snapshots", "extracted_at"
+    )
+    assert stored == [datetime(2026, 11, 26, 1, 30, tzinfo=UTC)]
+    assert layout.partition_date(stored[0]) == "2026-11-26"
 
 
 def test_chart_entry_columns() -> None:
@@ -313,9 +316,24 @@ def test_counts_always_add_up() -> None:
         make_entry(make_track("t1")), make_entry(None), make_entry(make_episode("e1")), 42
     )
     counts = result.counts
-    assert tuple(counts) == COUNT_NAMES
+    assert counts == {
+        "items": 4,
+        "tracks": 1,
+        "skipped_episodes": 1,
+        "skipped_local": 0,
+        "skipped_null": 2,
+    }
     assert counts["items"] == counts["tracks"] + sum(
-        counts[name] for name in COUNT_NAMES if name.startswith("skipped_")
+        count for name, count in counts.items() if name.startswith("skipped_")
+    )
+    # The snapshot row records the same counts.
+    (snapshot,) = rows(result, "snapshots")
+    assert {name: snapshot[name] for name in ("item_count", "track_count")} == {
+        "item_count": counts["items"],
+        "track_count": counts["tracks"],
+    }
+    assert all(
+        snapshot[name] == count for name, count in counts.items() if name.startswith("skipped_")
     )
 
 
@@ -512,6 +530,46 @@ def test_names_survive_unchanged(name: str) -> None:
     assert column(result, "snapshots", "playlist_name") == [name]
 
 
+def test_every_column_is_filled_from_the_fields_the_fast_decoder_keeps() -> None:
+    # The bulk path decodes only the fields listed in decode's _Item, _Album, _Artist, ...
+    # A column whose field is missing from that list would come out null there, while the
+    # json.loads path still fills it.
+    payload = make_envelope(
+        [
+            make_page(
+                [
+                    make_entry(make_track("t1", popularity=64, explicit=True)),
+                    make_entry(make_track("t2", popularity=12, album=make_album("album2"))),
+                ]
+            )
+        ]
+    )
+    data = json.dumps(payload).encode()
+    decoded = decode.decode_envelope(data, RAW_KEY)
+    assert "href" not in decoded["pages"][0]["items"][0]["item"]  # the narrow decode ran
+
+    fast = transform_envelope(decoded, RAW_KEY)
+    reference = transform_envelope(json.loads(data), RAW_KEY)
+
+    for name, schema in schemas.TABLES.items():
+        assert fast.tables[name].equals(reference.tables[name]), name
+        for field in schema:
+            assert fast.tables[name].column(field.name).null_count == 0, (name, field.name)
+
+
+def test_a_row_is_built_with_exactly_its_schema_columns() -> None:
+    # Rows are built by column name and laid out in schema order: a column the schema lacks
+    # would otherwise be dropped unseen.
+    artist = {"artist_id": "a1", "name": "An Artist", "spotify_url": "https://x.test/a1"}
+    in_schema_order = [n for n in schemas.ARTISTS.names if n not in schemas.SNAPSHOT_COLUMNS]
+
+    assert decode._row_values("artists", **artist) == tuple(artist[n] for n in in_schema_order)
+    with pytest.raises(TypeError, match=r"columns \['genre'\] are not in its schema"):
+        decode._row_values("artists", **artist, genre="pop")
+    with pytest.raises(TypeError, match=r"\['name'\] are missing"):
+        decode._row_values("artists", artist_id="a1", spotify_url="https://x.test/a1")
+
+
 def test_same_envelope_gives_identical_tables() -> None:
     pages = [
         make_page(
@@ -531,7 +589,7 @@ def test_same_envelope_gives_identical_tables() -> None:
     second = transform_envelope(copy.deepcopy(payload), RAW_KEY)
 
     assert payload == untouched
-    assert first.dt == second.dt and first.counts == second.counts
+    assert first.counts == second.counts
     for name in schemas.TABLES:
         assert first.tables[name].equals(second.tables[name], check_metadata=True), name
 

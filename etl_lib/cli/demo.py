@@ -69,7 +69,7 @@ def count_rows(lake_root: str, relations) -> dict[str, int]:
 
 
 def run_demo(
-    lake_root: str, days: int = 30, progress: Callable[[str], None] = lambda _: None
+    lake_root: str, days: int = 30, say: Callable[[str], None] = lambda _: None
 ) -> DemoResult:
     times = snapshot_times(days)
     with LocalSpotifyServer(ChartSimulator(), now=times[0]) as server:
@@ -80,17 +80,17 @@ def run_demo(
             credentials=Credentials(server.client_id, server.client_secret, origin="demo"),
             playlists=DEMO_PLAYLISTS,
         )
-        progress(f"local Spotify API at {server.base_url} (simulated, offline)")
+        say(f"local Spotify API at {server.base_url} (simulated, offline)")
         reader = spotify.make_reader(settings)
         statuses: Counter[str] = Counter()
         for moment in times:
             server.set_time(moment)
             outcomes = pipeline.extract(settings, reader=reader, clock=lambda m=moment: m)
             statuses.update(outcome.status for outcome in outcomes)
-        progress(
+        say(
             f"checked {len(DEMO_PLAYLISTS)} charts {len(times)} times each over {days} "
             "simulated days: "
-            + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
+            + ", ".join(f"{n} {status.words}" for status, n in sorted(statuses.items()))
         )
     summary = pipeline.transform(lake_root)
     catalog.build_catalog(lake_root)

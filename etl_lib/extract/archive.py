@@ -20,6 +20,8 @@ document unchanged (the JSON value, or the markdown text as a string) under ``ar
      "pages": [], "archive": <document>}
 
 Parsing is pure; ``fetch_archive_envelope`` is the only function doing network I/O.
+``SOURCE`` is the archive as a source of the pipeline (``etl_lib.extract.sources``), named
+``archive``.
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ from typing import Any, Literal
 import requests
 
 from etl_lib.bounded_http import BoundedSession, DeadlineExceeded
+from etl_lib.config import Settings
 from etl_lib.errors import ArchiveError, ConfigError, CorruptPayload, PlaylistNotFound
-from etl_lib.extract.envelope import ENVELOPE_VERSION, format_utc, loads
+from etl_lib.extract import envelope
+from etl_lib.extract.envelope import loads
 from etl_lib.lake import layout
 
-ARCHIVE_BASE_URL = "https://raw.githubusercontent.com/mackorone/spotify-playlist-archive/main"
 SOURCE_KIND = "archive"
 ArchiveFormat = Literal["json", "markdown"]
 
@@ -346,22 +349,14 @@ def make_archive_envelope(
     ``origin`` says where it came from (``{"url": ...}`` or ``{"file": ...}``); the document
     is stored unchanged under ``archive``.
     """
-    if extracted_at.tzinfo is None:
-        raise ConfigError(f"{source_name}: extracted_at {extracted_at!r} has no UTC offset")
     if isinstance(document, str):
         archive_format: ArchiveFormat = "markdown"
         playlist = _markdown_playlist(parse_markdown(document, source_name=source_name))
     else:
         archive_format = "json"
         playlist = _json_playlist(document, source_name)
-    return {
-        "envelope_version": ENVELOPE_VERSION,
-        "extracted_at": format_utc(extracted_at),
-        "source": {"kind": SOURCE_KIND, **origin, "format": archive_format},
-        "playlist": playlist,
-        "pages": [],
-        "archive": document,
-    }
+    source = {"kind": SOURCE_KIND, **origin, "format": archive_format}
+    return envelope.build(source, playlist, extracted_at, archive=document)
 
 
 def _markdown_playlist(parsed: dict[str, Any]) -> dict[str, Any]:
@@ -524,3 +519,65 @@ def fetch_archive_envelope(
         origin={"url": url},
         source_name=url,
     )
+
+
+# -- the archive as a pipeline source ---------------------------------------------------------
+
+
+def archive_pages(payload: dict[str, Any], raw_key: str) -> list[dict[str, Any]]:
+    """An archive envelope's tracks as one API-shaped page, so they take the API's path.
+
+    Positions are archive order, 1..N. The document (JSON value or markdown text) sits under
+    ``archive``; ``pages`` stays empty, because one snapshot must not come from two places.
+    Pure: no I/O.
+    """
+    if payload.get("pages"):
+        raise CorruptPayload(f"{raw_key}: an archive envelope with API pages too (ambiguous)")
+    if "archive" not in payload:
+        raise CorruptPayload(f"{raw_key}: archive envelope without its 'archive' document")
+    document = payload["archive"]
+    if not isinstance(document, dict | str):
+        raise CorruptPayload(
+            f"{raw_key}: 'archive' is a {type(document).__name__}, not a JSON object or "
+            "markdown text"
+        )
+    return [{"items": archive_entries(document, source_name=raw_key), "offset": 0}]
+
+
+class ArchiveSource:
+    """Snapshots from the public archive (``--source archive``): no credentials needed."""
+
+    name = "archive"
+    kinds = (SOURCE_KIND,)
+
+    def connect(self, settings: Settings) -> None:
+        return None  # one plain download per playlist: nothing to share between them
+
+    def fetch(
+        self,
+        connection: None,
+        settings: Settings,
+        playlist_id: str,
+        *,
+        extracted_at: datetime,
+        known_snapshot_id: str | None,
+    ) -> dict[str, Any] | None:
+        # The archive has no metadata-only answer: the document is small, so it is fetched
+        # whole and compared.
+        payload = fetch_archive_envelope(
+            settings.archive_base_url,
+            playlist_id,
+            extracted_at=extracted_at,
+            timeout=(settings.connect_timeout_seconds, settings.read_timeout_seconds),
+            deadline_seconds=settings.request_deadline_seconds,
+        )
+        snapshot_id = payload["playlist"]["snapshot_id"]
+        if known_snapshot_id and snapshot_id == known_snapshot_id:
+            return None
+        return payload
+
+    def pages(self, payload: dict[str, Any], raw_key: str) -> list[dict[str, Any]]:
+        return archive_pages(payload, raw_key)
+
+
+SOURCE = ArchiveSource()

@@ -114,7 +114,7 @@ def login(
     ``show_url`` receives the authorization URL (printed for headless machines). With
     ``paste`` the redirect URL is read from it instead of a loopback listener.
     """
-    creds = settings.credentials
+    creds = credential_sources.loaded(settings).credentials
     if not creds.client_id:
         raise ConfigError(
             "SPOTIFY_CLIENT_ID is not set: create an app on developer.spotify.com, add "
@@ -221,6 +221,7 @@ def _current_user(settings: Settings, access_token: str) -> dict:
 
 def status(settings: Settings) -> AuthStatus:
     """Which identity and scopes the current settings would use; checks them against the API."""
+    settings = credential_sources.loaded(settings)
     creds = settings.credentials
     mode = "user" if settings.uses_user_token else "client-credentials"
     reader = spotify.make_reader(settings)

@@ -3,8 +3,9 @@
 Three sources, first match wins: AWS Secrets Manager (``SPOTIFY_ETL_SECRET_ID``, for the
 Lambda), environment variables, then a local JSON file outside the repository
 (``~/.config/spotify-etl/credentials.json`` by default) that must be readable by its owner
-only. Secrets are never logged, printed or written to the lake: ``Credentials`` hides them
-from ``repr``.
+only. ``etl_lib.config`` reads where they are (and the environment's values); ``loaded``
+reads them, which only the code that calls Spotify does. Secrets are never logged, printed
+or written to the lake: ``Credentials`` hides them from ``repr``.
 """
 
 from __future__ import annotations
@@ -13,31 +14,13 @@ import json
 import os
 import secrets
 import stat
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from etl_lib.config import CREDENTIAL_FIELDS as FIELDS
+from etl_lib.config import Credentials, Settings
 from etl_lib.errors import ConfigError
-
-DEFAULT_CREDENTIALS_FILE = Path("~/.config/spotify-etl/credentials.json")
-FIELDS = ("client_id", "client_secret", "refresh_token", "scope", "user_id")
-
-
-@dataclass(frozen=True)
-class Credentials:
-    client_id: str | None = None
-    client_secret: str | None = field(default=None, repr=False)
-    refresh_token: str | None = field(default=None, repr=False)
-    scope: str | None = None
-    user_id: str | None = None
-    # Where these came from, for `auth status`.
-    origin: str = "none"
-    # Where the refresh token was read ("secret", "environment" or "file"), which is where a
-    # rotated one goes back; None when it was handed over in code.
-    refresh_token_source: str | None = None
-
-    def as_secret_document(self) -> dict[str, str]:
-        return {name: getattr(self, name) for name in FIELDS if getattr(self, name)}
 
 
 def _from_document(document: Any, origin: str, kind: str) -> Credentials:
@@ -147,30 +130,19 @@ def write_secrets_manager(secret_id: str, credentials: Credentials, *, region=No
         ) from exc
 
 
-def from_environment(environ: dict[str, str]) -> Credentials:
-    values = {
-        "client_id": environ.get("SPOTIFY_CLIENT_ID") or environ.get("SPOTIPY_CLIENT_ID"),
-        "client_secret": environ.get("SPOTIFY_CLIENT_SECRET")
-        or environ.get("SPOTIPY_CLIENT_SECRET"),
-        "refresh_token": environ.get("SPOTIFY_REFRESH_TOKEN"),
-    }
-    source = "environment" if values["refresh_token"] else None
-    return Credentials(**values, origin="environment", refresh_token_source=source)
+def loaded(settings: Settings) -> Settings:
+    """``settings`` with their credentials: the ones given, else read now (``load``)."""
+    if settings.credentials is not None:
+        return settings
+    return replace(settings, credentials=load(settings))
 
 
-def load(
-    environ: dict[str, str] | None = None,
-    *,
-    secret_id: str | None = None,
-    credentials_file: Path | None = None,
-    region: str | None = None,
-) -> Credentials:
-    """Secrets Manager if a secret id is set; else environment variables over the file."""
-    env = os.environ if environ is None else environ
-    if secret_id:
-        return read_secrets_manager(secret_id, region=region)
-    from_file = read_file(credentials_file or DEFAULT_CREDENTIALS_FILE)
-    from_env = from_environment(env)
+def load(settings: Settings) -> Credentials:
+    """Secrets Manager if a secret id is set; else the environment's values over the file."""
+    if settings.secret_id:
+        return read_secrets_manager(settings.secret_id, region=settings.aws_region)
+    from_file = read_file(settings.credentials_file)
+    from_env = settings.environment_credentials
     merged = {name: getattr(from_env, name) or getattr(from_file, name) for name in FIELDS}
     used_env = any(getattr(from_env, name) for name in FIELDS)
     used_file = any(getattr(from_file, name) for name in FIELDS)

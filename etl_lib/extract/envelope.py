@@ -13,6 +13,8 @@ An envelope is a JSON object::
 
 Captured payloads (a bare paging object such as the recorded API responses, or a full
 playlist object with its first page embedded) are wrapped into the same shape on import.
+A source that keeps its own document (the public archive) stores it beside empty ``pages``.
+``build`` makes every envelope, whichever the source.
 
 What a payload may be is bounded (``PayloadLimitExceeded`` names the limit): JSON nested no
 deeper than Python's parser goes (about 1,000 levels; deeper raises RecursionError),
@@ -28,9 +30,11 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from etl_lib.errors import CorruptPayload, PayloadLimitExceeded
+from etl_lib.errors import ConfigError, CorruptPayload, PayloadLimitExceeded
 
 ENVELOPE_VERSION = 1
+# The source.kind of a payload captured elsewhere and imported (``envelope_from_capture``).
+IMPORT_KIND = "import"
 _PLAYLIST_IN_HREF = re.compile(r"/playlists/(?P<id>[A-Za-z0-9]+)(?:/|\?|$)")
 
 # Python's own limit for turning digits into an int (and msgspec's): past it json.loads fails.
@@ -90,7 +94,11 @@ def shown(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
+_PLAYLIST_KEYS = ("id", "name", "snapshot_id", "followers", "owner_id")
+
+
 def playlist_metadata(playlist: dict[str, Any]) -> dict[str, Any]:
+    """What an envelope keeps of a Spotify playlist object."""
     followers = playlist.get("followers")
     owner = playlist.get("owner") or {}
     return {
@@ -102,19 +110,54 @@ def playlist_metadata(playlist: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def build(
+    source: dict[str, Any],
+    playlist: dict[str, Any],
+    extracted_at: datetime,
+    pages: list[Any] | None = None,
+    **documents: Any,
+) -> dict[str, Any]:
+    """The one place an envelope is made, by every source and import.
+
+    ``source`` says where the snapshot came from (its ``kind`` picks the source that reads
+    it back, ``etl_lib.extract.sources``); ``playlist`` is the playlist's metadata (``id``,
+    ``name``, ``snapshot_id``, ``followers``, ``owner_id``); ``pages`` the API's pages as
+    they came. A source that keeps its own document instead passes no pages and names the
+    document's key, e.g. ``archive=<document>``. The keys keep one order, so an envelope
+    built again from the same capture has the same bytes (landing compares bytes).
+    """
+    if extracted_at.tzinfo is None:
+        raise ConfigError(
+            f"extracted_at {extracted_at.isoformat()} has no UTC offset: give a UTC time "
+            "such as 2026-11-25T08:00:00Z"
+        )
+    metadata = {key: playlist.get(key) for key in _PLAYLIST_KEYS}
+    return {
+        "envelope_version": ENVELOPE_VERSION,
+        "extracted_at": format_utc(extracted_at),
+        "source": source,
+        "playlist": metadata,
+        "pages": [] if pages is None else pages,
+        **documents,
+    }
+
+
 def make_envelope(
     playlist: dict[str, Any],
     pages: list[dict[str, Any]],
     extracted_at: datetime,
     source: dict[str, Any],
 ) -> dict[str, Any]:
-    return {
-        "envelope_version": ENVELOPE_VERSION,
-        "extracted_at": format_utc(extracted_at),
-        "source": source,
-        "playlist": playlist_metadata(playlist),
-        "pages": pages,
-    }
+    """The envelope of Spotify API responses: a playlist object and its items' pages."""
+    return build(source, playlist_metadata(playlist), extracted_at, pages)
+
+
+def api_pages(envelope: dict[str, Any], raw_key: str) -> list[Any]:
+    """An envelope's entries as the API gave them: its ``pages``, unchanged (no I/O)."""
+    pages = envelope.get("pages")
+    if not isinstance(pages, list):
+        raise CorruptPayload(f"{raw_key}: 'pages' is missing or not a list")
+    return pages
 
 
 def is_envelope(payload: Any) -> bool:
@@ -139,7 +182,7 @@ def envelope_from_capture(
     """
     if is_envelope(payload):
         return payload
-    source = {"kind": "import", "file": source_name}
+    source = {"kind": IMPORT_KIND, "file": source_name}
     if isinstance(payload, dict) and payload.get("type") == "playlist":
         first_page = payload.get("items") or payload.get("tracks")
         if not _is_paging_object(first_page):

@@ -25,6 +25,9 @@ Every call goes through one policy, because spotipy's own would hang or mislead:
 HTTP failures become the exceptions in ``etl_lib.errors``, one line each, with messages
 that explain Spotify's 2026 rules. A refresh token the token endpoint rotates is stored
 back where it was read (``credentials.store_rotated_refresh_token``).
+
+``SOURCE`` is the Web API as a source of the pipeline (``etl_lib.extract.sources``), named
+``api``.
 """
 
 from __future__ import annotations
@@ -58,11 +61,13 @@ from etl_lib.errors import (
     SpotifyUnavailable,
 )
 from etl_lib.extract import credentials as credential_sources
+from etl_lib.extract import envelope
 from etl_lib.extract.envelope import MAX_ITEMS
 
 PAGE_SIZE = 50  # the API's maximum page size for playlist items
 PLAYLIST_FIELDS = "id,name,snapshot_id,followers(total),owner(id)"
-SPOTIFY_OWNER_ID = "spotify"
+# The envelopes' source.kind: what old raw files say too, so it never changes.
+SOURCE_KIND = "spotify-web-api"
 _ALTERNATIVES = (
     "use a playlist you own or collaborate on (`spotify-etl auth login`), an app with "
     "extended quota, or the public archive (`--source archive`)"
@@ -551,6 +556,7 @@ def api_session(settings: Settings) -> requests.Session:
 
 
 def auth_manager(settings: Settings):
+    settings = credential_sources.loaded(settings)  # read only here, where Spotify is called
     creds = settings.credentials
     timeout = settings.connect_timeout_seconds, settings.read_timeout_seconds
     if not creds.client_id:
@@ -608,7 +614,42 @@ def make_reader(settings: Settings, **policy) -> SpotifyReader:
 
 def playlist_source(settings: Settings, playlist_id: str) -> dict:
     return {
-        "kind": "spotify-web-api",
+        "kind": SOURCE_KIND,
         "api_base_url": settings.api_base_url,
         "endpoint": f"playlists/{playlist_id}/items",
     }
+
+
+class SpotifyApiSource:
+    """Snapshots from the Spotify Web API (``--source api``, the default)."""
+
+    name = "api"
+    # "import": API responses captured elsewhere, wrapped by envelope.envelope_from_capture.
+    kinds = (SOURCE_KIND, envelope.IMPORT_KIND)
+
+    def connect(self, settings: Settings) -> SpotifyReader:
+        # One reader per run: one token, one rate-limit budget for every playlist.
+        return make_reader(settings)
+
+    def fetch(
+        self,
+        connection: SpotifyReader,
+        settings: Settings,
+        playlist_id: str,
+        *,
+        extracted_at: datetime,
+        known_snapshot_id: str | None,
+    ) -> dict | None:
+        metadata = connection.playlist(playlist_id)  # small: no items, what the envelope keeps
+        if known_snapshot_id and metadata.get("snapshot_id") == known_snapshot_id:
+            return None
+        pages = connection.item_pages(playlist_id)
+        return envelope.make_envelope(
+            metadata, pages, extracted_at, playlist_source(settings, playlist_id)
+        )
+
+    def pages(self, payload: dict, raw_key: str) -> list:
+        return envelope.api_pages(payload, raw_key)
+
+
+SOURCE = SpotifyApiSource()

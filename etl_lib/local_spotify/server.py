@@ -434,14 +434,6 @@ class LocalSpotifyServer(LoopbackServer):
         with self._lock:
             self._misdirections.append(_Misdirection(target, times, path_contains))
 
-    def clear_faults(self) -> None:
-        """Forget scripted faults, delays, trickles and misdirections not yet used."""
-        with self._lock:
-            self._faults.clear()
-            self._delays.clear()
-            self._trickles.clear()
-            self._misdirections.clear()
-
     # test hooks: tokens -------------------------------------------------------------------
 
     def issue_token(self, *, user_id: str | None = None, scope: str = "") -> str:

@@ -418,10 +418,6 @@ class ChartSimulator:
         """The user's immutable, pseudonymous ``account_id`` (unlike ``id``, never renamed)."""
         return spotify_id(self.seed, "account", user_id)
 
-    def user_object(self, user_id: str, api_base_url: str = SPOTIFY_API_BASE_URL) -> dict[str, Any]:
-        """The PlaylistUserObject of ``user_id`` (the ``added_by`` of an entry)."""
-        return _user_object(user_id, api_base_url)
-
     def chart_track_ids(self, playlist_id: str, day: date) -> list[str]:
         """The Spotify track ids of the day's chart, best first."""
         return [self.track(key).id for key in self._ranking(playlist_id, utc_day(day))]

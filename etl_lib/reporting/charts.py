@@ -191,7 +191,7 @@ def track_labels(names: pd.DataFrame, limit: int = LABEL_MAX_CHARS) -> dict[str,
     """track_id -> ``track_label``, from a frame with track_id, track_name and artists.
 
     ``artists`` may be missing (labels are then track names alone), and so may
-    ``track_name`` when there is a ``name`` column instead (``analysis.with_track_names``).
+    ``track_name`` when there is a ``name`` column instead.
     """
     name_column = "track_name" if "track_name" in names.columns else "name"
     rows = names.drop_duplicates("track_id")
@@ -431,8 +431,9 @@ def bump_chart(
 ) -> ChartFigure:
     """The daily ranks of the ``top`` tracks of the window's last chart day.
 
-    ``history`` is ``analysis.rank_history`` output (chart_date, track_id, chart_rank);
-    ``names`` a frame with track_id, track_name and artists (see ``track_labels``). One line
+    ``history`` is the ``rank_history`` query's result (chart_date, track_id, chart_rank);
+    ``names`` a frame with track_id, track_name and artists (see ``track_labels``): the
+    report's ``labels`` query, or the chart of the window's last day. One line
     per track (``gid`` = track id, ``label`` = "Track — Artists") over every day from the
     window's first chart day to its last, NaN where the track was off the chart, so the
     line breaks there. Each line's right end is labelled "rank. Track — Artists". The rank
@@ -628,7 +629,8 @@ def _horizontal_bars(
 
 
 def climbers_fallers_bars(frame: pd.DataFrame, *, title: str | None = None) -> ChartFigure:
-    """``analysis.climbers_and_fallers`` as bars: climbs right (green), falls left (red).
+    """The ``climbers_and_fallers`` query's result as bars: climbs right (green), falls left
+    (red).
 
     Labels are "Track — Artists" when ``frame`` has track_name (or name) and artists
     columns, else track ids.
@@ -715,7 +717,7 @@ def charts_per_track_bars(
 def artist_share_bars(
     frame: pd.DataFrame, top: int = 10, *, title: str | None = None
 ) -> ChartFigure:
-    """The ``top`` artists of ``analysis.artist_share`` by share of chart entries."""
+    """The ``top`` artists of the ``artist_share`` query's result by share of chart entries."""
     rows = frame.sort_values(["entries", "artist_id"], ascending=[False, True]).head(top)
     shares = [float(v) for v in rows["share"]]
     labels = [_drawable(display_text(name)) for name in rows["name"]]

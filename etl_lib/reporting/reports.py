@@ -31,6 +31,7 @@ from urllib.parse import quote, urlsplit
 
 import pandas as pd
 
+from etl_lib import config
 from etl_lib.errors import ConfigError
 from etl_lib.extract import envelope
 from etl_lib.lake import layout, storage
@@ -68,27 +69,43 @@ class ReportResult:
 # Report queries that count from the playlist's first chart day (peak, days on chart): they
 # read every day up to the window's last, the others the window's days only.
 HISTORY_QUERIES = ("chart",)
+# The shipped analyses (``etl_lib/warehouse/sql/queries``) the report shows, each of the
+# playlist over the window (``analysis.query_params``).
+REPORT_ANALYSES = (
+    "rank_history",
+    "climbers_and_fallers",
+    "new_entries_and_dropouts",
+    "longest_running_number_one",
+    "artist_share",
+    "release_age",
+)
+# The most climbers, and the most fallers, the report lists.
+REPORT_TOP = 10
 
 
 def input_queries(
     playlist_id: str, as_of: date | str, days: int
 ) -> dict[str, tuple[str, list]]:
-    """The report's queries (``etl_lib/warehouse/sql/report``), each with its bound parameters: the
-    chart of the window's last chart day (``chart``, as the ``chart`` view), the window's
-    daily charts, the latest track, album, credit and artist attributes seen in the window
-    (``analysis.track_names`` joins them into labels), and the playlist's freshness.
-    Each reads only the window's days, but those of ``HISTORY_QUERIES``."""
+    """The report's queries, each with its bound parameters: the chart of the window's last
+    chart day (``chart``, as the ``chart`` view shows it), the playlist's freshness and the
+    names and artists of the tracks on its chart in the window (``labels``:
+    ``analysis.with_labels``) from ``etl_lib/warehouse/sql/report``, then the analyses of
+    ``REPORT_ANALYSES``. Each reads only the window's days, but those of
+    ``HISTORY_QUERIES``."""
     first_day, last_day = analysis.window_bounds(as_of, days)
-    window = [first_day, last_day]
+    report = sql.shipped("report")
+    shipped = sql.shipped("queries")
     params = {
-        "chart": [playlist_id, *window, playlist_id],
-        "daily": [playlist_id, *window],
-        "freshness": [playlist_id, *window],
-        "credits": [*window, *window],
+        "chart": [playlist_id, first_day, last_day, playlist_id],
+        "freshness": [playlist_id, first_day, last_day],
+        "labels": [playlist_id, first_day, last_day],
     }
-    return {
-        name: (statement, params.get(name, window))
-        for name, statement in sql.shipped("report").items()
+    return {name: (report[name], bound) for name, bound in params.items()} | {
+        name: (
+            shipped[name],
+            analysis.query_params(name, playlist_id, as_of, days, top=REPORT_TOP),
+        )
+        for name in REPORT_ANALYSES
     }
 
 
@@ -101,7 +118,7 @@ def load_inputs(
     engine: str = "duckdb",
     settings=None,
 ) -> dict[str, pd.DataFrame]:
-    """The frames the report notebook charts, one per query of ``input_queries``."""
+    """The results the report notebook shows, one per query of ``input_queries``."""
     statements = input_queries(playlist_id, as_of, days)
     if engine == "duckdb":
         # The tables are planned for the window's days only (the queries filter on them too),
@@ -116,6 +133,28 @@ def load_inputs(
         name: execute.run(lake_root, statement, bound, engine=engine, settings=settings)[0]
         for name, (statement, bound) in statements.items()
     }
+
+
+def window_query(
+    lake_root: str,
+    name: str,
+    playlist_id: str,
+    as_of: date | str,
+    days: int,
+    *,
+    top: int = REPORT_TOP,
+    engine: str = "duckdb",
+    settings=None,
+) -> pd.DataFrame:
+    """The shipped analysis ``name`` (``analysis.WINDOW_QUERIES``) of one playlist over the
+    ``days`` ending at ``as_of``, as the report runs it."""
+    statement = sql.shipped("queries")[name]
+    params = analysis.query_params(name, playlist_id, as_of, days, top=top)
+    if engine == "duckdb":
+        # The window's days are all it reads: its tables need hold no others.
+        days_read = analysis.window_bounds(as_of, days)
+        return execute.query_all(lake_root, {name: (statement, params)}, days=days_read)[name]
+    return execute.run(lake_root, statement, params, engine=engine, settings=settings)[0]
 
 
 def report_prefix(playlist_id: str, as_of: str) -> str:
@@ -247,7 +286,7 @@ def header_html(
 
 def display_header(
     freshness: pd.DataFrame,
-    daily: pd.DataFrame,
+    history: pd.DataFrame,
     *,
     playlist_id: str,
     as_of: date | str,
@@ -255,7 +294,9 @@ def display_header(
     engine: str,
 ) -> None:
     """Show ``header_html`` in the report notebook, the output tagged with the playlist's
-    name (``PLAYLIST_NAME_METADATA``) for status.json and the index."""
+    name (``PLAYLIST_NAME_METADATA``) for status.json and the index. ``freshness`` and
+    ``history`` are the report's results of those names (``input_queries``): the days of
+    the window's rank history are its chart days."""
     from IPython.display import HTML, display
 
     first_day, last_day = analysis.window_bounds(as_of, days)
@@ -267,7 +308,7 @@ def display_header(
         first_day=str(first_day),
         last_day=str(last_day),
         days=days,
-        chart_days=daily["chart_date"].nunique(),
+        chart_days=history["chart_date"].nunique(),
         newest=freshness["newest"].iloc[0] if len(freshness) else None,
         engine=engine,
     )
@@ -693,8 +734,8 @@ def run_report(
     timeout_seconds: int = 600,
 ) -> ReportResult:
     """Execute the report for one playlist and date, and publish it in the lake."""
-    # The Lambda image keeps the notebook outside the installed package; it says where.
-    notebook = Path(notebook or os.environ.get("SPOTIFY_ETL_REPORT_NOTEBOOK") or REPORT_NOTEBOOK)
+    # SPOTIFY_ETL_REPORT_NOTEBOOK: a notebook of one's own instead of the packaged one.
+    notebook = Path(notebook or config.notebook_override("report") or REPORT_NOTEBOOK)
     if not notebook.is_file():
         raise ConfigError(f"report notebook {notebook} not found: set SPOTIFY_ETL_REPORT_NOTEBOOK")
     as_of = check_request(lake_root, playlist_id, as_of, days, engine=engine)
@@ -770,9 +811,7 @@ def run_comparison_report(
 ) -> ReportResult:
     """Execute the report comparing charts (``COMPARISON_NOTEBOOK``) on one date and publish
     it under ``reports/compare/<as_of>/``, beside the playlists' reports in the index."""
-    notebook = Path(
-        notebook or os.environ.get("SPOTIFY_ETL_COMPARISON_NOTEBOOK") or COMPARISON_NOTEBOOK
-    )
+    notebook = Path(notebook or config.notebook_override("comparison") or COMPARISON_NOTEBOOK)
     if not notebook.is_file():
         raise ConfigError(
             f"comparison notebook {notebook} not found: set SPOTIFY_ETL_COMPARISON_NOTEBOOK"

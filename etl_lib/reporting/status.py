@@ -4,7 +4,8 @@ Each fact comes from the place that records it: the last check from the extracti
 heartbeats, the last new snapshot and the rows from the tables (one query), quarantined files
 and reports from their folders (one listing each). ``landed_days`` answers "which playlists
 and days have data" from folder names alone, fast enough to refuse a bad request before any
-table is opened.
+table is opened; ``reports_to_refresh`` says which reports newly transformed snapshots make stale
+(the CLI's ``run`` and the report function both ask it).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 
 from etl_lib.errors import ConfigError, CorruptPayload, LakeError
 from etl_lib.extract import envelope
+from etl_lib.extract.outcome import ExtractStatus
 from etl_lib.lake import layout, storage
 
 _PLAYLIST_FOLDER = re.compile(r"playlist_id=([A-Za-z0-9]{1,64})")
@@ -71,6 +73,18 @@ def landed_days(lake_root: str) -> dict[str, list[str]]:
         if found:
             days[playlist[1]] = found
     return days
+
+
+def reports_to_refresh(raw_keys: Iterable[str]) -> dict[str, str]:
+    """Playlist id -> the newest day among its newly transformed raw keys: the report each
+    playlist needs refreshed, as of that day, in the order the playlists first appear. Keys
+    that are not raw snapshot keys name no report."""
+    newest: dict[str, str] = {}
+    for key in raw_keys:
+        parts = layout.parse_raw_key(key)
+        if parts is not None:
+            newest[parts["playlist_id"]] = max(parts["dt"], newest.get(parts["playlist_id"], ""))
+    return newest
 
 
 def landed_name(lake_root: str, playlist_id: str, day: str) -> str | None:
@@ -148,7 +162,7 @@ def shortened(text: str, width: int) -> str:
 @dataclass
 class Check:
     at: str  # ISO-8601 UTC
-    status: str | None  # extracted, unchanged, already landed, failed, not attempted
+    status: ExtractStatus | None  # None: a heartbeat without a status this version knows
     error: str | None = None
 
 
@@ -257,9 +271,7 @@ def _add_checks(lake_root: str, entry) -> None:
         heartbeat = heartbeat if isinstance(heartbeat, dict) else {}
         status, error = heartbeat.get("status"), heartbeat.get("error")
         entry(playlist_id).last_check = Check(
-            at,
-            status if isinstance(status, str) else None,
-            error if isinstance(error, str) else None,
+            at, ExtractStatus.read(status), error if isinstance(error, str) else None
         )
 
 
@@ -301,6 +313,10 @@ def _when(iso: str | None) -> str:
     return "-" if iso is None else iso.replace("T", " ").removesuffix("Z")[:16]
 
 
+def _words(check: Check) -> str:
+    return "(status unknown)" if check.status is None else check.status.words
+
+
 def table_rows(status: LakeStatus) -> list[dict[str, str]]:
     """One row of text per playlist, as the terminal table shows them."""
     rows = []
@@ -313,7 +329,7 @@ def table_rows(status: LakeStatus) -> list[dict[str, str]]:
             {
                 "playlist": shortened(playlist.playlist_name or "(no name yet)", 32),
                 "id": playlist.playlist_id,
-                "last check": "never" if check is None else f"{_when(check.at)} {check.status}",
+                "last check": "never" if check is None else f"{_when(check.at)} {_words(check)}",
                 "last new snapshot": snapshot,
                 "chart rows": f"{playlist.chart_rows:,}",
                 "quarantined": str(playlist.quarantined.files),

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from etl_lib.config import table_settings
 from etl_lib.errors import ConfigError
 from etl_lib.lake import layout, storage
-from etl_lib.progress import Track, untracked
+from etl_lib.progress import Progress, no_progress
 from etl_lib.transform import iceberg, schemas
 
 STEP = "compact"
@@ -53,7 +53,7 @@ def compact(
     *,
     days: Iterable[str] | None = None,
     month: str | None = None,
-    track: Track = untracked,
+    progress: Progress = no_progress,
     retention: timedelta | None = None,
 ) -> CompactSummary:
     """Rewrite each day in scope (every one by default) to one sorted file per table, then
@@ -84,7 +84,7 @@ def compact(
         months.setdefault(day[:7], []).append(day)
     # One commit per table and month: a year's backlog is 12 rewrites of each table, each
     # planned once, instead of 365 that would each plan the whole table.
-    for month_days in track(list(months.values()), STEP):
+    for month_days in progress(list(months.values()), STEP):
         for name in schemas.TABLES:
             days_to_rewrite = [day for day in month_days if counts[name][day] > 1]
             if days_to_rewrite:

@@ -7,9 +7,10 @@ are skipped and counted, never fatal; an envelope whose structure is broken rais
 time, nesting, number size, text) ``PayloadLimitExceeded``. An ``added_at`` outside
 1900..2100, like any other odd field value, becomes null rather than refusing the snapshot.
 
-Envelopes from the public playlist archive (``source.kind == "archive"``) carry the archive's
-document instead of API pages; ``archive.archive_entries`` turns it into API-shaped entries
-first, so both sources share one code path and one set of tables.
+Each envelope's source (``etl_lib.extract.sources``, found by its ``source.kind``) turns it
+into API-shaped pages first: the public playlist archive's envelopes carry the archive's
+document instead of API pages, for one. So every source shares one code path and one set of
+tables.
 
 Speed matters (a backfill transforms thousands of snapshots a second), so rows are
 gathered as plain Python lists and each table is built by a single Arrow call.
@@ -18,16 +19,18 @@ gathered as plain Python lists and each table is built by a single Arrow call.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from typing import Any, TypedDict
+from operator import itemgetter
+from typing import Any, NamedTuple, TypedDict
 
 import msgspec
 import pyarrow as pa
 
 from etl_lib.errors import CorruptPayload, PayloadLimitExceeded
-from etl_lib.extract import archive
+from etl_lib.extract import sources
 from etl_lib.extract.envelope import (
     EARLIEST,
     LATEST,
@@ -43,7 +46,6 @@ from etl_lib.transform import schemas
 SKIPPED_EPISODES = "skipped_episodes"
 SKIPPED_LOCAL = "skipped_local"
 SKIPPED_NULL = "skipped_null"
-COUNT_NAMES = ("items", "tracks", SKIPPED_EPISODES, SKIPPED_LOCAL, SKIPPED_NULL)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
@@ -56,7 +58,6 @@ _OPEN_SPOTIFY = "https://open.spotify.com"
 
 @dataclass(frozen=True)
 class TransformResult:
-    dt: str
     tables: dict[str, pa.Table]
     counts: dict[str, int]
 
@@ -151,10 +152,10 @@ class _Envelope(TypedDict, total=False):
     playlist: _Playlist | None
     source: _Source | None
     pages: list[_Page] | None
-    archive: Any
 
 
 _ENVELOPE_DECODER = msgspec.json.Decoder(_Envelope)
+_ANY_DECODER = msgspec.json.Decoder()
 _ENTRY_DECODER = msgspec.json.Decoder(_Entry | None)
 _ITEM_DECODER = msgspec.json.Decoder(_Item | None)
 
@@ -169,13 +170,17 @@ def decode_envelope(data: bytes, raw_key: str, seen: dict | None = None) -> Any:
     as is (another shape, NaN, bad UTF-8, lone surrogates, huge numbers, deep nesting) is
     decoded by ``envelope.loads`` instead, which checks the payload limits, so the tables
     are the same either way. The narrow decode bounds the depth of what it builds by its
-    types; deeper input than Python's recursion limit takes the checked path.
+    types; deeper input than Python's recursion limit takes the checked path. An envelope
+    without API pages keeps its source's own document (the archive's, another source's)
+    under a key only its source knows, so it is decoded whole.
     """
     if seen is None:
         seen = {}
     try:
         envelope = _ENVELOPE_DECODER.decode(data)
         pages = envelope.get("pages") or ()
+        if not pages:
+            return _ANY_DECODER.decode(data)
         # Checked before the entries are decoded, so a huge payload costs no more memory.
         _check_item_count(sum(len(page.get("items") or ()) for page in pages), raw_key)
         for page in pages:
@@ -211,8 +216,8 @@ def _decoded_entry(raw: msgspec.Raw, seen: dict) -> Any:
 def transform_envelope(envelope: dict, raw_key: str) -> TransformResult:
     """All lake tables of one snapshot; ``raw_key`` is recorded in ``snapshots.raw_key``."""
     batch = TableBatch()
-    dt, counts = batch.add(envelope, raw_key)
-    return TransformResult(dt=dt, tables=batch.to_tables(), counts=counts)
+    counts = batch.add(envelope, raw_key)
+    return TransformResult(tables=batch.to_tables(), counts=counts)
 
 
 def transform_raw(data: bytes, raw_key: str) -> TransformResult:
@@ -241,13 +246,13 @@ class TableBatch:
         # Each snapshot's raw key and row count per table, in the order of the columns.
         self._snapshots: list[tuple[str, dict[str, int]]] = []
 
-    def add_json(self, data: bytes, raw_key: str) -> tuple[str, dict[str, int]]:
+    def add_json(self, data: bytes, raw_key: str) -> dict[str, int]:
         """Append one raw file's snapshot, decoded with ``decode_envelope``."""
         return self.add(decode_envelope(data, raw_key, self._decoded), raw_key)
 
-    def add(self, envelope: dict, raw_key: str) -> tuple[str, dict[str, int]]:
-        """Append one snapshot's rows; returns its ``dt`` and its entry counts."""
-        dt, columns_by_table, counts = _snapshot_columns(envelope, raw_key, self._derived)
+    def add(self, envelope: dict, raw_key: str) -> dict[str, int]:
+        """Append one snapshot's rows; returns its entry counts."""
+        columns_by_table, counts = _snapshot_columns(envelope, raw_key, self._derived)
         sizes = {}
         for table, columns in columns_by_table.items():
             target = self.columns[table]
@@ -255,7 +260,7 @@ class TableBatch:
                 target[name].extend(values)
             sizes[table] = len(columns[schemas.TABLES[table].names[0]])
         self._snapshots.append((raw_key, sizes))
-        return dt, counts
+        return counts
 
     def to_tables(self) -> dict[str, pa.Table]:
         return {
@@ -310,7 +315,7 @@ class TableBatch:
 
 def _snapshot_columns(
     envelope: dict, raw_key: str, derived: dict | None = None
-) -> tuple[str, dict[str, dict[str, list]], dict[str, int]]:
+) -> tuple[dict[str, dict[str, list]], dict[str, int]]:
     header = snapshot_header(envelope, raw_key)
     extracted_at, playlist, playlist_id = header.extracted_at, header.playlist, header.playlist_id
     source_kind, pages = header.source_kind, header.pages
@@ -346,13 +351,13 @@ def _snapshot_columns(
         size = len(next(iter(columns.values())))
         columns["playlist_id"] = [playlist_id] * size
         columns["extracted_at"] = [extracted_ms] * size
-    return dt, columns_by_table, counts
+    return columns_by_table, counts
 
 
 def snapshot_header(envelope: Any, raw_key: str) -> SnapshotHeader:
     """The envelope's capture time, playlist, source kind and pages, checked as the transform
-    needs them (``CorruptPayload``, or ``PayloadLimitExceeded`` past a limit); an archive
-    envelope's document is read into one API-shaped page."""
+    needs them (``CorruptPayload``, or ``PayloadLimitExceeded`` past a limit); the pages are
+    API-shaped, as the envelope's source reads them (an archive's document becomes one)."""
     if not isinstance(envelope, dict):
         raise CorruptPayload(f"{raw_key}: envelope is a {type(envelope).__name__}, not an object")
     extracted_at = _extracted_at(envelope, raw_key)
@@ -366,12 +371,7 @@ def snapshot_header(envelope: Any, raw_key: str) -> SnapshotHeader:
     source_kind = _text(source.get("kind")) if isinstance(source, dict) else None
     if not source_kind:
         raise CorruptPayload(f"{raw_key}: 'source.kind' is missing")
-    if source_kind == archive.SOURCE_KIND:
-        pages = _archive_pages(envelope, raw_key)
-    else:
-        pages = envelope.get("pages")
-        if not isinstance(pages, list):
-            raise CorruptPayload(f"{raw_key}: 'pages' is missing or not a list")
+    pages = sources.entry_pages(envelope, source_kind, raw_key)
     _check_item_count(
         sum(len(p["items"]) for p in pages if isinstance(p, dict) and type(p.get("items")) is list),
         raw_key,
@@ -380,7 +380,12 @@ def snapshot_header(envelope: Any, raw_key: str) -> SnapshotHeader:
 
 
 class _Rows:
-    """Column lists of the per-entry tables, filled in playlist order."""
+    """The per-entry tables of one snapshot, filled in playlist order.
+
+    Chart entries, one per entry, go straight into column lists. The other tables gather
+    rows as their values in schema order: a track's rows are built by column name once per
+    batch (``_TrackRows``) and the same values appended wherever the track appears.
+    """
 
     def __init__(self, derived: dict | None = None) -> None:
         self._derived = derived
@@ -390,12 +395,7 @@ class _Rows:
             "added_at": [],
             "popularity": [],
         }
-        # The other tables gather whole rows (tuples in their schema's column order, without
-        # the snapshot's columns): a track's rows are worked out once and appended as they are.
-        self.track_rows: list[tuple] = []
-        self.album_rows: list[tuple] = []
-        self.artist_rows: list[tuple] = []
-        self.track_artist_rows: list[tuple] = []
+        self.rows: dict[str, list[tuple]] = {table: [] for table in _ROW_LAYOUTS}
         self.item_count = 0
         self.skipped = {SKIPPED_EPISODES: 0, SKIPPED_LOCAL: 0, SKIPPED_NULL: 0}
         self._seen_tracks: set[str] = set()
@@ -432,7 +432,7 @@ class _Rows:
             if skip_reason is not None:
                 skipped[skip_reason] += 1
                 continue
-            track_id = rows.track[0]
+            track_id = rows.track_id
             chart_positions.append(position)
             chart_track_ids.append(track_id)
             chart_added_at.append(added_at)
@@ -452,66 +452,100 @@ class _Rows:
         return known[1]
 
     def _add_track(self, rows: _TrackRows) -> None:
-        self.track_rows.append(rows.track)
-        self.track_artist_rows.extend(rows.track_artists)
-        for artist in rows.credited_artists:
-            self._add_artist(artist)
+        self.rows["tracks"].append(rows.track)
+        self.rows["track_artists"].extend(rows.track_artists)
+        for artist_id, artist in rows.credited_artists:
+            self._add_artist(artist_id, artist)
         album_id = rows.album_id
         if album_id is not None and album_id not in self._seen_albums:
             self._seen_albums.add(album_id)
-            self.album_rows.append(rows.album)
-            for artist in rows.album_artists:
-                self._add_artist(artist)
+            self.rows["albums"].append(rows.album)
+            for artist_id, artist in rows.album_artists:
+                self._add_artist(artist_id, artist)
 
-    def _add_artist(self, artist: tuple) -> None:
-        if artist[0] in self._seen_artists:
+    def _add_artist(self, artist_id: str, artist: tuple) -> None:
+        if artist_id in self._seen_artists:
             return
-        self._seen_artists.add(artist[0])
-        self.artist_rows.append(artist)
+        self._seen_artists.add(artist_id)
+        self.rows["artists"].append(artist)
 
     def table_columns(self, table: str) -> dict[str, list]:
         """One per-entry table's columns (all but ``schemas.SNAPSHOT_COLUMNS``)."""
         if table == "chart_entries":
             return self.chart
-        rows = {
-            "tracks": self.track_rows,
-            "albums": self.album_rows,
-            "artists": self.artist_rows,
-            "track_artists": self.track_artist_rows,
-        }[table]
-        names = [n for n in schemas.TABLES[table].names if n not in schemas.SNAPSHOT_COLUMNS]
-        columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-        return dict(zip(names, columns, strict=True))
+        names = _ROW_LAYOUTS[table].names
+        rows = self.rows[table]
+        if not rows:
+            return {name: [] for name in names}
+        return dict(zip(names, zip(*rows, strict=True), strict=True))
+
+
+class _RowLayout(NamedTuple):
+    """A table's columns in schema order but the snapshot's (set once per snapshot), and a
+    function giving a row's values in that order."""
+
+    names: tuple[str, ...]
+    values: Callable[[dict[str, Any]], tuple]
+
+    @classmethod
+    def of(cls, table: str) -> _RowLayout:
+        names = tuple(n for n in schemas.TABLES[table].names if n not in schemas.SNAPSHOT_COLUMNS)
+        if len(names) == 1:
+            return cls(names, lambda row: (row[names[0]],))
+        return cls(names, itemgetter(*names))
+
+
+# The tables whose rows ``_TrackRows`` builds.
+_ROW_LAYOUTS = {
+    table: _RowLayout.of(table) for table in ("tracks", "albums", "artists", "track_artists")
+}
+
+
+def _row_values(table: str, /, **row: Any) -> tuple:
+    """A row built by column name, as its values in ``table``'s schema order (the snapshot's
+    columns left out). Done once per distinct track, so gathering a snapshot's rows and
+    turning them into columns costs what tuples cost."""
+    layout = _ROW_LAYOUTS[table]
+    if row.keys() != set(layout.names):
+        # Checked, not left to the lookup: a column the schema lacks would be dropped unseen.
+        raise TypeError(
+            f"{table} row: columns {sorted(row.keys() - set(layout.names))} are not in its "
+            f"schema, {sorted(set(layout.names) - row.keys())} are missing"
+        )
+    return layout.values(row)
 
 
 @dataclass(frozen=True, slots=True)
 class _TrackRows:
     """What one track object gives the tables, the same in whichever snapshot it appears.
-    Rows are tuples in their table's column order, without ``schemas.SNAPSHOT_COLUMNS``."""
+    Rows are built by column name and kept as their values (``_row_values``); artists come
+    with their id, which decides whether a snapshot already has them."""
 
+    track_id: str
     track: tuple
     popularity: int | None
     track_artists: tuple[tuple, ...]
-    credited_artists: tuple[tuple, ...]
+    credited_artists: tuple[tuple[str, tuple], ...]
     album_id: str | None
     album: tuple | None
-    album_artists: tuple[tuple, ...]
+    album_artists: tuple[tuple[str, tuple], ...]
 
 
 def _track_rows(track_id: str, track: dict) -> _TrackRows:
     album = track.get("album")
     album_id = _object_id(album)
     external_ids = track.get("external_ids")
-    row = (
-        track_id,
-        _text(track.get("name")),
-        _int64(track.get("duration_ms")),
-        _flag(track.get("explicit")),
-        album_id,
-        _int32(track.get("track_number")),
-        _int32(track.get("disc_number")),
-        _text(external_ids.get("isrc")) if isinstance(external_ids, dict) else None,
-        _spotify_url(track, "track", track_id),
+    row = _row_values(
+        "tracks",
+        track_id=track_id,
+        name=_text(track.get("name")),
+        duration_ms=_int64(track.get("duration_ms")),
+        explicit=_flag(track.get("explicit")),
+        album_id=album_id,
+        track_number=_int32(track.get("track_number")),
+        disc_number=_int32(track.get("disc_number")),
+        isrc=_text(external_ids.get("isrc")) if isinstance(external_ids, dict) else None,
+        spotify_url=_spotify_url(track, "track", track_id),
     )
     track_artists = []
     credited_artists = []
@@ -524,42 +558,56 @@ def _track_rows(track_id: str, track: dict) -> _TrackRows:
             if artist_id is None or artist_id in credited_ids:
                 continue
             credited_ids.add(artist_id)
-            track_artists.append((track_id, artist_id, _int32(artist_position)))
-            credited_artists.append(_artist_row(artist_id, artist))
+            track_artists.append(
+                _row_values(
+                    "track_artists",
+                    track_id=track_id,
+                    artist_id=artist_id,
+                    artist_position=_int32(artist_position),
+                )
+            )
+            credited_artists.append((artist_id, _artist_row(artist_id, artist)))
     album_row = None
     album_artists = []
     if album_id is not None:
         release_date, precision = _release_date(
             _text(album.get("release_date")), _text(album.get("release_date_precision"))
         )
-        album_row = (
-            album_id,
-            _text(album.get("name")),
-            _text(album.get("album_type")),
-            release_date,
-            precision,
-            _int32(album.get("total_tracks")),
-            _spotify_url(album, "album", album_id),
+        album_row = _row_values(
+            "albums",
+            album_id=album_id,
+            name=_text(album.get("name")),
+            album_type=_text(album.get("album_type")),
+            release_date=release_date,
+            release_date_precision=precision,
+            total_tracks=_int32(album.get("total_tracks")),
+            spotify_url=_spotify_url(album, "album", album_id),
         )
         listed = album.get("artists")
         if isinstance(listed, list):
             for artist in listed:
                 artist_id = _object_id(artist)
                 if artist_id is not None:
-                    album_artists.append(_artist_row(artist_id, artist))
+                    album_artists.append((artist_id, _artist_row(artist_id, artist)))
     return _TrackRows(
-        row,
-        _int32(track.get("popularity")),
-        tuple(track_artists),
-        tuple(credited_artists),
-        album_id,
-        album_row,
-        tuple(album_artists),
+        track_id=track_id,
+        track=row,
+        popularity=_int32(track.get("popularity")),
+        track_artists=tuple(track_artists),
+        credited_artists=tuple(credited_artists),
+        album_id=album_id,
+        album=album_row,
+        album_artists=tuple(album_artists),
     )
 
 
 def _artist_row(artist_id: str, artist: dict) -> tuple:
-    return artist_id, _text(artist.get("name")), _spotify_url(artist, "artist", artist_id)
+    return _row_values(
+        "artists",
+        artist_id=artist_id,
+        name=_text(artist.get("name")),
+        spotify_url=_spotify_url(artist, "artist", artist_id),
+    )
 
 
 def _entry_verdict(entry: Any) -> tuple[str | None, _TrackRows | None, int | None]:
@@ -610,26 +658,6 @@ def _item_verdict(item: Any) -> tuple[str | None, _TrackRows | None]:
         # Only local files lack an id in practice; they cannot be joined to anything.
         return SKIPPED_LOCAL, None
     return None, _track_rows(track_id, item)
-
-
-def _archive_pages(envelope: dict, raw_key: str) -> list[dict]:
-    """An archive envelope's tracks as one API-shaped page, so they take the API's path.
-
-    Positions are archive order, 1..N. The document (JSON value or markdown text) sits under
-    ``archive``; ``pages`` stays empty, because one snapshot must not come from two places.
-    """
-    if envelope.get("pages"):
-        raise CorruptPayload(f"{raw_key}: an archive envelope with API pages too (ambiguous)")
-    if "archive" not in envelope:
-        raise CorruptPayload(f"{raw_key}: archive envelope without its 'archive' document")
-    document = envelope["archive"]
-    if not isinstance(document, dict | str):
-        raise CorruptPayload(
-            f"{raw_key}: 'archive' is a {type(document).__name__}, not a JSON object or "
-            "markdown text"
-        )
-    entries = archive.archive_entries(document, source_name=raw_key)
-    return [{"items": entries, "offset": 0}]
 
 
 def _extracted_at(envelope: dict, raw_key: str) -> datetime:

@@ -1,7 +1,7 @@
 """The lake's tables as Apache Iceberg tables, written and planned with pyiceberg.
 
-Every table of ``etl_lib.transform.schemas`` is an Iceberg table partitioned by identity on ``dt`` (the
-capture day, a string column the shipped SQL filters on). Which table holds what is the
+Every table of ``etl_lib.transform.schemas`` is an Iceberg table partitioned by identity on
+``dt`` (the capture day, a string column the shipped SQL filters on). Which table holds what is the
 catalog's business, never a rule on file names:
 
 - a local lake gets a SQL catalog on SQLite inside the lake (``iceberg_catalog.db``) and its
@@ -40,9 +40,9 @@ from etl_lib.config import TableSettings, table_settings
 from etl_lib.errors import ConfigError, LakeError
 from etl_lib.lake import storage
 from etl_lib.transform import schemas
+from etl_lib.transform.previous_layout import WAREHOUSE, check_layout, forget_layout
 
 LOCAL_CATALOG_FILE = "iceberg_catalog.db"
-WAREHOUSE = "warehouse"
 LOCAL_NAMESPACE = "spotify_charts"
 # Within a day, rows sit in the order the common queries read them: a chart by time and rank,
 # the other tables by id (joins, latest_* views), so row-group statistics prune.
@@ -275,8 +275,6 @@ def _under(location: str, lake_root: str) -> bool:
 def forget(lake_root: str | None = None) -> None:
     """Drop this process's open catalogs, and the tables of ``lake_root`` (of every lake by
     default), after a catalog was replaced or its endpoint changed."""
-    from etl_lib.migrate import forget_layout
-
     _open.cache_clear()
     for key in [key for key in _STAGING_TABLES if lake_root in (None, key[0])]:
         del _STAGING_TABLES[key]
@@ -285,8 +283,6 @@ def forget(lake_root: str | None = None) -> None:
 
 def open_tables(lake_root: str, settings: TableSettings | None = None) -> LakeTables:
     """The lake's catalog (created on first use for a local lake) and namespace."""
-    from etl_lib.migrate import check_layout  # the layer above: refuses a lake not migrated
-
     check_layout(lake_root)
     settings = settings or table_settings()
     return _open(lake_root, settings, os.getpid())

@@ -101,5 +101,6 @@ TABLES: dict[str, pa.Schema] = {
     "track_artists": TRACK_ARTISTS,
     "chart_entries": CHART_ENTRIES,
 }
-# Set per snapshot, not per entry: the last two columns of every table but these.
+# In every table, naming the snapshot a row came from; set once per snapshot, so the rows
+# built per entry (``etl_lib.transform.decode``) leave them out.
 SNAPSHOT_COLUMNS = ("playlist_id", "extracted_at")

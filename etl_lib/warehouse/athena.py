@@ -110,7 +110,8 @@ def view_statement(name: str, sql: str) -> str:
 
 
 def create_views(settings: Settings) -> list[str]:
-    """Create or replace every shipped view (``etl_lib/warehouse/sql/views``); returns their names."""
+    """Create or replace every shipped view (``etl_lib/warehouse/sql/views``); returns their
+    names."""
     names = []
     with connect(settings) as connection:
         for name, sql in sql_files.shipped("views").items():

@@ -1,7 +1,7 @@
 """The lake's tables and the shipped views for SQL.
 
-The tables are Iceberg tables (``etl_lib.transform.iceberg``): their catalog is the one place that says
-which data files make up each table now. DuckDB (the embedded default) reads them through
+The tables are Iceberg tables (``etl_lib.transform.iceberg``): their catalog is the one place
+that says which data files make up each table now. DuckDB (the embedded default) reads them through
 views over exactly the data files of each table's current snapshot, planned by pyiceberg when
 a connection opens; nothing is stored on the DuckDB side, so a long-lived process sees other
 processes' commits and compactions on its next connection, and no file can go stale or be

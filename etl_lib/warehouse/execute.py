@@ -1,7 +1,8 @@
 """Query engines behind one call: DuckDB (embedded, the default) or Athena.
 
 SQL is written in Athena (Trino) dialect; DuckDB runs it after transpiling with the column
-types known (``etl_lib.warehouse.sql``). Parameters are always bound by the engine, never formatted in.
+types known (``etl_lib.warehouse.sql``). Parameters are always bound by the engine, never
+formatted in.
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from etl_lib import cli
+from etl_lib.cli import output
 from etl_lib.cli.demo import DEMO_PLAYLIST, run_demo
 from etl_lib.config import Settings
 from etl_lib.errors import ConfigError
-from etl_lib.extract.credentials import Credentials
 from etl_lib.lake import storage
 from etl_lib.reporting import reports
 
@@ -86,7 +86,7 @@ def test_demo_refuses_impossible_days_in_one_line(tmp_path, capsys, days, expect
     ],
 )
 def test_terminal_output_shows_control_characters_as_escapes(text, shown):
-    assert cli.terminal_safe(text) == shown
+    assert output.terminal_safe(text) == shown
 
 
 def test_an_error_naming_hostile_text_reaches_the_terminal_escaped(small_lake, capsys):
@@ -126,4 +126,4 @@ def test_csv_and_json_on_a_terminal_show_control_characters_as_escapes(
 def test_a_time_bound_from_the_environment_must_be_a_finite_number(name, text):
     # nan compares false with everything: a budget of nan would let any Retry-After be slept.
     with pytest.raises(ConfigError, match=name):
-        Settings.from_env({name: text}, credentials=Credentials())
+        Settings.from_env({name: text})

@@ -7,7 +7,7 @@ transform handler.
 from __future__ import annotations
 
 import copy
-import importlib.util
+import importlib
 import json
 import sys
 from dataclasses import dataclass, field
@@ -262,10 +262,8 @@ class _LambdaContext:
 
 
 def _transform_handler():
-    path = ROOT / "lambda" / "transform" / "app.py"
-    spec = importlib.util.spec_from_file_location("lambda_transform_app_poison", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.modules.pop("lambdas.transform.app", None)  # a fresh import: a cold start
+    module = importlib.import_module("lambdas.transform.app")
     module.logger.registered_handler.stream = sys.stdout
     return module.handler
 
@@ -339,7 +337,7 @@ def test_the_command_names_each_quarantined_file_on_one_line_and_exits_1(lake_ro
     assert f"transformed {len(poisoned.good)} raw files" in stderr
     errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
     assert sorted(errors) == sorted(
-        f"error: {storage.read_bytes(lake_root, layout.quarantine_reason_key(key)).decode().strip()} "
+        f"error: {storage.read_bytes(lake_root, layout.quarantine_reason_key(key)).decode().strip()} "  # noqa: E501
         f"(copied to {layout.quarantine_key(key)}; fix or remove the raw file)"
         for key in poisoned.poison
     )

@@ -1,7 +1,7 @@
 -- One artist's charted tracks between two days (any credit, not only the first), per
 -- playlist: the track's name and every artist, days on chart, peak, first and last day
 -- seen. Most days first, then best peak; artist_search gives the artist's totals.
--- Bind with etl_lib.analysis.lookup_params.
+-- Bind with etl_lib.reporting.analysis.lookup_params.
 -- Parameters: artist_id, first_day, last_day, first_day, last_day ('YYYY-MM-DD').
 WITH credited AS (
     SELECT DISTINCT track_id

@@ -2,7 +2,7 @@
 -- wildcards) and who charted between two days, with their totals on any playlist: tracks
 -- charted, charts, best peak, days on chart (days with at least one of their tracks on a
 -- chart), first and last day seen. Best peak first, then most days; artist_page lists one
--- artist's tracks. Bind with etl_lib.analysis.lookup_params.
+-- artist's tracks. Bind with etl_lib.reporting.analysis.lookup_params.
 -- Parameters: text, first_day, last_day ('YYYY-MM-DD').
 WITH found AS (
     SELECT artist_id, name

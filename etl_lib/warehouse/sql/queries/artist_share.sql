@@ -1,7 +1,7 @@
 -- Each artist's share of the window's chart entries (one track on one day), counting every
 -- credited artist: a three-artist track gives each artist the entry, so shares can add up to
 -- more than 1. Credits and names are those of each entry's own snapshot, so the dimension
--- tables are read for the window's days only. Same as etl_lib.analysis.artist_share.
+-- tables are read for the window's days only. Most entries first, then artist_id.
 -- Parameters: playlist_id, first_day, last_day ('YYYY-MM-DD').
 WITH chart_window AS (
     -- The window's first and last dates are bound as strings: a plain predicate on dt, the

@@ -1,6 +1,6 @@
 -- The tracks on the charts of one day, each with the number of charts it is on, its best rank
 -- and every chart with its rank there ('name #rank', best first, joined with '; '). Most
--- charts first, then best rank. Bind with etl_lib.analysis.lookup_params.
+-- charts first, then best rank. Bind with etl_lib.reporting.analysis.lookup_params.
 -- Parameters: day, playlists, playlists, day ('YYYY-MM-DD'; playlists: ids joined with ',',
 -- or '' for every playlist with a chart that day).
 WITH day_chart AS (

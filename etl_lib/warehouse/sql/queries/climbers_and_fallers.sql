@@ -1,6 +1,7 @@
 -- Rank change from the window's first chart day to its last, for tracks on both days:
 -- rank_change = first_rank - last_rank (positive = climbed). The top_n biggest climbers and
--- top_n biggest fallers, ties by better last rank. Same as etl_lib.analysis.climbers_and_fallers.
+-- the top_n biggest fallers, ties by better last rank; unchanged tracks are left out. Biggest
+-- climber first, biggest faller last.
 -- Parameters: playlist_id, first_day, last_day ('YYYY-MM-DD'), top_n.
 WITH chart_window AS (
     -- The window's first and last dates are bound as strings: a plain predicate on dt, the

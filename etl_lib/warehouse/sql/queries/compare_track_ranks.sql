@@ -1,6 +1,6 @@
 -- One track on every chart of one day: its rank, movement, peak and days on chart there (as
 -- the chart view counts them), or no rank on a chart it is not on. Charts holding the track
--- first, by rank; then the others by name. Bind with etl_lib.analysis.lookup_params.
+-- first, by rank; then the others by name. Bind with etl_lib.reporting.analysis.lookup_params.
 -- Parameters: day, playlists, playlists, day, track_id, day ('YYYY-MM-DD'; playlists: ids
 -- joined with ',', or '' for every playlist with a chart that day).
 WITH charts AS (

@@ -1,5 +1,5 @@
 -- Days on chart, peak rank, first and last day seen, per track charting in the window.
--- Same as etl_lib.analysis.days_on_chart_and_peak.
+-- Most days first, then best peak, then track_id.
 -- Parameters: playlist_id, first_day, last_day ('YYYY-MM-DD').
 WITH chart_window AS (
     -- The window's first and last dates are bound as strings: a plain predicate on dt, the

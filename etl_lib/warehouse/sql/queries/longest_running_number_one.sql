@@ -1,6 +1,6 @@
 -- The longest run of consecutive calendar days at #1 in the window (a day without a chart
--- ends a run); ties go to the run that started first. One row, or none.
--- Same as etl_lib.analysis.longest_running_number_one.
+-- ends a run: what was #1 that day is unknown); ties go to the run that started first. One
+-- row, or none.
 -- Parameters: playlist_id, first_day, last_day ('YYYY-MM-DD').
 WITH chart_window AS (
     -- The window's first and last dates are bound as strings: a plain predicate on dt, the

@@ -1,6 +1,6 @@
 -- Tracks on the window's last chart day but not its first ('new_entry', ranked as on the last
 -- day), and on the first but not the last ('dropout', ranked as on the first day).
--- Same as etl_lib.analysis.new_entries_and_dropouts.
+-- A track that came and went inside the window is neither. New entries first, each by rank.
 -- Parameters: playlist_id, first_day, last_day ('YYYY-MM-DD').
 WITH chart_window AS (
     -- The window's first and last dates are bound as strings: a plain predicate on dt, the

@@ -1,5 +1,5 @@
 -- Rank history: every (chart_date, track_id, chart_rank) of one playlist in the window.
--- A day a track was off the chart has no row. Same as etl_lib.analysis.rank_history.
+-- A day a track was off the chart has no row: the break a rank-over-time chart draws.
 -- Parameters: playlist_id, first_day, last_day ('YYYY-MM-DD').
 WITH chart_window AS (
     -- The window's first and last dates are bound as strings: a plain predicate on dt, the

@@ -1,7 +1,8 @@
 -- Per track on the window's last chart day: days from its album's release to that day.
 -- Year- and month-precision release dates are stored as their first day (the albums table),
 -- so they count from it. Album and release date are those of the chart's own snapshot, so the
--- dimension tables are read for that day only. Same as etl_lib.analysis.release_age.
+-- dimension tables are read for that day only. A track without an album or a release date
+-- has no age. By rank.
 -- Parameters: playlist_id, first_day, last_day ('YYYY-MM-DD').
 WITH chart_window AS (
     -- The window's first and last dates are bound as strings: a plain predicate on dt, the

@@ -1,6 +1,6 @@
 -- The top 10 of every chart of one day, one row per chart and rank, charts by name;
--- etl_lib.analysis.side_by_side turns it into one column per chart. Bind with
--- etl_lib.analysis.lookup_params.
+-- etl_lib.reporting.analysis.side_by_side turns it into one column per chart. Bind with
+-- etl_lib.reporting.analysis.lookup_params.
 -- Parameters: day, playlists, playlists, day ('YYYY-MM-DD'; playlists: ids joined with ',',
 -- or '' for every playlist with a chart that day).
 WITH top10 AS (

@@ -1,6 +1,6 @@
 -- One track's rank on each playlist's chart, every day between two days it was on it: the
 -- lines of a rank-over-time chart (a day off a chart has no row, so its line breaks).
--- Bind with etl_lib.analysis.lookup_params.
+-- Bind with etl_lib.reporting.analysis.lookup_params.
 -- Parameters: track_id, first_day, last_day, first_day, last_day ('YYYY-MM-DD').
 WITH history AS (
     SELECT playlist_id, chart_date, min(chart_rank) AS chart_rank

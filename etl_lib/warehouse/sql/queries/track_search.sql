@@ -2,7 +2,7 @@
 -- literally: % and _ are no wildcards), with how they charted between two days on any
 -- playlist: the charts (names joined with '; '), the best peak, the days on chart (days on at
 -- least one chart), the first and last day seen. Best peak first, then most days.
--- Bind with etl_lib.analysis.lookup_params.
+-- Bind with etl_lib.reporting.analysis.lookup_params.
 -- Parameters: text, text, first_day, last_day, first_day, last_day ('YYYY-MM-DD').
 WITH matches AS (
     SELECT track_id

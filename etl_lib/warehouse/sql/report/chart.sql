@@ -1,6 +1,6 @@
 -- The chart of the window's last chart day, as the chart view shows it: rank, movement, name,
 -- artists, peak, days on chart. Peak and days on chart count the playlist's whole history up
--- to that day, not the window: etl_lib.reports.load_inputs plans this query's tables from the
+-- to that day, not the window: etl_lib.reporting.reports.load_inputs plans its tables from the
 -- lake's first day to the window's last.
 -- Parameters: playlist_id, first_day, last_day, playlist_id ('YYYY-MM-DD').
 WITH last_chart_day AS (

@@ -15,14 +15,13 @@ repeat. The response is what the OnSuccess destination hands to the report funct
 
 from __future__ import annotations
 
-import os
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from etl_lib import pipeline
-from etl_lib.errors import ConfigError
+from etl_lib.config import Settings
 from etl_lib.lake import layout
 
 logger = Logger()
@@ -52,9 +51,7 @@ def lake_raw_keys(event: dict, lake_root: str) -> tuple[list[str], list[str]]:
 @logger.inject_lambda_context(correlation_id_path=S3_NOTIFICATION_REQUEST_ID)
 @metrics.log_metrics
 def handler(event: dict, context) -> dict:
-    lake_root = os.environ.get("SPOTIFY_ETL_LAKE", "")
-    if not lake_root.startswith("s3://"):
-        raise ConfigError(f"SPOTIFY_ETL_LAKE={lake_root!r}: set it to s3://<bucket>/<prefix>")
+    lake_root = Settings.from_env().s3_lake()
     raw_keys, ignored = lake_raw_keys(event, lake_root)
     if ignored:
         logger.warning("not raw files of this lake: ignored", extra={"ignored": ignored})

@@ -8,20 +8,19 @@ transformed raw keys gets a report as of the date of its newest one, queried wit
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from etl_lib.config import Settings
 from etl_lib.lake import layout
+from etl_lib.reporting import status
 
 logger = Logger()
 metrics = Metrics(namespace="SpotifyChartsLake")
 
 REPORT_DAYS = 30
-# Athena in AWS; DuckDB reads the same S3 lake where Athena is not available (tests on moto).
-REPORT_ENGINE = os.environ.get("SPOTIFY_ETL_REPORT_ENGINE", "athena")
 # A destination event carries the transform invocation's request id: one id across both logs.
 DESTINATION_REQUEST_ID = "requestContext.requestId"
 
@@ -31,12 +30,7 @@ def reports_to_run(event: dict) -> dict[str, str]:
     if event.get("playlist_id"):
         as_of = event.get("as_of") or datetime.now(UTC).date().isoformat()
         return {layout.check_playlist_id(event["playlist_id"]): as_of}
-    newest: dict[str, dict[str, str]] = {}
-    for raw_key in (event.get("responsePayload") or {}).get("transformed") or []:
-        parts = layout.parse_raw_key(raw_key)
-        if parts and parts["stamp"] > newest.get(parts["playlist_id"], {"stamp": ""})["stamp"]:
-            newest[parts["playlist_id"]] = parts
-    return {playlist_id: parts["dt"] for playlist_id, parts in newest.items()}
+    return status.reports_to_refresh((event.get("responsePayload") or {}).get("transformed") or [])
 
 
 @logger.inject_lambda_context(correlation_id_path=DESTINATION_REQUEST_ID)
@@ -50,11 +44,16 @@ def handler(event: dict, context) -> dict:
     # papermill, nbconvert and matplotlib load only when a report actually runs.
     from etl_lib.reporting.reports import run_report
 
-    lake_root = os.environ["SPOTIFY_ETL_LAKE"]
+    settings = Settings.from_env()  # per invocation: nothing is read at import
+    lake_root = settings.s3_lake()
     reports = []
     for playlist_id, as_of in wanted.items():
         result = run_report(
-            lake_root, playlist_id=playlist_id, as_of=as_of, days=REPORT_DAYS, engine=REPORT_ENGINE
+            lake_root,
+            playlist_id=playlist_id,
+            as_of=as_of,
+            days=REPORT_DAYS,
+            engine=settings.report_engine,
         )
         reports.append(
             {

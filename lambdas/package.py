@@ -1,6 +1,6 @@
 """Build the extract and transform Lambda zips and check them against Lambda's size limits.
 
-    python lambda/package.py --out build/lambda
+    python lambdas/package.py --out build/lambda
 
 Each zip holds the function's ``app.py`` at its root, the ``etl_lib`` package, and the
 runtime dependencies the handlers import, copied from the distributions installed in the
@@ -16,7 +16,9 @@ the handlers need (pandas, numpy, pyarrow), the project's query/CLI dependencies
 extract and transform code never imports (duckdb alone would take 70 MB), and pyiceberg's
 command-line dependencies (rich, pygments, click). pyiceberg's SQL catalog (SQLAlchemy,
 29 MB) is an extra the zips do not install: on S3 the tables are cataloged in Glue. Files
-no import reaches are left out too (``LEFT_OUT_FILES``). Bundled
+no import reaches are left out too (``LEFT_OUT_FILES``), etl_lib's own among them: the local
+Spotify and archive servers (demo and tests only) and the report notebooks (the report
+function is an image that installs them). Bundled
 although AWS has a copy: boto3/botocore/s3transfer are in the Lambda runtime (the layer
 removes them from its own build), but s3fs's aiobotocore pins a narrow botocore range the
 runtime's copy will not match; ``/var/task`` comes first on ``sys.path``, so the bundled,
@@ -67,6 +69,8 @@ LEFT_OUT = {
 # Zip entry patterns of bundled distributions that nothing loads, and why.
 LEFT_OUT_FILES = {
     "zstandard/_cffi.*": "zstandard's CFFI backend: CPython loads its C backend (backend_c)",
+    "etl_lib/local_spotify/*": "the local Spotify and archive servers: demo and tests only",
+    "etl_lib/reporting/notebooks/*": "the report notebooks: run by the report image only",
 }
 # A fixed timestamp makes the zips byte-for-byte reproducible, so unchanged code is not
 # redeployed just because it was rebuilt.
@@ -135,21 +139,24 @@ def platform_problem(dist: metadata.Distribution, arch: str) -> str | None:
 
 
 def bundle_files(dists: list[metadata.Distribution]) -> dict[str, Path]:
-    """Zip entry name -> file on disk: every distribution's files, then etl_lib's."""
+    """Zip entry name -> file on disk: every distribution's files, then etl_lib's, minus
+    LEFT_OUT_FILES."""
     files: dict[str, Path] = {}
     for dist in dists:
         for path in dist.files or []:
             # Scripts land outside site-packages ("../../../bin"); caches are rebuilt.
             if path.parts[0] == ".." or "__pycache__" in path.parts or path.suffix == ".pyc":
                 continue
-            if any(fnmatch.fnmatchcase(path.as_posix(), p) for p in LEFT_OUT_FILES):
-                continue
             files[path.as_posix()] = Path(dist.locate_file(path))
     package = ROOT / "etl_lib"
     for path in sorted(package.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
             files[path.relative_to(ROOT).as_posix()] = path
-    return files
+    return {
+        name: path
+        for name, path in files.items()
+        if not any(fnmatch.fnmatchcase(name, pattern) for pattern in LEFT_OUT_FILES)
+    }
 
 
 def add_file(archive: zipfile.ZipFile, name: str, source: Path) -> None:
@@ -208,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"left out files: {'; '.join(f'{p} ({why})' for p, why in LEFT_OUT_FILES.items())}")
     failures = []
     for function in FUNCTIONS:
-        app = ROOT / "lambda" / function / "app.py"
+        app = ROOT / "lambdas" / function / "app.py"
         target = args.out / f"{function}.zip"
         shutil.copyfile(shared_zip, target)
         with zipfile.ZipFile(target, "a") as archive:

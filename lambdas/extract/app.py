@@ -20,11 +20,11 @@ metrics = Metrics(namespace="SpotifyChartsLake")
 # Every status gets its metric on every run, zero included, so a graph shows "none" rather
 # than a gap. SuccessfulExtract is the heartbeat an alarm watches for (missing 3 hours).
 STATUS_METRICS = {
-    "extracted": "SnapshotsExtracted",
-    "unchanged": "SnapshotsUnchanged",
-    "already landed": "SnapshotsAlreadyLanded",
-    "failed": "ExtractFailures",
-    "not attempted": "ExtractsNotAttempted",
+    pipeline.ExtractStatus.EXTRACTED: "SnapshotsExtracted",
+    pipeline.ExtractStatus.UNCHANGED: "SnapshotsUnchanged",
+    pipeline.ExtractStatus.ALREADY_LANDED: "SnapshotsAlreadyLanded",
+    pipeline.ExtractStatus.FAILED: "ExtractFailures",
+    pipeline.ExtractStatus.NOT_ATTEMPTED: "ExtractsNotAttempted",
 }
 
 
@@ -35,8 +35,8 @@ class ExtractFailed(RuntimeError):
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @metrics.log_metrics
 def handler(event: dict, context) -> dict:
-    # Read per invocation, not at import: a user refresh token rotates and is written back to
-    # the secret, so settings cached by a warm container would hold a revoked token.
+    # Read per invocation, not at import. The secret is read when the run calls Spotify, so a
+    # refresh token the previous run rotated (and wrote back to the secret) is the one used.
     settings = Settings.from_env()
     outcomes = [
         {

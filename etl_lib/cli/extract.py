@@ -1,0 +1,243 @@
+"""Commands that land and transform data: ``extract``, ``transform`` (with its ``--input``
+import), ``backfill``, and ``auth`` for the Spotify user extraction reads as."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from etl_lib import config
+from etl_lib.cli.options import (
+    AddCommand,
+    add_workers_option,
+    settings_for,
+    utc_datetime,
+)
+from etl_lib.cli.output import EXIT_TEMPORARY_FAILURE, progress_bar, say
+from etl_lib.cli.tables import cmd_catalog
+from etl_lib.errors import ConfigError, QuotaExceeded, RateLimited
+from etl_lib.lake import layout
+
+if TYPE_CHECKING:
+    from etl_lib import pipeline
+
+
+def report_transform(summary: pipeline.TransformSummary) -> int:
+    rows = ", ".join(f"{table} {count}" for table, count in summary.rows.items())
+    skipped = ", ".join(f"{n.removeprefix('skipped_')} {c}" for n, c in summary.skipped.items())
+    say(f"transformed {len(summary.transformed)} raw files; rows written: {rows}")
+    say(f"entries skipped (not tracks): {skipped}")
+    for key, reason in summary.quarantined.items():
+        say(f"error: {reason} (copied to {layout.quarantine_key(key)}; fix or remove the raw file)")
+    return 1 if summary.quarantined else 0
+
+
+def extract_exit_code(outcomes: list[pipeline.ExtractOutcome]) -> int:
+    counts = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    if len(outcomes) > 1:
+        say("extract: " + ", ".join(f"{n} {status.words}" for status, n in counts.items()))
+    errors = [o.error for o in outcomes if o.error is not None]
+    if any(isinstance(e, (RateLimited, QuotaExceeded)) for e in errors):
+        return EXIT_TEMPORARY_FAILURE
+    return 1 if errors else 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from etl_lib import pipeline
+
+    outcomes = pipeline.extract(
+        settings_for(args), args.playlist or None, force=args.force, say=say
+    )
+    return extract_exit_code(outcomes)
+
+
+def _report_import(summary: pipeline.ImportSummary, done: str) -> int:
+    """The import's counts, then one line per refused file; 1 when any was refused."""
+    new = sum(result.written for result in summary.landed)
+    refused = f"; {len(summary.refused)} files refused" if summary.refused else ""
+    say(f"{done.format(len(summary.landed))} ({new} new){refused}")
+    for reason in summary.refused.values():
+        say(f"error: {reason} (not imported: fix the file, or remove it from the input)")
+    return 1 if summary.refused else 0
+
+
+def cmd_transform(args: argparse.Namespace) -> int:
+    from etl_lib import pipeline
+
+    import_status = 0
+    if args.input:
+        imported = pipeline.import_payloads(
+            args.lake,
+            args.input,
+            playlist_id=args.playlist_id,
+            extracted_at=args.extracted_at,
+            progress=progress_bar,
+        )
+        import_status = _report_import(imported, "imported {} payloads into the raw zone")
+    elif args.playlist_id or args.extracted_at:
+        raise ConfigError("--playlist-id and --extracted-at only apply with --input")
+    if args.all:
+        summary = pipeline.retransform_all(args.lake, workers=args.workers, progress=progress_bar)
+    elif args.bulk:
+        summary = pipeline.transform_bulk(args.lake, workers=args.workers, progress=progress_bar)
+    else:
+        summary = pipeline.transform(args.lake, progress=progress_bar)
+    # The good files land and transform before a refused one makes the exit code non-zero.
+    return report_transform(summary) or import_status
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from etl_lib import pipeline
+
+    imported = pipeline.backfill(
+        args.lake, args.path, extracted_at=args.extracted_at, progress=progress_bar
+    )
+    import_status = _report_import(imported, "landed {} archived snapshots")
+    status = report_transform(pipeline.transform_bulk(args.lake, progress=progress_bar))
+    cmd_catalog(args)
+    return status or import_status
+
+
+def cmd_auth_login(args: argparse.Namespace) -> int:
+    from etl_lib.extract import auth
+
+    def show(url: str) -> None:
+        say("Open this URL in a browser and approve access:\n\n  " + url + "\n")
+        if args.paste:
+            say("Then paste the full URL your browser was redirected to:")
+
+    stored = auth.login(
+        settings_for(args),
+        show_url=show,
+        paste=(lambda: input().strip()) if args.paste else None,
+        timeout_seconds=args.timeout,
+    )
+    say(f"logged in as user {stored.user_id}; refresh token stored in {stored.origin}")
+    say(f"scopes: {stored.scope}")
+    return 0
+
+
+def cmd_auth_status(args: argparse.Namespace) -> int:
+    from etl_lib.extract import auth
+
+    current = auth.status(settings_for(args))
+    print(f"mode:          {current.mode}")
+    print(f"identity:      {current.identity}")
+    print(f"scopes:        {current.scope or '(none: client credentials carry no scopes)'}")
+    print(f"client id:     {current.client_id}")
+    print(f"refresh token: {'stored' if current.has_refresh_token else 'none'}")
+    print(f"secrets from:  {current.origin}")
+    return 0
+
+
+def add_extract_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--playlist",
+        action="append",
+        metavar="ID",
+        help="playlist to extract: id, open.spotify.com link or spotify:playlist: URI "
+        "(repeatable; default: $SPOTIFY_ETL_PLAYLISTS)",
+    )
+    sub.add_argument(
+        "--source",
+        choices=config.SOURCES,
+        help="the Spotify Web API, or the public playlist archive "
+        "(default: $SPOTIFY_ETL_SOURCE or api)",
+    )
+    sub.add_argument(
+        "--force",
+        action="store_true",
+        help="download the items even when the snapshot_id has not changed",
+    )
+
+
+def add_extract(add: AddCommand) -> None:
+    add_extract_options(
+        add(
+            "extract",
+            cmd_extract,
+            "Extract playlists into the raw zone (unchanged ones are only checked).",
+        )
+    )
+
+
+def add_transform(add: AddCommand) -> None:
+    transform = add(
+        "transform", cmd_transform, "Transform pending raw files into the lake's Iceberg tables."
+    )
+    transform.add_argument(
+        "--input",
+        metavar="FILE_OR_DIR",
+        help="first import payloads captured elsewhere (our envelope, or a bare Spotify "
+        "playlist/paging object) into the raw zone",
+    )
+    transform.add_argument(
+        "--playlist-id",
+        help="with --input: the playlist a bare paging object belongs to",
+    )
+    transform.add_argument(
+        "--extracted-at",
+        type=utc_datetime,
+        help="with --input: when a bare payload was captured (default: a UTC time in its "
+        "file name, else the file's mtime)",
+    )
+    transform.add_argument(
+        "--all",
+        action="store_true",
+        help="re-transform every raw file, not only pending ones (in bulk, like --bulk)",
+    )
+    transform.add_argument(
+        "--bulk",
+        action="store_true",
+        help="for backfills: transform a playlist's day at a time, in parallel, into one file "
+        "per table per day (an interrupted run resumes where it stopped)",
+    )
+    add_workers_option(transform, "with --bulk or --all: worker processes (default: one per core)")
+
+
+def add_backfill(add: AddCommand) -> None:
+    backfill = add(
+        "backfill",
+        cmd_backfill,
+        "Import archived ranked snapshots (archive JSON or markdown, detected by content), "
+        "then transform and catalog.",
+    )
+    backfill.add_argument("path", help="a snapshot file, or a folder of them")
+    backfill.add_argument(
+        "--extracted-at",
+        type=utc_datetime,
+        help="capture time for files whose name is not one (e.g. 2021-03-06T00:13:23Z.md)",
+    )
+
+
+def add_auth(add: AddCommand, commands: argparse._SubParsersAction) -> None:
+    auth_parser = commands.add_parser(
+        "auth",
+        help="Log in as a Spotify user, or show the identity in use.",
+        description="User authorization (Authorization Code with PKCE) for playlist items.",
+    )
+    auth_commands = auth_parser.add_subparsers(
+        dest="auth_command", required=True, metavar="COMMAND"
+    )
+    login = add(
+        "login",
+        cmd_auth_login,
+        "Authorize a Spotify user (PKCE on a 127.0.0.1 redirect) and store the refresh token.",
+        to=auth_commands,
+    )
+    login.add_argument(
+        "--paste",
+        action="store_true",
+        help="headless machines: open the printed URL elsewhere, paste the redirect URL back",
+    )
+    login.add_argument(
+        "--timeout", type=float, default=300, help="seconds to wait for the redirect"
+    )
+    add(
+        "status",
+        cmd_auth_status,
+        "Show which identity and scopes extraction would use.",
+        to=auth_commands,
+    )
