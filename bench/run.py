@@ -570,18 +570,20 @@ def results_block(
         "`pages` (every entry, every field) into DuckDB's typed nested columns. Median "
         f"of {FAST_PATH_RUNS} runs each. Every path reads the raw files from the OS page "
         "cache (all read once beforehand).",
-        "[5] `etl_lib.transform.compaction.compact` on the hourly path's lake (note [2]); files per "
-        "table per day is the largest count over every table and day of the current snapshot "
-        "(`etl_lib.transform.compaction.files_per_day`). Run a second time, it must rewrite nothing.",
+        "[5] `etl_lib.transform.compaction.compact` on the hourly path's lake (note [2]); "
+        "files per table per day is the largest count over every table and day of the current "
+        "snapshot (`etl_lib.transform.compaction.files_per_day`). Run a second time, it must "
+        "rewrite nothing.",
         f"[6] The {len(after.per_query) - 1} queries the report runs after each load "
-        "(`etl_lib.reporting.reports.input_queries`, SQL in `etl_lib/warehouse/sql/report`: the window's daily "
-        "charts, the last day's chart with movement, peak and days on chart over the whole "
-        "history, the tracks' names and credited artists, the latest track, album, credit "
-        "and artist attributes, freshness) with "
-        f"the window set to {period}, as `reports.load_inputs` runs them: one "
-        "`etl_lib.warehouse.catalog.connect` (pyiceberg plans every table's data files, DuckDB gets a "
-        "view over them), then each query transpiled and run on DuckDB; the sum, the "
-        "connection included. Per query in `bench/results.md`.",
+        "(`etl_lib.reporting.reports.input_queries`: from `etl_lib/warehouse/sql/report` the "
+        "last day's chart with movement, peak and days on chart over the whole history, the "
+        "freshness and the tracks' names and credited artists; from "
+        "`etl_lib/warehouse/sql/queries` the report's analyses: rank history, climbers and "
+        "fallers, new entries and drop-outs, longest-running #1, artist share, release age) "
+        f"with the window set to {period}, as `reports.load_inputs` runs them: one "
+        "`etl_lib.warehouse.catalog.connect` (pyiceberg plans every table's data files, "
+        "DuckDB gets a view over them), then each query transpiled and run on DuckDB; the "
+        "sum, the connection included. Per query in `bench/results.md`.",
         "[7] Every byte DuckDB fetched from the data files running the set once, counted "
         "by an fsspec filesystem registered with DuckDB that the catalog's own views read "
         "the planned files through (one thread; DuckDB's file cache off; Parquet "
