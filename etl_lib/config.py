@@ -235,20 +235,6 @@ def _environment_credentials(env) -> Credentials:
     return Credentials(**values, origin="environment", refresh_token_source=source)
 
 
-# A notebook to run instead of the packaged one (etl_lib/reporting/notebooks), per report.
-NOTEBOOK_VARIABLES = {
-    "report": "SPOTIFY_ETL_REPORT_NOTEBOOK",
-    "comparison": "SPOTIFY_ETL_COMPARISON_NOTEBOOK",
-}
-
-
-def notebook_override(report: str, environ: dict[str, str] | None = None) -> Path | None:
-    """The notebook ``NOTEBOOK_VARIABLES[report]`` names, if set."""
-    env = os.environ if environ is None else environ
-    value = env.get(NOTEBOOK_VARIABLES[report])
-    return Path(value) if value else None
-
-
 DEFAULT_SNAPSHOT_RETENTION_DAYS = 7.0
 
 

@@ -21,7 +21,7 @@ from etl_lib.lake import layout
 from etl_lib.local_spotify import ChartSimulator
 from etl_lib.local_spotify.archive_server import LocalArchiveServer, archive_document
 from etl_lib.transform import iceberg
-from etl_lib.transform.decode import transform_envelope
+from etl_lib.transform.decode import decode_envelope, transform_envelope
 from etl_lib.warehouse.catalog import build_catalog
 from etl_lib.warehouse.execute import query
 
@@ -515,6 +515,25 @@ def markdown_envelope() -> dict[str, Any]:
         origin={"file": "2021-03-06T00:13:23Z.md"},
         source_name="2021-03-06T00:13:23Z.md",
     )
+
+
+@pytest.mark.parametrize(
+    ("poison", "message"),
+    [
+        (b'"followers": ' + b"7" * 5000, "longer than 4,300 digits"),
+        (b'"name": "bad \\ud800 name"', "lone surrogate"),
+    ],
+    ids=["5,000-digit number", "lone surrogate"],
+)
+def test_an_archive_document_is_decoded_with_the_payload_checks(poison, message):
+    """The archive's document has no API pages: the fast decoder does not know its shape,
+    so it goes through the checked path and hostile values are refused, naming the file."""
+    payload = markdown_envelope()
+    raw_key = raw_key_of(payload)
+    data = json.dumps(payload).encode()
+    data = data[:-1] + b', "extra": {' + poison + b"}}"
+    with pytest.raises(CorruptPayload, match=message):
+        decode_envelope(data, raw_key)
 
 
 def test_markdown_envelope_transforms_into_the_same_tables():

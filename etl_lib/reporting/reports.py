@@ -31,7 +31,6 @@ from urllib.parse import quote, urlsplit
 
 import pandas as pd
 
-from etl_lib import config
 from etl_lib.errors import ConfigError
 from etl_lib.extract import envelope
 from etl_lib.lake import layout, storage
@@ -120,19 +119,14 @@ def load_inputs(
 ) -> dict[str, pd.DataFrame]:
     """The results the report notebook shows, one per query of ``input_queries``."""
     statements = input_queries(playlist_id, as_of, days)
-    if engine == "duckdb":
-        # The tables are planned for the window's days only (the queries filter on them too),
-        # or for every day up to its last for the queries that count from the first day.
-        first_day, last_day = analysis.window_bounds(as_of, days)
-        history = {n: s for n, s in statements.items() if n in HISTORY_QUERIES}
-        in_window = {n: s for n, s in statements.items() if n not in HISTORY_QUERIES}
-        frames = execute.query_all(lake_root, in_window, days=(first_day, last_day))
-        frames |= execute.query_all(lake_root, history, days=(None, last_day))
-        return {name: frames[name] for name in statements}
-    return {
-        name: execute.run(lake_root, statement, bound, engine=engine, settings=settings)[0]
-        for name, (statement, bound) in statements.items()
-    }
+    first_day, last_day = analysis.window_bounds(as_of, days)
+    history = {n: s for n, s in statements.items() if n in HISTORY_QUERIES}
+    in_window = {n: s for n, s in statements.items() if n not in HISTORY_QUERIES}
+    # The tables are planned for the window's days only (the queries filter on them too),
+    # or for every day up to its last for the queries that count from the first day.
+    frames = _run_all(lake_root, in_window, (first_day, last_day), engine, settings)
+    frames |= _run_all(lake_root, history, (None, last_day), engine, settings)
+    return {name: frames[name] for name in statements}
 
 
 def window_query(
@@ -150,11 +144,25 @@ def window_query(
     ``days`` ending at ``as_of``, as the report runs it."""
     statement = sql.shipped("queries")[name]
     params = analysis.query_params(name, playlist_id, as_of, days, top=top)
+    days_read = analysis.window_bounds(as_of, days)
+    return _run_all(lake_root, {name: (statement, params)}, days_read, engine, settings)[name]
+
+
+def _run_all(
+    lake_root: str,
+    statements: dict[str, tuple[str, list]],
+    days: tuple[str | None, str],
+    engine: str,
+    settings,
+) -> dict[str, pd.DataFrame]:
+    """Each statement's result: on DuckDB over one connection whose tables hold ``days``
+    only; on Athena one after another (its tables are the Glue catalog's, whole)."""
     if engine == "duckdb":
-        # The window's days are all it reads: its tables need hold no others.
-        days_read = analysis.window_bounds(as_of, days)
-        return execute.query_all(lake_root, {name: (statement, params)}, days=days_read)[name]
-    return execute.run(lake_root, statement, params, engine=engine, settings=settings)[0]
+        return execute.query_all(lake_root, statements, days=days)
+    return {
+        name: execute.run(lake_root, statement, bound, engine=engine, settings=settings)[0]
+        for name, (statement, bound) in statements.items()
+    }
 
 
 def report_prefix(playlist_id: str, as_of: str) -> str:
@@ -734,10 +742,9 @@ def run_report(
     timeout_seconds: int = 600,
 ) -> ReportResult:
     """Execute the report for one playlist and date, and publish it in the lake."""
-    # SPOTIFY_ETL_REPORT_NOTEBOOK: a notebook of one's own instead of the packaged one.
-    notebook = Path(notebook or config.notebook_override("report") or REPORT_NOTEBOOK)
+    notebook = Path(notebook or REPORT_NOTEBOOK)
     if not notebook.is_file():
-        raise ConfigError(f"report notebook {notebook} not found: set SPOTIFY_ETL_REPORT_NOTEBOOK")
+        raise ConfigError(f"report notebook {notebook} not found")
     as_of = check_request(lake_root, playlist_id, as_of, days, engine=engine)
     parameters = {"as_of": as_of, "days": days, "playlist_id": playlist_id, "engine": engine}
     return _run_and_publish(
@@ -811,11 +818,9 @@ def run_comparison_report(
 ) -> ReportResult:
     """Execute the report comparing charts (``COMPARISON_NOTEBOOK``) on one date and publish
     it under ``reports/compare/<as_of>/``, beside the playlists' reports in the index."""
-    notebook = Path(notebook or config.notebook_override("comparison") or COMPARISON_NOTEBOOK)
+    notebook = Path(notebook or COMPARISON_NOTEBOOK)
     if not notebook.is_file():
-        raise ConfigError(
-            f"comparison notebook {notebook} not found: set SPOTIFY_ETL_COMPARISON_NOTEBOOK"
-        )
+        raise ConfigError(f"comparison notebook {notebook} not found")
     as_of, chosen = check_comparison_request(lake_root, as_of, days, playlist_ids, engine=engine)
     parameters = {"as_of": as_of, "days": days, "playlist_ids": chosen, "engine": engine}
     return _run_and_publish(

@@ -155,7 +155,6 @@ class _Envelope(TypedDict, total=False):
 
 
 _ENVELOPE_DECODER = msgspec.json.Decoder(_Envelope)
-_ANY_DECODER = msgspec.json.Decoder()
 _ENTRY_DECODER = msgspec.json.Decoder(_Entry | None)
 _ITEM_DECODER = msgspec.json.Decoder(_Item | None)
 
@@ -172,7 +171,8 @@ def decode_envelope(data: bytes, raw_key: str, seen: dict | None = None) -> Any:
     are the same either way. The narrow decode bounds the depth of what it builds by its
     types; deeper input than Python's recursion limit takes the checked path. An envelope
     without API pages keeps its source's own document (the archive's, another source's)
-    under a key only its source knows, so it is decoded whole.
+    under a key only its source knows: it takes the checked path too, as the narrow decode
+    cannot bound what it does not know the shape of.
     """
     if seen is None:
         seen = {}
@@ -180,7 +180,7 @@ def decode_envelope(data: bytes, raw_key: str, seen: dict | None = None) -> Any:
         envelope = _ENVELOPE_DECODER.decode(data)
         pages = envelope.get("pages") or ()
         if not pages:
-            return _ANY_DECODER.decode(data)
+            return loads(data, raw_key)
         # Checked before the entries are decoded, so a huge payload costs no more memory.
         _check_item_count(sum(len(page.get("items") or ()) for page in pages), raw_key)
         for page in pages:
