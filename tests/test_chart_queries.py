@@ -313,13 +313,8 @@ def test_artist_search_and_page_count_every_credit(lake):
 def test_lookup_params_bind_by_name():
     assert analysis.lookup_params(
         "compare_track_ranks", day=date(2026, 3, 7), track_id="t", playlists=[GLOBAL, USA]
-    ) == ["2026-03-07", f"{GLOBAL},{USA}", f"{GLOBAL},{USA}", "2026-03-07", "t", "2026-03-07"]
-    assert analysis.lookup_params("charts_per_track", day="2026-03-07") == [
-        "2026-03-07",
-        "",
-        "",
-        "2026-03-07",
-    ]
+    ) == ["2026-03-07", f"{GLOBAL},{USA}", f"{GLOBAL},{USA}", "t", "2026-03-07"]
+    assert analysis.lookup_params("charts_per_track", day="2026-03-07") == ["2026-03-07", "", ""]
     assert analysis.lookup_params("artist_search", text="  Mo ") == [
         "Mo",
         analysis.FIRST_POSSIBLE_DAY,

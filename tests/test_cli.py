@@ -141,7 +141,7 @@ def test_demo_then_query(tmp_path):
     cataloged = run_cli("catalog", "--lake", root)
     assert cataloged.returncode == 0, cataloged.stderr
     assert cataloged.stderr.startswith(
-        f"cataloged 12 tables and views in {Path(root) / 'iceberg_catalog.db'} "
+        f"cataloged 13 tables and views in {Path(root) / 'iceberg_catalog.db'} "
         "(DuckDB reads it per query): "
     ), cataloged.stderr
     assert run_cli("query", "--lake", root, "--format", "json", _COUNTS_SQL).stdout == before

@@ -81,7 +81,7 @@ def test_pipeline_end_to_end_and_rerun_changes_nothing(settings, spotify_server)
     names = catalog.build_catalog(settings.lake)
     assert set(names) == set(schemas.TABLES) | {
         "daily_chart", "latest_tracks", "latest_albums", "latest_artists", "latest_track_artists",
-        "chart",
+        "chart", "playlist_names",
     }  # fmt: skip
     before = _table_counts(settings.lake)
     assert before["chart_entries"] == sum(result.items for result in landed)

@@ -46,13 +46,13 @@ MAX_DAYS = 3660
 # playlist's first chart day: run them on tables planned from the first day
 # (``execute.query``, or ``execute.query_all`` with ``days=(None, last day)``).
 LOOKUP_QUERIES: dict[str, tuple[str, ...]] = {
-    "compare_track_ranks": ("day", "playlists", "playlists", "day", "track_id", "day"),
-    "charts_per_track": ("day", "playlists", "playlists", "day"),
-    "top10_side_by_side": ("day", "playlists", "playlists", "day"),
-    "track_search": ("text", "text", "first_day", "last_day", "first_day", "last_day"),
-    "track_rank_history": ("track_id", "first_day", "last_day", "first_day", "last_day"),
+    "compare_track_ranks": ("day", "playlists", "playlists", "track_id", "day"),
+    "charts_per_track": ("day", "playlists", "playlists"),
+    "top10_side_by_side": ("day", "playlists", "playlists"),
+    "track_search": ("text", "text", "first_day", "last_day"),
+    "track_rank_history": ("track_id", "first_day", "last_day"),
     "artist_search": ("text", "first_day", "last_day"),
-    "artist_page": ("artist_id", "first_day", "last_day", "first_day", "last_day"),
+    "artist_page": ("artist_id", "first_day", "last_day"),
 }
 # The days a lookup covers unless told otherwise: every day the lake can hold.
 FIRST_POSSIBLE_DAY = envelope.EARLIEST.date().isoformat()

@@ -2,7 +2,7 @@
 -- playlist: the track's name and every artist, days on chart, peak, first and last day
 -- seen. Most days first, then best peak; artist_search gives the artist's totals.
 -- Bind with etl_lib.reporting.analysis.lookup_params.
--- Parameters: artist_id, first_day, last_day, first_day, last_day ('YYYY-MM-DD').
+-- Parameters: artist_id, first_day, last_day ('YYYY-MM-DD').
 WITH credited AS (
     SELECT DISTINCT track_id
     FROM latest_track_artists
@@ -14,12 +14,6 @@ charted AS (
     FROM chart AS c
     JOIN credited AS cr ON cr.track_id = c.track_id
     WHERE c.dt BETWEEN ? AND ?
-),
-chart_names AS (
-    SELECT playlist_id, max_by(playlist_name, extracted_at) AS playlist_name
-    FROM snapshots
-    WHERE dt BETWEEN ? AND ?
-    GROUP BY playlist_id
 )
 SELECT c.playlist_id,
        n.playlist_name,
@@ -32,6 +26,6 @@ SELECT c.playlist_id,
        max(c.chart_date) AS last_seen,
        c.track_url
 FROM charted AS c
-LEFT JOIN chart_names AS n ON n.playlist_id = c.playlist_id
+LEFT JOIN playlist_names AS n ON n.playlist_id = c.playlist_id
 GROUP BY c.playlist_id, n.playlist_name, c.track_id, c.track_name, c.artists, c.track_url
 ORDER BY days_on_chart DESC, peak_rank, c.track_name, c.playlist_id, c.track_id

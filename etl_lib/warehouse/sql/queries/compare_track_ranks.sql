@@ -1,19 +1,13 @@
 -- One track on every chart of one day: its rank, movement, peak and days on chart there (as
 -- the chart view counts them), or no rank on a chart it is not on. Charts holding the track
 -- first, by rank; then the others by name. Bind with etl_lib.reporting.analysis.lookup_params.
--- Parameters: day, playlists, playlists, day, track_id, day ('YYYY-MM-DD'; playlists: ids
+-- Parameters: day, playlists, playlists, track_id, day ('YYYY-MM-DD'; playlists: ids
 -- joined with ',', or '' for every playlist with a chart that day).
 WITH charts AS (
     SELECT DISTINCT playlist_id
     FROM chart_entries
     WHERE dt = ?
       AND (? = '' OR strpos(concat(',', ?, ','), concat(',', playlist_id, ',')) > 0)
-),
-chart_names AS (
-    SELECT playlist_id, max_by(playlist_name, extracted_at) AS playlist_name
-    FROM snapshots
-    WHERE dt = ?
-    GROUP BY playlist_id
 ),
 placings AS (
     SELECT playlist_id, chart_rank, movement, previous_rank, peak_rank, days_on_chart, first_seen,
@@ -32,6 +26,6 @@ SELECT c.playlist_id,
        p.track_name,
        p.artists
 FROM charts AS c
-LEFT JOIN chart_names AS n ON n.playlist_id = c.playlist_id
+LEFT JOIN playlist_names AS n ON n.playlist_id = c.playlist_id
 LEFT JOIN placings AS p ON p.playlist_id = c.playlist_id
 ORDER BY p.chart_rank NULLS LAST, n.playlist_name, c.playlist_id

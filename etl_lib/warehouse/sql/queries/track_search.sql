@@ -3,7 +3,7 @@
 -- playlist: the charts (names joined with '; '), the best peak, the days on chart (days on at
 -- least one chart), the first and last day seen. Best peak first, then most days.
 -- Bind with etl_lib.reporting.analysis.lookup_params.
--- Parameters: text, text, first_day, last_day, first_day, last_day ('YYYY-MM-DD').
+-- Parameters: text, text, first_day, last_day ('YYYY-MM-DD').
 WITH matches AS (
     SELECT track_id
     FROM latest_tracks
@@ -21,16 +21,10 @@ charted AS (
     JOIN matches AS m ON m.track_id = c.track_id
     WHERE c.dt BETWEEN ? AND ?
 ),
-chart_names AS (
-    SELECT playlist_id, max_by(playlist_name, extracted_at) AS playlist_name
-    FROM snapshots
-    WHERE dt BETWEEN ? AND ?
-    GROUP BY playlist_id
-),
 per_chart AS (
     SELECT c.track_id, coalesce(n.playlist_name, c.playlist_id) AS chart_name
     FROM charted AS c
-    LEFT JOIN chart_names AS n ON n.playlist_id = c.playlist_id
+    LEFT JOIN playlist_names AS n ON n.playlist_id = c.playlist_id
     GROUP BY c.track_id, coalesce(n.playlist_name, c.playlist_id)
 ),
 chart_lists AS (
