@@ -31,7 +31,6 @@ import requests
 
 from etl_lib.errors import ConfigError
 from etl_lib.lake import layout, storage
-from etl_lib.reporting import status
 from etl_lib.transform import iceberg, schemas
 from etl_lib.warehouse import execute
 
@@ -330,10 +329,10 @@ def test_reports_to_refresh_are_each_playlists_newest_transformed_day():
         "quarantine/playlist_id=x/dt=2026-10-03/20261003T000000Z.json",
         f"raw/playlist_id={GLOBAL}/dt=2026-10-09/notes.txt",
     ]
-    assert status.reports_to_refresh(keys) == {OTHER: "2026-10-01", GLOBAL: "2026-10-02"}
-    assert list(status.reports_to_refresh(keys)) == [OTHER, GLOBAL]
-    assert status.reports_to_refresh(iter(keys[1:3])) == {GLOBAL: "2026-10-02"}
-    assert status.reports_to_refresh([]) == {}
+    assert layout.newest_day_by_playlist(keys) == {OTHER: "2026-10-01", GLOBAL: "2026-10-02"}
+    assert list(layout.newest_day_by_playlist(keys)) == [OTHER, GLOBAL]
+    assert layout.newest_day_by_playlist(iter(keys[1:3])) == {GLOBAL: "2026-10-02"}
+    assert layout.newest_day_by_playlist([]) == {}
 
 
 def test_report_skipped_when_nothing_was_transformed(powertools, monkeypatch):
@@ -461,6 +460,21 @@ def test_extract_and_transform_imports_stay_light(record_property):
     record_property("handler_import_seconds", round(report["seconds"], 3))
     print(f"extract + transform handlers import in {report['seconds']:.2f} s")
     assert report["heavy"] == []
+
+
+def test_the_report_handler_imports_no_storage_or_report_stack_until_it_runs():
+    """Deciding which reports to run reads only the event's keys: loading the handler brings
+    neither the lake's storage (fsspec) nor the notebook stack."""
+    code = (
+        "import importlib, json, sys\n"
+        "importlib.import_module('lambdas.report.app')\n"
+        "print(json.dumps(sorted(n for n in sys.modules if n.split('.')[0] in "
+        "('fsspec', 's3fs', 'pandas', 'papermill', 'matplotlib') or n == 'etl_lib.lake.storage')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout.splitlines()[-1]) == []
 
 
 # --- the zips --------------------------------------------------------------------------------

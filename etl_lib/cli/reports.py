@@ -31,10 +31,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     cmd_catalog(args)
     report_status = 0
     if summary.transformed and not args.no_report:
+        from etl_lib.lake import layout
         from etl_lib.reporting import status
 
         # New data landed: refresh each affected playlist's report for its newest day.
-        newest = status.reports_to_refresh(summary.transformed)
+        newest = layout.newest_day_by_playlist(summary.transformed)
         for playlist_id, as_of in newest.items():
             report_status |= _report(args.lake, playlist_id, as_of, 30, args.engine)
         if len(status.landed_days(args.lake)) > 1:  # the charts compared, on the newest day

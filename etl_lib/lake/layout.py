@@ -7,6 +7,7 @@ depends on the OS separator, so the same key works on a local folder and on obje
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from etl_lib.config import SPOTIFY_ID
@@ -67,6 +68,18 @@ def parse_raw_key(key: str) -> dict[str, str] | None:
     """The playlist id, dt and stamp of a raw key, or None when the key is not one."""
     match = _RAW_KEY.fullmatch(key)
     return match.groupdict() if match else None
+
+
+def newest_day_by_playlist(raw_keys: Iterable[str]) -> dict[str, str]:
+    """Playlist id -> the newest day among its raw keys, in the order the playlists first
+    appear; other keys are left out. Of the keys a transform took in: the reports to refresh,
+    each as of that day (the CLI's ``run`` and the report function both ask this)."""
+    newest: dict[str, str] = {}
+    for key in raw_keys:
+        parts = parse_raw_key(key)
+        if parts is not None:
+            newest[parts["playlist_id"]] = max(parts["dt"], newest.get(parts["playlist_id"], ""))
+    return newest
 
 
 def heartbeat_key(playlist_id: str, checked_at: datetime) -> str:

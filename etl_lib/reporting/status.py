@@ -4,8 +4,7 @@ Each fact comes from the place that records it: the last check from the extracti
 heartbeats, the last new snapshot and the rows from the tables (one query), quarantined files
 and reports from their folders (one listing each). ``landed_days`` answers "which playlists
 and days have data" from folder names alone, fast enough to refuse a bad request before any
-table is opened; ``reports_to_refresh`` says which reports newly transformed snapshots make stale
-(the CLI's ``run`` and the report function both ask it).
+table is opened.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -73,18 +72,6 @@ def landed_days(lake_root: str) -> dict[str, list[str]]:
         if found:
             days[playlist[1]] = found
     return days
-
-
-def reports_to_refresh(raw_keys: Iterable[str]) -> dict[str, str]:
-    """Playlist id -> the newest day among its newly transformed raw keys: the report each
-    playlist needs refreshed, as of that day, in the order the playlists first appear. Keys
-    that are not raw snapshot keys name no report."""
-    newest: dict[str, str] = {}
-    for key in raw_keys:
-        parts = layout.parse_raw_key(key)
-        if parts is not None:
-            newest[parts["playlist_id"]] = max(parts["dt"], newest.get(parts["playlist_id"], ""))
-    return newest
 
 
 def landed_name(lake_root: str, playlist_id: str, day: str) -> str | None:

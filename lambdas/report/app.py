@@ -15,7 +15,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from etl_lib.config import Settings
 from etl_lib.lake import layout
-from etl_lib.reporting import status
 
 logger = Logger()
 metrics = Metrics(namespace="SpotifyChartsLake")
@@ -30,7 +29,8 @@ def reports_to_run(event: dict) -> dict[str, str]:
     if event.get("playlist_id"):
         as_of = event.get("as_of") or datetime.now(UTC).date().isoformat()
         return {layout.check_playlist_id(event["playlist_id"]): as_of}
-    return status.reports_to_refresh((event.get("responsePayload") or {}).get("transformed") or [])
+    transformed = (event.get("responsePayload") or {}).get("transformed") or []
+    return layout.newest_day_by_playlist(transformed)
 
 
 @logger.inject_lambda_context(correlation_id_path=DESTINATION_REQUEST_ID)
