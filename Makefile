@@ -8,16 +8,18 @@ INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 LAKE ?= data/lake
 
-.PHONY: demo test lab notebook-filter package lint bench clean-lake help
+.PHONY: demo test test-minimums lab notebook-filter package lint bench cost clean-lake help
 
 help:
 	@echo "make demo     - create .venv, install, run the whole pipeline offline into ./$(LAKE)"
 	@echo "make test     - create/update .venv, run the tests"
+	@echo "make test-minimums - the AWS tests on the oldest dependency versions pyproject.toml allows"
 	@echo "make lab      - JupyterLab on the notebooks, against the demo lake"
 	@echo "make notebook-filter - keep notebook outputs out of git (lab and test run it)"
-	@echo "make package  - build the extract/transform Lambda zips and check their size"
+	@echo "make package  - install the Lambda image's packages into build/image, import each handler"
 	@echo "make lint     - ruff, and the layers contract (import-linter)"
 	@echo "make bench    - benchmark on a generated year of hourly snapshots (about 8 minutes)"
+	@echo "make cost     - the monthly AWS bill for 1 and 73 charts, from a simulation on moto (README.md)"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; found " + sys.version.split()[0] + " (set PYTHON=python3.11)")'
@@ -33,6 +35,25 @@ demo: $(INSTALLED)
 
 test: $(INSTALLED) notebook-filter
 	$(BIN)/python -m pytest
+
+# The lower bounds in pyproject.toml, proven: a separate venv gets every direct dependency of the
+# product (base and MINIMUM_EXTRAS) at exactly its lower bound, the test tools (dev) at whatever
+# resolves, and runs the tests marked aws (moto's S3, Glue, Athena and Secrets Manager, pyathena,
+# s3fs, pyiceberg's Glue catalog, the Lambda handlers).
+MINIMUM_VENV ?= .venv-minimums
+MINIMUM_EXTRAS ?= aws,lambda,notebooks
+MINIMUM_CONSTRAINTS := $(MINIMUM_VENV)/minimum-versions.txt
+test-minimums:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; found " + sys.version.split()[0] + " (set PYTHON=python3.11)")'
+	test -x $(MINIMUM_VENV)/bin/python || $(PYTHON) -m venv $(MINIMUM_VENV)
+	$(MINIMUM_VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip packaging
+	$(MINIMUM_VENV)/bin/python .ci/minimum_versions.py --extras $(MINIMUM_EXTRAS) > $(MINIMUM_CONSTRAINTS)
+	@# The script's own packaging must not decide which release the project's requirements get.
+	$(MINIMUM_VENV)/bin/python -m pip uninstall $(PIP_FLAGS) --yes packaging
+	$(MINIMUM_VENV)/bin/python -m pip install $(PIP_FLAGS) -c $(MINIMUM_CONSTRAINTS) \
+	  -e ".[dev,$(MINIMUM_EXTRAS)]"
+	$(MINIMUM_VENV)/bin/python .ci/minimum_versions.py --extras $(MINIMUM_EXTRAS) --check-installed
+	$(MINIMUM_VENV)/bin/python -m pytest -m aws -p no:cacheprovider
 
 $(LAKE)/iceberg_catalog.db: | $(INSTALLED)
 	$(BIN)/spotify-etl demo --lake $(LAKE)
@@ -59,7 +80,7 @@ notebook-filter: $(INSTALLED)
 	fi
 
 package: $(INSTALLED)
-	$(BIN)/python lambdas/package.py --out build/lambda
+	$(BIN)/python lambdas/package.py --out build/image
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check etl_lib lambdas tests bench infra
@@ -67,6 +88,12 @@ lint: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/python -m bench
+
+# Two simulated days (day 1, then the steady state scaled to 30), of each day the first check
+# and two quiet ones: COST_ARGS="--days 30 --hours 24" simulates the whole month, hour by hour.
+COST_ARGS ?= --days 2 --hours 3
+cost: $(INSTALLED)
+	$(BIN)/python -m bench.cost $(COST_ARGS) --readme README.md
 
 clean-lake:
 	rm -rf $(LAKE)

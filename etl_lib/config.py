@@ -145,6 +145,11 @@ class Settings:
     # The report function's engine: Athena in AWS; DuckDB reads the same S3 lake where Athena
     # is not available (tests on moto).
     report_engine: str = "athena"
+    # The queue the transform asks for reports on after a batch; unset: no report requests.
+    report_queue_url: str | None = None
+    # A playlist's newest raw file captured longer ago than this is history (a backfill): its
+    # load asks for no report, so a backfill of thousands of files starts no report storm.
+    report_fresh_hours: float = 48.0
 
     def __post_init__(self) -> None:
         if self.auth_mode not in AUTH_MODES:
@@ -213,6 +218,10 @@ class Settings:
             ),
             "request_deadline_seconds": _positive(env, "SPOTIFY_ETL_HTTP_DEADLINE", 60.0),
             "report_engine": env.get("SPOTIFY_ETL_REPORT_ENGINE") or "athena",
+            "report_queue_url": env.get("SPOTIFY_ETL_REPORT_QUEUE_URL") or None,
+            "report_fresh_hours": _positive(
+                env, "SPOTIFY_ETL_REPORT_FRESH_HOURS", 48.0, unit="hours"
+            ),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -50,6 +50,15 @@ def settings(spotify_server, lake_root) -> Settings:
     )
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items):
+    # A test on moto's server is an AWS test however it reaches the server (directly or through
+    # a fixture), so `-m aws` (make test-minimums) needs no list of such tests to keep up to date.
+    for item in items:
+        if "moto_endpoint" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.aws)
+
+
 @pytest.fixture
 def moto_endpoint(monkeypatch):
     """moto's AWS server on 127.0.0.1 (a free port); boto3 reaches it via AWS_ENDPOINT_URL."""

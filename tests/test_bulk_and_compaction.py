@@ -95,12 +95,15 @@ def table_rows(lake_root: str) -> dict[str, list[tuple]]:
     frames = execute.query_all(
         lake_root, {table: (f"SELECT * FROM {table}", None) for table in schemas.TABLES}
     )
+    # Missing values as None: DuckDB before 1.2 gives NULLs in integer columns as NaN, and two
+    # NaNs never compare equal.
     return {
         table: [
             tuple(row)
-            for row in frame.sort_values(list(schemas.TABLES[table].names) + ["dt"]).itertuples(
-                index=False
-            )
+            for row in frame.sort_values(list(schemas.TABLES[table].names) + ["dt"])
+            .astype(object)
+            .where(frame.notna(), None)
+            .itertuples(index=False)
         ]
         for table, frame in frames.items()
     }

@@ -38,6 +38,8 @@ from etl_lib.transform import iceberg, schemas
 from etl_lib.warehouse import athena, execute
 from etl_lib.warehouse.sql import shipped as shipped_sql
 
+pytestmark = pytest.mark.aws
+
 BUCKET = "charts-lake-test"
 LAKE = f"s3://{BUCKET}/lake"
 PLAYLIST_ID = "37i9dQZEVXbNG2KDcFcKOF"
@@ -562,3 +564,242 @@ def test_failed_query_carries_athenas_reason():
 def test_utc_literal_matches_lake_timestamps():
     moment = datetime(2026, 10, 1, 12, 0, 0, 123000, tzinfo=UTC)
     assert athena.athena_literal(moment) == "TIMESTAMP '2026-10-01 12:00:00.123'"
+
+
+# --- Athena: throttling and missing views, through a proxy in front of moto -----------------
+
+
+class AthenaProxy:
+    """An HTTP proxy on 127.0.0.1 in front of moto's server that answers as Athena would
+    when it throttles or when a query reads a table that does not exist.
+
+    ``throttle_starts``: how many StartQueryExecution requests to refuse next, each with
+    Athena's 400 TooManyRequestsException. ``fail_queries``: query text -> how many of its
+    next executions end FAILED with ``failure_reason``. Every other request goes to moto
+    unchanged. ``starts`` lists the query text of every StartQueryExecution received."""
+
+    TARGET = "AmazonAthena."
+
+    def __init__(self, upstream: str) -> None:
+        import http.server
+
+        self.upstream = upstream
+        self.throttle_starts = 0
+        self.fail_queries: dict[str, int] = {}
+        self.failure_reason = ""
+        self.starts: list[str] = []
+        self._failing_ids: set[str] = set()
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                proxy._handle(self)
+
+            def do_GET(self):  # noqa: N802
+                proxy._handle(self)
+
+            def do_PUT(self):  # noqa: N802
+                proxy._handle(self)
+
+            def do_HEAD(self):  # noqa: N802
+                proxy._handle(self)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)
+
+    def _handle(self, request) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        target = request.headers.get("X-Amz-Target", "")
+        operation = target.removeprefix(self.TARGET) if target.startswith(self.TARGET) else ""
+        if operation == "StartQueryExecution":
+            query = json.loads(body)["QueryString"]
+            with self._lock:
+                self.starts.append(query)
+                throttled = self.throttle_starts > 0
+                self.throttle_starts -= throttled
+            if throttled:
+                error = {"__type": "TooManyRequestsException", "Message": "Rate exceeded"}
+                self._reply(request, 400, json.dumps(error).encode())
+                return
+        status, headers, answer = self._forward(request, body)
+        if operation == "StartQueryExecution" and status == 200:
+            with self._lock:
+                remaining = self.fail_queries.get(query, 0)
+                if remaining:
+                    self.fail_queries[query] = remaining - 1
+                    self._failing_ids.add(json.loads(answer)["QueryExecutionId"])
+        if operation == "GetQueryExecution" and status == 200:
+            execution = json.loads(answer)["QueryExecution"]
+            if execution["QueryExecutionId"] in self._failing_ids:
+                answer = json.dumps({"QueryExecution": self._failed(execution)}).encode()
+        self._reply(request, status, answer, headers)
+
+    def _failed(self, execution: dict) -> dict:
+        # What Athena's GetQueryExecution says of a query that failed in analysis: state
+        # FAILED, the reason, and an AthenaError of the USER category, not retryable.
+        status = execution["Status"]
+        status.update(
+            State="FAILED",
+            StateChangeReason=self.failure_reason,
+            AthenaError={
+                "ErrorCategory": 2,
+                "Retryable": False,
+                "ErrorMessage": self.failure_reason,
+            },
+        )
+        execution["Statistics"]["DataScannedInBytes"] = 0
+        return execution
+
+    def _forward(self, request, body: bytes) -> tuple[int, dict, bytes]:
+        import http.client
+
+        connection = http.client.HTTPConnection(self.upstream.removeprefix("http://"), timeout=30)
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+        try:
+            connection.request(request.command, request.path, body=body, headers=headers)
+            response = connection.getresponse()
+            answer = response.read()
+            kept = {
+                k: v
+                for k, v in response.getheaders()
+                if k.lower() not in ("content-length", "transfer-encoding", "connection")
+            }
+            return response.status, kept, answer
+        finally:
+            connection.close()
+
+    @staticmethod
+    def _reply(request, status: int, body: bytes, headers: dict | None = None) -> None:
+        request.send_response(status)
+        for name, value in (headers or {"Content-Type": "application/x-amz-json-1.1"}).items():
+            request.send_header(name, value)
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        if request.command != "HEAD":
+            request.wfile.write(body)
+
+
+@pytest.fixture
+def athena_proxy(aws, moto_endpoint, monkeypatch):
+    """``AthenaProxy`` in front of moto, where boto3 sends every AWS call; short backoff."""
+    proxy = AthenaProxy(moto_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+    # Three attempts of each call, a few milliseconds apart: the bound, not the wait, is tested.
+    monkeypatch.setattr(
+        athena, "THROTTLE_RETRY", athena.ThrottleRetry(3, base_seconds=0.01, max_delay_seconds=0.02)
+    )
+    yield proxy
+    proxy.close()
+
+
+def test_worst_case_throttling_wait_is_well_inside_the_report_function_timeout():
+    retry = athena.THROTTLE_RETRY
+    assert retry.worst_case_seconds() <= 900 / 10
+    assert retry.max_requests() == retry.attempts * aws_helpers.TOTAL_ATTEMPTS
+    config = retry.pyathena_config()
+    assert set(config.exceptions) == {"TooManyRequestsException", "ThrottlingException"}
+    assert config.attempt == retry.attempts and config.max_delay == retry.max_delay_seconds
+
+
+def test_a_throttled_query_is_retried_until_athena_accepts_it(athena_proxy):
+    bound = athena.THROTTLE_RETRY.max_requests()
+    athena_proxy.throttle_starts = bound - 1
+
+    result = athena.query(aws_settings(), "SELECT 1 AS one")
+
+    assert athena_proxy.starts == ["SELECT 1 AS one"] * bound
+    assert _execution(result.query_id)["Query"] == "SELECT 1 AS one"
+
+
+def test_a_query_throttled_past_the_bound_fails_in_one_line_naming_the_quota(athena_proxy):
+    bound = athena.THROTTLE_RETRY.max_requests()
+    athena_proxy.throttle_starts = bound + 5
+
+    with pytest.raises(EtlError) as caught:
+        athena.query(aws_settings(), "SELECT 1 AS one")
+
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "TooManyRequestsException" in message and "active-query quota" in message
+    assert "'primary'" in message and "Service Quotas" in message
+    # Exactly the bound: no attempt after the last one, none left unmade.
+    assert len(athena_proxy.starts) == bound
+    assert boto3.client("athena").list_query_executions()["QueryExecutionIds"] == []
+
+
+MISSING_CHART = (
+    "TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.spotify_charts.chart' does not exist"
+)
+
+
+def test_a_query_of_a_missing_view_creates_the_views_and_runs_again(athena_proxy):
+    statement = "SELECT * FROM chart"
+    athena_proxy.fail_queries[statement] = 1
+    athena_proxy.failure_reason = MISSING_CHART
+
+    result = athena.query(aws_settings(), statement)
+
+    views = shipped_sql("views")
+    creates = [athena.view_statement(name, sql) for name, sql in views.items()]
+    assert athena_proxy.starts == [statement, *creates, statement]
+    assert _execution(result.query_id)["Status"]["State"] == "SUCCEEDED"
+
+
+def test_a_query_still_missing_its_view_after_creating_them_is_raised(athena_proxy):
+    statement = "SELECT * FROM chart"
+    athena_proxy.fail_queries[statement] = 2
+    athena_proxy.failure_reason = MISSING_CHART
+
+    with pytest.raises(EtlError, match=r"failed: TABLE_NOT_FOUND.*'awsdatacatalog") as caught:
+        athena.query(aws_settings(), statement)
+
+    assert "\n" not in str(caught.value)
+    # The views were created once, not again for the second failure.
+    assert athena_proxy.starts.count(statement) == 2
+    assert len(athena_proxy.starts) == 2 + len(shipped_sql("views"))
+
+
+def test_a_missing_table_that_is_not_a_shipped_view_creates_nothing(athena_proxy):
+    statement = "SELECT * FROM nonesuch"
+    athena_proxy.fail_queries[statement] = 1
+    athena_proxy.failure_reason = (
+        "TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.spotify_charts.nonesuch' does not exist"
+    )
+
+    with pytest.raises(EtlError, match="nonesuch' does not exist"):
+        athena.query(aws_settings(), statement)
+
+    assert athena_proxy.starts == [statement]
+
+
+@pytest.mark.parametrize(
+    ("reason", "view"),
+    [
+        (MISSING_CHART, "chart"),
+        (
+            "SYNTAX_ERROR: line 1:15: Table awsdatacatalog.spotify_charts.daily_chart "
+            "does not exist",
+            "daily_chart",
+        ),
+        ("TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.other_db.chart' does not exist", None),
+        ("COLUMN_NOT_FOUND: line 1:8: Column 'chart' cannot be resolved", None),
+    ],
+)
+def test_missing_view_is_read_from_athenas_reason(reason, view):
+    assert athena._missing_view(reason, Settings(lake=LAKE)) == view
+
+
+def aws_settings() -> Settings:
+    return Settings(lake=LAKE, aws_region="us-east-1")

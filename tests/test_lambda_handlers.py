@@ -1,10 +1,11 @@
-"""The Lambda handlers, the zip builder and the report image's Dockerfile.
+"""The Lambda handlers, the image's packages and its Dockerfile.
 
-Handlers run in-process against moto's AWS server on 127.0.0.1 (S3, Glue, Secrets Manager)
-and the local Spotify server, not against AWS. moto's server stores objects and catalogs
-tables but runs neither S3 event notifications nor Lambda functions or destinations, so the
-tests play those parts: they build the notification S3 would send for the objects the
-extract wrote, and the event a destination would hand the report function.
+Handlers run in-process against moto's AWS server on 127.0.0.1 (S3, Glue, Secrets Manager,
+SQS) and the local Spotify server, not against AWS. moto's server stores objects, catalogs
+tables and keeps queues, but runs neither S3 event notifications nor Lambda event source
+mappings, so the tests play those parts: they build the SQS batch of S3 notifications the
+raw-objects queue would hand the transform, and hand the report function the messages the
+transform put on the report-requests queue.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import fnmatch
 import importlib
 import importlib.util
 import json
+import re
 import shlex
 import subprocess
 import sys
 import tomllib
 import types
-import zipfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote_plus
 
@@ -33,6 +35,8 @@ from etl_lib.errors import ConfigError
 from etl_lib.lake import layout, storage
 from etl_lib.transform import iceberg, schemas
 from etl_lib.warehouse import execute
+
+pytestmark = pytest.mark.aws
 
 ROOT = Path(__file__).resolve().parents[1]
 LAMBDAS = ROOT / "lambdas"
@@ -101,6 +105,24 @@ def notification_for(keys: list[str], bucket: str = BUCKET) -> dict:
         record["s3"]["object"]["key"] = quote_plus(key, safe="/")
         records.append(record)
     return {"Records": records}
+
+
+def sqs_batch(bodies: list[str], first_id: int = 1) -> dict:
+    """The event an SQS event source hands a function: one message per body."""
+    [template] = event("sqs_message.json")["Records"]
+    messages = []
+    for number, body in enumerate(bodies, start=first_id):
+        message = copy.deepcopy(template)
+        message["messageId"] = f"message-{number}"
+        message["body"] = body
+        messages.append(message)
+    return {"Records": messages}
+
+
+def raw_objects_batch(keys: list[str], bucket: str = BUCKET) -> dict:
+    """What the raw-objects queue hands the transform: S3 sends a notification (one
+    message) per object created."""
+    return sqs_batch([json.dumps(notification_for([key], bucket)) for key in keys])
 
 
 def emitted(output: str) -> tuple[dict[str, float], list[dict]]:
@@ -176,8 +198,31 @@ def run_extract() -> dict:
     return load_handler("extract").handler(event("schedule.json"), FakeLambdaContext("extract"))
 
 
-def run_transform(notification: dict) -> dict:
-    return load_handler("transform").handler(notification, FakeLambdaContext("transform"))
+def run_transform(batch: dict) -> dict:
+    return load_handler("transform").handler(batch, FakeLambdaContext("transform"))
+
+
+@pytest.fixture
+def report_queue(aws, monkeypatch) -> str:
+    """The report-requests queue on moto, named to the transform as the stack names it."""
+    url = boto3.client("sqs").create_queue(QueueName="report-requests")["QueueUrl"]
+    monkeypatch.setenv("SPOTIFY_ETL_REPORT_QUEUE_URL", url)
+    return url
+
+
+def received(queue_url: str) -> list[dict]:
+    """Every message waiting on the queue (taken off it)."""
+    sqs = boto3.client("sqs")
+    messages = []
+    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
+        messages += batch
+        for message in batch:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return messages
+
+
+def report_requests(queue_url: str) -> list[dict]:
+    return [json.loads(message["Body"]) for message in received(queue_url)]
 
 
 def entries_per_playlist() -> dict[str, int]:
@@ -206,10 +251,10 @@ def commits_per_table() -> dict[str, int]:
     return {name: len(tables.existing(name).metadata.metadata_log) for name in schemas.TABLES}
 
 
-# --- extract -> S3 notification -> transform, on moto ---------------------------------------
+# --- extract -> S3 -> raw-objects queue -> transform -> report-requests queue, on moto -------
 
 
-def test_scheduled_extract_then_notified_transform_end_to_end(aws, capsys):
+def test_scheduled_extract_then_queued_transform_end_to_end(aws, report_queue, capsys):
     response = run_extract()
     outcomes = response["outcomes"]
     assert [(o["playlist_id"], o["status"], o["error"]) for o in outcomes] == [
@@ -224,26 +269,32 @@ def test_scheduled_extract_then_notified_transform_end_to_end(aws, capsys):
 
     raw_objects = s3_keys("lake/raw/")
     assert raw_objects == sorted(f"lake/{o['raw_key']}" for o in outcomes)
-    notification = notification_for(raw_objects)
-    assert all("%3D" in r["s3"]["object"]["key"] for r in notification["Records"])
+    batch = raw_objects_batch(raw_objects)
+    assert all("%3D" in body for body in (m["body"] for m in batch["Records"]))
 
-    first = run_transform(notification)
+    first = run_transform(batch)
+    assert first["batchItemFailures"] == []
     assert first["transformed"] == sorted(o["raw_key"] for o in outcomes)
-    assert first["quarantined"] == {} and first["ignored"] == []
-    json.dumps(first)  # what a destination forwards must be JSON
+    assert first["quarantined"] == {} and first["ignored"] == {}
+    json.dumps(first)
     counts = entries_per_playlist()
     assert set(counts) == {GLOBAL, OTHER} and first["rows"]["chart_entries"] == sum(counts.values())
-    metrics, _ = emitted(capsys.readouterr().out)
+    metrics, logs = emitted(capsys.readouterr().out)
     assert metrics["RawFilesTransformed"] == 2 and metrics["RawFilesQuarantined"] == 0
+    assert metrics["ReportRequestsFailed"] == 0
+    assert {log["correlation_id"] for log in logs} == {"message-1"}
 
-    # One invocation, one commit per table (the raw files of a notification go together).
+    # One batch, one commit per table, one report request for both playlists.
     assert commits_per_table() == dict.fromkeys(schemas.TABLES, 1)
+    today = layout.now_utc().date().isoformat()
+    assert report_requests(report_queue) == [{"reports": {GLOBAL: today, OTHER: today}}]
+    assert first["reports_requested"] == {GLOBAL: today, OTHER: today}
     rows = table_rows()
     assert len(rows["chart_entries"]) == first["rows"]["chart_entries"]
 
-    # At-least-once delivery: the same notification again, twice, changes no row.
+    # At-least-once delivery: the same batch again, twice, changes no row.
     for delivery in (2, 3):
-        assert run_transform(notification) == first
+        assert run_transform(batch) == first
         assert table_rows() == rows
         assert all(n <= delivery for n in commits_per_table().values())
     assert entries_per_playlist() == counts
@@ -257,43 +308,149 @@ def test_scheduled_extract_then_notified_transform_end_to_end(aws, capsys):
     assert s3_keys("lake/raw/") == raw_objects
 
 
-def test_corrupt_object_is_quarantined_and_the_rest_of_the_batch_transforms(aws, capsys):
+def test_one_batch_is_one_commit_and_one_report_request_whatever_its_messages_hold(
+    aws, report_queue, capsys
+):
     raw_keys = [o["raw_key"] for o in run_extract()["outcomes"]]
     corrupt = f"raw/playlist_id={GLOBAL}/dt=2026-10-02/20261002T000000Z.json"
     boto3.client("s3").put_object(Bucket=BUCKET, Key=f"lake/{corrupt}", Body=b"\x00not json{")
     capsys.readouterr()
-    notification = notification_for(
-        [f"lake/{corrupt}"]
-        + [f"lake/{key}" for key in raw_keys]
-        + ["lake/_state/last_snapshot/x.json", "lake/raw/notes.txt", "elsewhere/raw/a.json"]
+    raw_objects = [f"lake/{corrupt}"] + [f"lake/{key}" for key in raw_keys]
+    others = ["lake/_state/last_snapshot/x.json", "lake/raw/notes.txt", "elsewhere/raw/a.json"]
+    s3_test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": BUCKET}
+    batch = sqs_batch(
+        [json.dumps(notification_for([key])) for key in raw_objects + others]
+        + [
+            json.dumps(notification_for([f"lake/{raw_keys[0]}"], "other-bucket")),
+            json.dumps(s3_test_event),
+            "<html>not a notification</html>",
+            json.dumps({"Records": [{"eventSource": "aws:s3"}]}),
+            # S3 may name an object twice: it is transformed once.
+            json.dumps(notification_for([f"lake/{raw_keys[1]}"])),
+        ]
     )
-    notification["Records"] += notification_for([f"lake/{raw_keys[0]}"], "other-bucket")["Records"]
 
-    response = run_transform(notification)
+    response = run_transform(batch)
 
+    assert response["batchItemFailures"] == []
     assert response["transformed"] == raw_keys
     assert list(response["quarantined"]) == [corrupt] and response["quarantined"][corrupt]
-    assert response["ignored"] == [
-        f"s3://{BUCKET}/lake/_state/last_snapshot/x.json",
-        f"s3://{BUCKET}/lake/raw/notes.txt",
-        f"s3://{BUCKET}/elsewhere/raw/a.json",
-        f"s3://other-bucket/lake/{raw_keys[0]}",
-    ]
+    assert response["ignored"] == {
+        f"s3://{BUCKET}/lake/_state/last_snapshot/x.json": "not a raw file of this lake",
+        f"s3://{BUCKET}/lake/raw/notes.txt": "not a raw file of this lake",
+        f"s3://{BUCKET}/elsewhere/raw/a.json": "not a raw file of this lake",
+        f"s3://other-bucket/lake/{raw_keys[0]}": "not a raw file of this lake",
+        "message message-8": "S3's test event",
+        "message message-9": "its body is not JSON",
+        "message message-10": "its body is not an S3 event notification",
+    }
+    assert commits_per_table() == dict.fromkeys(schemas.TABLES, 1)
     reason = storage.read_bytes(LAKE, layout.quarantine_reason_key(corrupt)).decode()
     assert reason.strip() == response["quarantined"][corrupt]
     assert storage.read_bytes(LAKE, layout.quarantine_key(corrupt)) == b"\x00not json{"
     assert set(entries_per_playlist()) == {GLOBAL, OTHER}
+    # The quarantined file is neither reported on nor counted as GLOBAL's newest.
+    today = layout.now_utc().date().isoformat()
+    assert report_requests(report_queue) == [{"reports": {GLOBAL: today, OTHER: today}}]
     metrics, logs = emitted(capsys.readouterr().out)
     assert metrics["RawFilesQuarantined"] == 1 and metrics["RawFilesTransformed"] == 2
     [quarantined_log] = [log for log in logs if log["message"] == "raw file quarantined"]
     assert quarantined_log["raw_key"] == corrupt and quarantined_log["level"] == "ERROR"
-    assert quarantined_log["correlation_id"] == "C3D13FE58DE4C810"
+    assert quarantined_log["correlation_id"] == "message-1"
 
 
-def test_notification_without_records_transforms_nothing(aws):
+def test_a_batch_whose_commit_fails_is_delivered_again_whole(
+    aws, report_queue, monkeypatch, capsys
+):
+    raw_keys = [o["raw_key"] for o in run_extract()["outcomes"]]
+    capsys.readouterr()
+    batch = raw_objects_batch([f"lake/{key}" for key in raw_keys])
+
+    def storage_down(lake_root, tables):
+        raise OSError("S3 is not answering")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(iceberg, "replace_snapshots", storage_down)
+        response = run_transform(batch)
+
+    assert response["batchItemFailures"] == [
+        {"itemIdentifier": "message-1"},
+        {"itemIdentifier": "message-2"},
+    ]
+    assert report_requests(report_queue) == []
+    assert s3_keys("lake/quarantine/") == []  # not the files' fault
+    metrics, logs = emitted(capsys.readouterr().out)
+    assert metrics["TransformBatchFailures"] == 1
+    [failure] = [log for log in logs if log["level"] == "ERROR"]
+    assert "S3 is not answering" in failure["exception"]
+    # SQS delivers the batch again; now it goes through, once.
+    again = run_transform(batch)
+    assert again["batchItemFailures"] == [] and again["transformed"] == raw_keys
+    assert set(entries_per_playlist()) == {GLOBAL, OTHER}
+    assert len(report_requests(report_queue)) == 1
+
+
+def test_a_backfill_asks_for_no_report(aws, report_queue, monkeypatch):
+    raw_keys = [o["raw_key"] for o in run_extract()["outcomes"]]
+    batch = raw_objects_batch([f"lake/{key}" for key in raw_keys])
+    three_days_on = layout.now_utc() + timedelta(days=3)
+    monkeypatch.setattr(layout, "now_utc", lambda: three_days_on)
+
+    response = run_transform(batch)
+
+    # Files captured 3 days before "now": history, loaded without a report.
+    assert response["transformed"] == raw_keys and response["reports_requested"] == {}
+    assert report_requests(report_queue) == []
+    # What counts as fresh is a setting.
+    monkeypatch.setenv("SPOTIFY_ETL_REPORT_FRESH_HOURS", "96")
+    assert run_transform(batch)["reports_requested"].keys() == {GLOBAL, OTHER}
+    assert len(report_requests(report_queue)) == 1
+
+
+def test_a_report_request_that_cannot_be_sent_fails_no_message(aws, monkeypatch, capsys):
+    monkeypatch.setenv(
+        "SPOTIFY_ETL_REPORT_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/gone"
+    )
+    raw_keys = [o["raw_key"] for o in run_extract()["outcomes"]]
+    capsys.readouterr()
+
+    response = run_transform(raw_objects_batch([f"lake/{key}" for key in raw_keys]))
+
+    # The rows are committed: failing the batch would only commit them again.
+    assert response["batchItemFailures"] == [] and response["transformed"] == raw_keys
+    assert response["reports_requested"] == {}
+    metrics, logs = emitted(capsys.readouterr().out)
+    assert metrics["ReportRequestsFailed"] == 1
+    [failure] = [log for log in logs if log["message"] == "reports not requested"]
+    assert failure["level"] == "ERROR" and set(failure["reports"]) == {GLOBAL, OTHER}
+
+
+def test_fresh_reports_are_each_playlists_newest_day_when_recent():
+    transform = load_handler("transform")
+    now = datetime(2026, 10, 3, 12, 0, tzinfo=UTC)
+    keys = [
+        f"raw/playlist_id={GLOBAL}/dt=2026-10-02/20261002T230000Z.json",
+        f"raw/playlist_id={GLOBAL}/dt=2026-10-03/20261003T010000Z.json",
+        f"raw/playlist_id={GLOBAL}/dt=2026-09-01/20260901T010000Z.json",
+        # OTHER's newest file is older than 48 hours: a backfill of its history.
+        f"raw/playlist_id={OTHER}/dt=2026-10-01/20261001T115959Z.json",
+        f"raw/playlist_id={OTHER}/dt=2026-09-30/20260930T120000Z.json",
+        "quarantine/playlist_id=x/dt=2026-10-03/20261003T000000Z.json",
+    ]
+    assert transform.fresh_reports(keys, now, 48) == {GLOBAL: "2026-10-03"}
+    assert transform.fresh_reports(keys, now, 48.0003) == {
+        GLOBAL: "2026-10-03",
+        OTHER: "2026-10-01",
+    }
+    assert transform.fresh_reports([], now, 48) == {}
+
+
+def test_s3_test_event_alone_transforms_nothing(aws, report_queue):
     # S3 sends an s3:TestEvent, without Records, when a notification is configured.
-    response = run_transform({"Service": "Amazon S3", "Event": "s3:TestEvent"})
-    assert response["transformed"] == [] and response["quarantined"] == {}
+    batch = sqs_batch([json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent"})])
+    response = run_transform(batch)
+    assert response["batchItemFailures"] == [] and response["transformed"] == []
+    assert s3_keys("lake/warehouse/") == [] and report_requests(report_queue) == []
 
 
 def test_partial_failure_is_reported_not_raised(aws, monkeypatch, capsys):
@@ -320,7 +477,7 @@ def test_every_playlist_failing_raises_after_publishing_metrics(aws, monkeypatch
 
 
 def test_reports_to_refresh_are_each_playlists_newest_transformed_day():
-    # The one answer the CLI's `run` and the report function both use.
+    # The reports the CLI's `run` refreshes after a transform.
     keys = [
         f"raw/playlist_id={OTHER}/dt=2026-09-30/20260930T120000Z.json",
         f"raw/playlist_id={GLOBAL}/dt=2026-10-02/20261002T000500Z.json",
@@ -335,83 +492,101 @@ def test_reports_to_refresh_are_each_playlists_newest_transformed_day():
     assert layout.newest_day_by_playlist([]) == {}
 
 
-def test_report_skipped_when_nothing_was_transformed(powertools, monkeypatch):
+def test_report_skipped_when_nothing_was_requested(powertools, monkeypatch):
     # None in sys.modules makes any `import etl_lib.reporting.reports` raise: proves it is not
     # imported.
     monkeypatch.setitem(sys.modules, "etl_lib.reporting.reports", None)
     report = load_handler("report")
     context = FakeLambdaContext("report")
-    assert report.handler(event("report_destination.json"), context) == {"reports": []}
-    assert report.handler({"responsePayload": None}, context) == {"reports": []}
+    nothing = {"batchItemFailures": [], "reports": []}
+    assert report.handler({"Records": []}, context) == nothing
+    assert report.handler(sqs_batch(["not json", json.dumps({"reports": {}})]), context) == nothing
 
 
 @pytest.fixture
 def stub_reports(powertools, monkeypatch):
-    """etl_lib.reporting.reports.run_report recorded instead of run (papermill and Athena are
-    not here)."""
+    """etl_lib.reporting.reports.run_reports recorded instead of run (papermill and Athena are
+    not here): one result per playlist, OTHER's failed."""
     calls = []
 
-    def run_report(lake_root, *, playlist_id, as_of, days=30, engine="duckdb"):
+    def run_reports(lake_root, wanted, *, days=30, engine="duckdb", settings=None):
         calls.append(
             {
                 "lake_root": lake_root,
-                "playlist_id": playlist_id,
-                "as_of": as_of,
+                "wanted": dict(wanted),
                 "days": days,
                 "engine": engine,
+                "lake_of_settings": settings.lake,
             }
         )
-        failed = playlist_id == OTHER
-        return types.SimpleNamespace(
-            succeeded=not failed,
-            output_prefix=f"reports/{playlist_id}/{as_of}" + ("/failed/x" if failed else ""),
-            error="NameError: boom" if failed else None,
-        )
+        return [
+            types.SimpleNamespace(
+                playlist_id=playlist_id,
+                succeeded=playlist_id != OTHER,
+                output_prefix=f"reports/{playlist_id}/{as_of}"
+                + ("/failed/x" if playlist_id == OTHER else ""),
+                error="NameError: boom" if playlist_id == OTHER else None,
+            )
+            for playlist_id, as_of in wanted.items()
+        ]
 
     module = types.ModuleType("etl_lib.reporting.reports")
-    module.run_report = run_report
+    module.run_reports = run_reports
     monkeypatch.setitem(sys.modules, "etl_lib.reporting.reports", module)
     monkeypatch.setenv("SPOTIFY_ETL_LAKE", LAKE)
     return calls
 
 
-def test_report_per_playlist_as_of_its_newest_transformed_key(stub_reports, capsys):
-    destination = event("report_destination.json")
-    destination["responsePayload"]["transformed"] = [
-        f"raw/playlist_id={GLOBAL}/dt=2026-10-02/20261002T000500Z.json",
-        f"raw/playlist_id={GLOBAL}/dt=2026-10-01/20261001T230000Z.json",
-        f"raw/playlist_id={OTHER}/dt=2026-09-30/20260930T120000Z.json",
-    ]
-    response = load_handler("report").handler(destination, FakeLambdaContext("report"))
+def test_a_batch_of_report_requests_is_one_run_of_each_playlists_newest_day(stub_reports, capsys):
+    third = "3" * 22
+    batch = sqs_batch(
+        [
+            json.dumps({"reports": {GLOBAL: "2026-10-01", OTHER: "2026-09-30"}}),
+            json.dumps({"reports": {GLOBAL: "2026-10-02"}}),
+            "{not json",
+            json.dumps({"reports": {"../../etc": "2026-10-02"}}),
+            json.dumps({"reports": {third: "2026-02-30"}}),
+            json.dumps({"playlists": [GLOBAL]}),
+            json.dumps({"reports": {OTHER: "2026-09-29", third: "2026-10-02"}}),
+        ]
+    )
+
+    response = load_handler("report").handler(batch, FakeLambdaContext("report"))
+
     assert stub_reports == [
         {
             "lake_root": LAKE,
-            "playlist_id": GLOBAL,
-            "as_of": "2026-10-02",
+            "wanted": {GLOBAL: "2026-10-02", OTHER: "2026-09-30", third: "2026-10-02"},
             "days": 30,
             "engine": "athena",
-        },
-        {
-            "lake_root": LAKE,
-            "playlist_id": OTHER,
-            "as_of": "2026-09-30",
-            "days": 30,
-            "engine": "athena",
-        },
+            "lake_of_settings": LAKE,
+        }
     ]
-    assert [(r["playlist_id"], r["succeeded"], r["error"]) for r in response["reports"]] == [
-        (GLOBAL, True, None),
-        (OTHER, False, "NameError: boom"),
+    assert response["batchItemFailures"] == []
+    assert [r["playlist_id"] for r in response["reports"]] == [GLOBAL, OTHER, third]
+    assert [(r["output_prefix"], r["succeeded"], r["error"]) for r in response["reports"]] == [
+        (f"reports/{GLOBAL}/2026-10-02", True, None),
+        (f"reports/{OTHER}/2026-09-30/failed/x", False, "NameError: boom"),
+        (f"reports/{third}/2026-10-02", True, None),
     ]
     metrics, logs = emitted(capsys.readouterr().out)
-    assert metrics["ReportsPublished"] == 1 and metrics["ReportFailures"] == 1
-    assert {log["correlation_id"] for log in logs} == {destination["requestContext"]["requestId"]}
+    assert metrics["ReportsPublished"] == 2 and metrics["ReportFailures"] == 1
+    assert {log["correlation_id"] for log in logs} == {"message-1"}
+    left_out = [log for log in logs if log["message"] == "not a report request: left out"]
+    assert [log["message_id"] for log in left_out] == [
+        "message-3",
+        "message-4",
+        "message-5",
+        "message-6",
+    ]
+    assert "is not a Spotify ID" in left_out[1]["reason"]
+    assert "2026-02-30" in left_out[2]["reason"] or "day" in left_out[2]["reason"]
 
 
 def test_report_on_direct_request(stub_reports):
     request = {"playlist_id": GLOBAL, "as_of": "2026-10-01"}
     response = load_handler("report").handler(request, FakeLambdaContext("report"))
-    assert [(c["playlist_id"], c["as_of"]) for c in stub_reports] == [(GLOBAL, "2026-10-01")]
+    assert [call["wanted"] for call in stub_reports] == [{GLOBAL: "2026-10-01"}]
     assert response["reports"][0]["output_prefix"] == f"reports/{GLOBAL}/2026-10-01"
 
 
@@ -419,7 +594,8 @@ def test_report_on_direct_request(stub_reports):
 @pytest.mark.filterwarnings("ignore:No application metrics:UserWarning")
 def test_handlers_read_their_settings_through_config_per_invocation(stub_reports, monkeypatch):
     """No handler reads the environment itself, nor at import: a warm container follows the
-    environment of each invocation, and a lake off S3 is one line saying what to set."""
+    environment of each invocation, and a setting a user got wrong is one line saying what
+    to set."""
     for function in ("extract", "transform", "report"):
         source = (LAMBDAS / function / "app.py").read_text(encoding="utf-8")
         assert "os.environ" not in source and "getenv" not in source, function
@@ -434,8 +610,15 @@ def test_handlers_read_their_settings_through_config_per_invocation(stub_reports
     with pytest.raises(ConfigError, match="set SPOTIFY_ETL_LAKE to s3://"):
         report.handler(request, FakeLambdaContext("report"))
     transform = load_handler("transform")
+    batch = raw_objects_batch(["lake/raw/x.json"])
     with pytest.raises(ConfigError, match="set SPOTIFY_ETL_LAKE to s3://"):
-        transform.handler(notification_for(["lake/raw/x.json"]), FakeLambdaContext("transform"))
+        transform.handler(batch, FakeLambdaContext("transform"))
+    monkeypatch.setenv("SPOTIFY_ETL_LAKE", LAKE)
+    for wrong in ("0", "-1", "two days", "inf"):
+        monkeypatch.setenv("SPOTIFY_ETL_REPORT_FRESH_HOURS", wrong)
+        with pytest.raises(ConfigError, match="SPOTIFY_ETL_REPORT_FRESH_HOURS=") as raised:
+            transform.handler(batch, FakeLambdaContext("transform"))
+        assert "\n" not in str(raised.value) and "hours" in str(raised.value)
 
 
 # --- import weight ---------------------------------------------------------------------------
@@ -477,101 +660,119 @@ def test_the_report_handler_imports_no_storage_or_report_stack_until_it_runs():
     assert json.loads(result.stdout.splitlines()[-1]) == []
 
 
-# --- the zips --------------------------------------------------------------------------------
+# --- the image's packages ------------------------------------------------------------------
 
-RUN_FROM_ZIP = """
+RUN_FROM_IMAGE_SITE = """
 import importlib, json, sys
-zip_dir, layer_dir, event = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-sys.path[:0] = [zip_dir, layer_dir]  # as Lambda orders them: /var/task, then the layer
-app = importlib.import_module("app")
-import botocore, etl_lib, pyiceberg, s3fs, spotipy
-outside = [m.__name__ for m in (app, botocore, etl_lib, pyiceberg, s3fs, spotipy)
-           if not m.__file__.startswith(zip_dir)]
-assert not outside, f"not loaded from the zip: {outside}"
+site, function, event = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+sys.path.insert(0, site)  # as in the image: the handlers and packages, and nothing else
+app = importlib.import_module(f"lambdas.{function}.app")
+import botocore, etl_lib, pyarrow, pyiceberg, s3fs, spotipy
+outside = [m.__name__ for m in (app, botocore, etl_lib, pyarrow, pyiceberg, s3fs, spotipy)
+           if not m.__file__.startswith(site)]
+assert not outside, f"not loaded from the image's packages: {outside}"
 context = type("Context", (), {"function_name": "f", "memory_limit_in_mb": 512,
                                "invoked_function_arn": "arn", "aws_request_id": "r"})()
 print("RESPONSE " + json.dumps(app.handler(event, context)))
 """
 
 
-def build_zips(out: Path, *options: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(LAMBDAS / "package.py"), "--out", str(out), *options]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+def image_package():
+    return importlib.import_module("lambdas.package")
 
 
-def run_from_zip(archive: Path, layer: Path, tmp_path: Path, payload: dict) -> dict:
-    """Run a zip's handler on its own: a bare interpreter (-S: no site-packages), the zip's
-    contents first on the path, then a stand-in for the pandas layer."""
-    unpacked = tmp_path / archive.stem
-    with zipfile.ZipFile(archive) as opened:
-        opened.extractall(unpacked)
+@pytest.fixture(scope="module")
+def image_site(tmp_path_factory) -> Path:
+    """The image's Python packages, installed into a folder by ``lambdas/package.py`` (pip,
+    wheels for Python 3.12 on Amazon Linux 2023, from PyPI or pip's cache)."""
+    package = image_package()
+    python = package.image_python(None)
+    if python is None:
+        pytest.skip("no Python 3.12 here to import the image's packages (python3.12 or pyenv)")
+    out = tmp_path_factory.mktemp("image")
     result = subprocess.run(
-        [sys.executable, "-S", "-c", RUN_FROM_ZIP, str(unpacked), str(layer), json.dumps(payload)],
+        [sys.executable, str(LAMBDAS / "package.py"), "--out", str(out)],
+        cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    print(result.stdout)
+    assert "handlers import from it" in result.stdout
+    assert re.search(r"size: \d+ MB of Python packages", result.stdout)
+    return out / "site"
+
+
+def run_from_image_site(site: Path, function: str, payload: dict) -> dict:
+    """Run a handler as the image would: Python 3.12 without site-packages (-S), the image's
+    packages alone on the path."""
+    result = subprocess.run(
+        [
+            image_package().image_python(None),
+            "-S",
+            "-c",
+            RUN_FROM_IMAGE_SITE,
+            str(site),
+            function,
+            json.dumps(payload),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     [line] = [line for line in result.stdout.splitlines() if line.startswith("RESPONSE ")]
     return json.loads(line.removeprefix("RESPONSE "))
 
 
-def pandas_layer_stand_in(tmp_path: Path) -> Path:
-    """The three packages package.py leaves to the AWS SDK for pandas layer, from this venv."""
-    layer = tmp_path / "layer"
-    layer.mkdir()
-    site_packages = Path(importlib.util.find_spec("pandas").origin).parents[1]
-    for name in ("pandas", "numpy", "pyarrow"):
-        for path in site_packages.glob(f"{name}*"):  # the package, its .libs, its dist-info
-            (layer / path.name).symlink_to(path)
-    return layer
-
-
 @pytest.mark.slow
-def test_zips_fit_the_limits_and_run_on_their_own(aws, tmp_path):
-    result = build_zips(tmp_path / "out")
-    assert result.returncode == 0, result.stderr
-    print(result.stdout)
-    for function in ("extract", "transform"):
-        archive = tmp_path / "out" / f"{function}.zip"
-        assert archive.stat().st_size < 50 * 1024 * 1024
-        with zipfile.ZipFile(archive) as opened:
-            names = opened.namelist()
-            unzipped = sum(info.file_size for info in opened.infolist())
-            assert opened.read("app.py") == (LAMBDAS / function / "app.py").read_bytes()
-        assert unzipped < (250 - 170) * 1024 * 1024
-        assert "etl_lib/__init__.py" in names
-        assert any(
-            name.startswith("etl_lib/warehouse/sql/") and name.endswith(".sql") for name in names
-        )
-        # The demo's local servers and the report notebooks are not part of these functions.
-        assert not [name for name in names if name.startswith("etl_lib/local_spotify/")]
-        assert not [name for name in names if name.endswith(".ipynb")]
-        tops = {name.split("/")[0] for name in names}
-        assert {"s3fs", "spotipy", "botocore", "aws_lambda_powertools", "pyiceberg"} <= tops
-        assert not tops & {"pandas", "numpy", "pyarrow", "duckdb", "sqlglot"}
-        # pyiceberg's SQL catalog and command line are not on the Glue path.
-        assert not tops & {"sqlalchemy", "rich", "pygments", "click"}
-        assert not [name for name in names if name.startswith("zstandard/_cffi")]
-        assert f"{function}.zip: " in result.stdout and "MB unzipped" in result.stdout
-    assert (tmp_path / "out" / ".shared.zip").exists() is False
+def test_the_image_packages_install_and_the_handlers_run_from_them(image_site, aws, report_queue):
+    installed = {path.name for path in image_site.iterdir()}
+    # The project as the image installs it: its SQL and report notebooks (package data), the
+    # four handlers, and not the demo's local servers (.dockerignore).
+    assert (image_site / "etl_lib" / "warehouse" / "sql" / "views").is_dir()
+    notebooks = image_site / "etl_lib" / "reporting" / "notebooks"
+    assert {p.name for p in notebooks.glob("*.ipynb")} == set(REPORT_NOTEBOOKS)
+    assert not (image_site / "etl_lib" / "local_spotify").exists()
+    for function in image_package().FUNCTIONS:
+        assert (image_site / "lambdas" / function / "app.py").read_bytes() == (
+            LAMBDAS / function / "app.py"
+        ).read_bytes()
+    assert {"pandas", "pyarrow", "duckdb", "papermill", "matplotlib", "pyathena"} <= installed
+    # Wheels built for the image's Python, not this one's.
+    assert list(image_site.glob("pyarrow/lib.cpython-312-*.so"))
+    assert not list(image_site.glob("pyarrow/lib.cpython-311-*.so"))
 
-    layer = pandas_layer_stand_in(tmp_path)
-    extracted = run_from_zip(tmp_path / "out" / "extract.zip", layer, tmp_path, {"id": "e"})
+    extracted = run_from_image_site(image_site, "extract", {"id": "e"})
     assert [o["status"] for o in extracted["outcomes"]] == ["extracted", "extracted"]
-    notification = notification_for(s3_keys("lake/raw/"))
-    transformed = run_from_zip(tmp_path / "out" / "transform.zip", layer, tmp_path, notification)
+    batch = raw_objects_batch(s3_keys("lake/raw/"))
+    transformed = run_from_image_site(image_site, "transform", batch)
+    assert transformed["batchItemFailures"] == []
     assert transformed["transformed"] == sorted(o["raw_key"] for o in extracted["outcomes"])
     assert set(entries_per_playlist()) == {GLOBAL, OTHER}
+    [request] = report_requests(report_queue)
+    assert set(request["reports"]) == {GLOBAL, OTHER}
 
 
-def test_zips_over_a_limit_fail_with_one_line(tmp_path):
-    result = build_zips(tmp_path / "out", "--max-zipped-mb", "0.001", "--layer-mb", "249.99")
-    assert result.returncode == 1
-    [line] = result.stderr.strip().splitlines()
-    assert line.startswith("error: extract.zip is ")
-    assert "over the 0.001 MB limit (--max-zipped-mb)" in line
-    assert "MB left beside the 249.99 MB layer" in line and "transform.zip" in line
+def test_image_platform_names_every_glibc_the_image_loads():
+    package = image_package()
+    tags = package.platform_tags("x86_64")
+    assert tags[0] == "manylinux_2_34_x86_64" and "manylinux_2_17_x86_64" in tags
+    assert "manylinux2014_x86_64" in tags and "manylinux1_x86_64" in tags
+    assert not [tag for tag in tags if tag.startswith("manylinux_2_35")]
+    assert package.platform_tags("arm64")[0] == "manylinux_2_34_aarch64"
+
+
+def test_image_distributions_are_the_installed_releases_of_every_extra():
+    package = image_package()
+    pins = package.image_distributions()
+    from importlib import metadata
+
+    for name in ("pyiceberg", "papermill", "pyathena", "aws-lambda-powertools", "s3fs"):
+        assert pins[name] == metadata.version(name), name
+    # Test and development tools are not in the image.
+    assert not {"pytest", "moto", "cfn-lint", "checkov", "ruff"} & set(pins)
 
 
 # --- the report image ------------------------------------------------------------------------
@@ -603,7 +804,7 @@ def context_files(sources: list[str]) -> set[str]:
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
-    text = (LAMBDAS / "report" / "Dockerfile").read_text(encoding="utf-8")
+    text = (LAMBDAS / "Dockerfile").read_text(encoding="utf-8")
     logical = text.replace("\\\n", " ")  # continuation lines
     instructions = []
     for line in logical.splitlines():
@@ -614,13 +815,17 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     return instructions
 
 
-def test_report_dockerfile_is_a_lambda_image_of_the_report_handler():
+def test_dockerfile_is_one_lambda_image_of_every_handler():
     # Not built here (no Docker engine): the text is checked instead.
     instructions = dockerfile_instructions()
-    assert instructions[0] == ("FROM", "public.ecr.aws/lambda/python:3.11")
-    assert instructions[-1][0] == "CMD" and json.loads(instructions[-1][1]) == ["app.handler"]
+    python = ".".join(map(str, image_package().IMAGE_PYTHON))
+    assert instructions[0] == ("FROM", f"public.ecr.aws/lambda/python:{python}")
+    assert instructions[-1][0] == "CMD"
+    assert json.loads(instructions[-1][1]) == ["lambdas.report.app.handler"]
     copies = [shlex.split(rest) for keyword, rest in instructions if keyword == "COPY"]
-    assert ["lambdas/report/app.py", "${LAMBDA_TASK_ROOT}/"] in copies
+    for function in image_package().FUNCTIONS:
+        handler = f"lambdas/{function}/app.py"
+        assert [handler, f"${{LAMBDA_TASK_ROOT}}/lambdas/{function}/"] in copies
     # The build context is the repository root: every source copied is there.
     for *sources, _target in copies:
         assert all((ROOT / source).exists() for source in sources), sources
@@ -659,35 +864,43 @@ def test_report_dockerfile_is_a_lambda_image_of_the_report_handler():
                     ), rest
 
 
-def test_zip_builder_refuses_wheels_too_new_for_the_lambda_runtime():
-    package = importlib.import_module("lambdas.package")
-    fits = package.runs_on_lambda
-    assert fits("py3-none-any", "x86_64")
-    assert fits("cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64", "x86_64")
-    assert fits("cp311-cp311-manylinux1_x86_64", "x86_64")
-    # duckdb's wheels need glibc 2.27+; the python3.11 runtime (Amazon Linux 2) has 2.26.
-    assert not fits("cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64", "x86_64")
-    assert not fits("cp311-cp311-manylinux2014_x86_64", "aarch64")
-    assert not fits("cp311-cp311-macosx_11_0_arm64", "aarch64")
-
-
 @pytest.mark.slow
-def test_extract_transform_report_chain_publishes_the_report_on_s3(aws, monkeypatch, capsys):
+def test_extract_transform_report_chain_publishes_the_report_on_s3(
+    aws, report_queue, monkeypatch, capsys
+):
     # moto's Athena runs no SQL, so the report reads the same S3 lake with DuckDB here.
     monkeypatch.setenv("SPOTIFY_ETL_REPORT_ENGINE", "duckdb")
     outcomes = run_extract()["outcomes"]
-    transformed = run_transform(notification_for(s3_keys("lake/raw/")))
-    destination = {
-        "requestContext": {"requestId": "transform-request"},
-        "responsePayload": transformed,
+    transformed = run_transform(raw_objects_batch(s3_keys("lake/raw/")))
+    assert transformed["batchItemFailures"] == []
+    # What the report-requests queue's event source would hand the report function.
+    messages = received(report_queue)
+    batch = {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "eventSource": "aws:sqs",
+            }
+            for message in messages
+        ]
     }
-    report = load_handler("report").handler(destination, FakeLambdaContext("report"))
+    report = load_handler("report").handler(batch, FakeLambdaContext("report"))
 
-    assert [r["succeeded"] for r in report["reports"]] == [True] * len(outcomes), report
+    assert report["batchItemFailures"] == []
+    # One report per playlist, then their comparison (playlist_id None).
+    *charts, comparison = [r["playlist_id"] for r in report["reports"]]
+    assert sorted(charts) == sorted(o["playlist_id"] for o in outcomes) and comparison is None
+    assert all(r["succeeded"] for r in report["reports"]), report
     published = s3_keys("lake/reports/")
     for result in report["reports"]:
         prefix = f"lake/{result['output_prefix']}"
         assert f"{prefix}/report.html" in published and f"{prefix}/status.json" in published
+    for result in report["reports"][:-1]:
+        prefix = f"lake/{result['output_prefix']}"
         assert any(k.startswith(f"{prefix}/charts/") and k.endswith(".svg") for k in published)
-    metrics, _ = emitted(capsys.readouterr().out)
-    assert metrics["ReportsPublished"] == len(outcomes)
+    metrics, logs = emitted(capsys.readouterr().out)
+    assert metrics["ReportsPublished"] == len(outcomes) + 1
+    report_logs = [log for log in logs if log.get("function_name") == "report"]
+    assert {log["correlation_id"] for log in report_logs} == {messages[0]["MessageId"]}

@@ -33,36 +33,17 @@ def test_ci_runs_the_readme_test_command():
     assert "make demo" in readme and "make test" in readme
 
 
-def _lambda_package():
-    return importlib.import_module("lambdas.package")
-
-
-def test_lambda_zips_bundle_pyiceberg_for_glue_without_its_sql_catalog_or_cli():
-    package = _lambda_package()
-    bundled = {dist.metadata["Name"].lower() for dist in package.distributions_to_bundle()}
-    # What pyiceberg imports to write a table through the Glue catalog.
-    assert {"pyiceberg", "pydantic", "pyroaring", "zstandard", "mmh3", "boto3"} <= bundled
-    # Its SQL catalog (an extra) and its command line are never imported on Lambda.
-    assert not bundled & {"sqlalchemy", "rich", "pygments", "click", "markdown-it-py"}
-
-
-def test_every_file_left_out_of_the_zips_names_a_bundled_file():
-    package = _lambda_package()
-    dists = package.distributions_to_bundle()
-    installed = [path.as_posix() for dist in dists for path in dist.files or []]
-    installed += [p.relative_to(ROOT).as_posix() for p in (ROOT / "etl_lib").rglob("*")]
-    zipped = package.bundle_files(dists)
-    for pattern in package.LEFT_OUT_FILES:
-        # Still installed (else the pattern leaves out nothing), and not in the zips.
-        assert [name for name in installed if fnmatch.fnmatchcase(name, pattern)], pattern
-        assert not [name for name in zipped if fnmatch.fnmatchcase(name, pattern)], pattern
-
-
-def test_lambda_zips_hold_etl_lib_without_the_local_servers_or_the_notebooks():
-    package = _lambda_package()
-    zipped = package.bundle_files(package.distributions_to_bundle())
-    ours = [name for name in zipped if name.startswith("etl_lib/")]
-    assert {"etl_lib/__init__.py", "etl_lib/pipeline.py", "etl_lib/lake/layout.py"} <= set(ours)
-    assert [name for name in ours if name.startswith("etl_lib/warehouse/sql/")]
-    assert not [name for name in ours if name.startswith("etl_lib/local_spotify/")]
-    assert not [name for name in ours if name.endswith(".ipynb")]
+def test_the_image_leaves_out_what_the_build_context_leaves_out():
+    """lambdas/package.py removes from its folder what .dockerignore keeps out of the image's
+    build context: the local Spotify and archive servers."""
+    package = importlib.import_module("lambdas.package")
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    etl_lib_ignored = {pattern for pattern in ignored if pattern.startswith("etl_lib/")}
+    assert etl_lib_ignored == set(package.LEFT_OUT)
+    for left_out in package.LEFT_OUT:
+        assert (ROOT / left_out).is_dir(), left_out  # still there to leave out
+    assert not [p for p in ignored if fnmatch.fnmatchcase("etl_lib/reporting/notebooks", p)]

@@ -16,6 +16,8 @@ from etl_lib.errors import LakeError
 from etl_lib.lake import storage
 from etl_lib.transform import iceberg, schemas
 
+pytestmark = pytest.mark.aws
+
 BUCKET = "charts-lake"
 COUNTS_SQL = (
     "SELECT (SELECT count(*) FROM chart_entries) AS entries, (SELECT count(*) FROM tracks) AS t, "
@@ -144,3 +146,26 @@ def test_catalog_and_query_with_the_athena_engine(bucket, capsys):
     details = [athena.get_query_execution(QueryExecutionId=i)["QueryExecution"] for i in executions]
     [query] = [d for d in details if d["Query"] == sent]
     assert query["ExecutionParameters"] == ["3"]
+
+
+@pytest.mark.parametrize(
+    "duckdb_message",
+    [
+        # DuckDB 2: the Python traceback.
+        "Traceback (most recent call last):\n"
+        '  File "/site-packages/aiobotocore/httpsession.py", line 269, in send\n'
+        'botocore.exceptions.ReadTimeoutError: Read timeout on endpoint URL: "http://s3/k"',
+        # DuckDB 1.x (the lowest pyproject.toml allows): the exception, then "At:" and the stack.
+        'ReadTimeoutError: Read timeout on endpoint URL: "http://s3/k"\n\nAt:\n'
+        "  /site-packages/aiobotocore/httpsession.py(269): send\n",
+    ],
+    ids=["duckdb-2", "duckdb-1"],
+)
+def test_a_store_failure_duckdb_reports_as_text_becomes_one_line(duckdb_message):
+    failure = storage.reported_storage_failure("s3://charts-lake/lake", duckdb_message)
+    assert isinstance(failure, LakeError)
+    assert str(failure).startswith("cannot reach the object store")
+    assert 'Read timeout on endpoint URL: "http://s3/k"' in str(failure)
+    assert "\n" not in str(failure)
+    # A DuckDB error of the query itself is not a store failure.
+    assert storage.reported_storage_failure("s3://charts-lake/lake", "Binder Error: x") is None

@@ -6,7 +6,8 @@ bug and keeps its traceback. Exit codes: 0 done; 1 something failed (named on st
 
 One module per group of commands: ``extract`` (extract, transform, backfill, auth),
 ``tables`` (compact, migrate, catalog, query, export), ``reports`` (run, report, status,
-demo); ``output`` and ``options`` are what they share, ``demo`` the offline demo itself.
+demo), ``doctor`` (the check of a deployed stack); ``output`` and ``options`` are what
+they share, ``demo`` the offline demo itself.
 The rest of the package is imported where a command uses it: pandas, the engines and the
 Spotify client take about a second to load, and a mistyped option or a report for a playlist
 the lake does not hold should fail faster than that.
@@ -19,7 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from etl_lib import __version__, config
-from etl_lib.cli import extract, reports, tables
+from etl_lib.cli import doctor, extract, reports, tables
 from etl_lib.cli.options import playlists_as_ids
 from etl_lib.cli.output import EXIT_TEMPORARY_FAILURE, say
 from etl_lib.errors import EtlError, QuotaExceeded, RateLimited
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     tables.add_export(add)
     extract.add_auth(add, commands)
     reports.add_demo(add)
+    doctor.add_doctor(add)
     return parser
 
 

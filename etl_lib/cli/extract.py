@@ -97,7 +97,30 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     import_status = _report_import(imported, "landed {} archived snapshots")
     status = report_transform(pipeline.transform_bulk(args.lake, progress=progress_bar))
     cmd_catalog(args)
-    return status or import_status
+    # History loads without a report per snapshot (the transform function asks for none for
+    # old captures); the backfill ends with one per playlist, as of its newest day landed.
+    newest = layout.newest_day_by_playlist([s.raw_key for s in imported.landed if s.written])
+    report_status = _backfill_reports(args, newest) if newest and not args.no_report else 0
+    return status or import_status or report_status
+
+
+def _backfill_reports(args: argparse.Namespace, newest: dict[str, str]) -> int:
+    """On a deployed stack (``SPOTIFY_ETL_REPORT_QUEUE_URL`` set), one request to the report
+    function; elsewhere the reports run here."""
+    settings = settings_for(args)
+    if settings.report_queue_url:
+        from etl_lib.reporting import report_requests
+
+        report_requests.send(settings, newest)
+        say(
+            f"asked the report function for {len(newest)} report(s), each playlist as of its "
+            f"newest day: {settings.report_queue_url}"
+        )
+        return 0
+    from etl_lib.cli.reports import run_reports_here  # the report stack loads only now
+
+    # DuckDB reads a local lake and an S3 one alike, as `spotify-etl run` does by default.
+    return run_reports_here(args.lake, newest, days=30, engine="duckdb")
 
 
 def cmd_auth_login(args: argparse.Namespace) -> int:
@@ -209,6 +232,11 @@ def add_backfill(add: AddCommand) -> None:
         "--extracted-at",
         type=utc_datetime,
         help="capture time for files whose name is not one (e.g. 2021-03-06T00:13:23Z.md)",
+    )
+    backfill.add_argument(
+        "--no-report",
+        action="store_true",
+        help="do not end with each backfilled playlist's report for its newest day",
     )
 
 

@@ -31,16 +31,47 @@ def cmd_run(args: argparse.Namespace) -> int:
     cmd_catalog(args)
     report_status = 0
     if summary.transformed and not args.no_report:
-        from etl_lib.lake import layout
-        from etl_lib.reporting import status
-
-        # New data landed: refresh each affected playlist's report for its newest day.
+        # New data landed: refresh each affected playlist's report for its newest day, and the
+        # comparison of the charts on the newest of those days, in one run.
         newest = layout.newest_day_by_playlist(summary.transformed)
-        for playlist_id, as_of in newest.items():
-            report_status |= _report(args.lake, playlist_id, as_of, 30, args.engine)
-        if len(status.landed_days(args.lake)) > 1:  # the charts compared, on the newest day
-            report_status |= _comparison(args.lake, max(newest.values()), 30, args.engine)
+        report_status = run_reports_here(args.lake, newest, days=30, engine=args.engine)
     return extract_status or transform_status or report_status
+
+
+def run_reports_here(
+    lake_root: str,
+    wanted: dict[str, str | None],
+    *,
+    days: int,
+    engine: str,
+    comparison: bool = True,
+) -> int:
+    """Run the reports of ``wanted`` (playlist id -> as_of, None for its latest chart) and,
+    with ``comparison``, the comparison of the charts, a line per report as it is published;
+    1 if any failed."""
+    from etl_lib.reporting import reports  # papermill and the kernel only when reports run
+
+    failed = 0
+
+    def announce(result: reports.ReportResult) -> None:
+        nonlocal failed
+        subject = result.playlist_id or "the comparison of charts"
+        as_of = result.status["parameters"]["as_of"]
+        if result.refused is not None:
+            on_day = f" on {as_of}" if as_of else ""  # None: the latest chart was asked for
+            say(f"error: no report for {subject}{on_day}: {result.error}")
+            failed = 1
+        elif not result.succeeded:
+            failed |= _report_failed(result, lake_root, subject, as_of)
+        else:
+            name = result.status.get("playlist_name") or subject
+            print(f"Report: {terminal_safe(name)}: {result.url(lake_root, 'report.html')}")
+
+    reports.run_reports(
+        lake_root, wanted, days=days, engine=engine, comparison=comparison, announce=announce
+    )
+    print(f"Index:  {storage.url(lake_root, reports.INDEX)}")
+    return failed
 
 
 def _comparison(lake_root: str, as_of: str | None, days: int, engine: str) -> int:
@@ -95,15 +126,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.compare:
         return _comparison(args.lake, args.as_of, args.days, args.engine)
 
+    playlists = list(dict.fromkeys(args.playlist or config.DEFAULT_PLAYLISTS[:1]))
+    if len(playlists) > 1:
+        from etl_lib.transform import iceberg
+
+        iceberg.wait_for_catalog(args.lake)
+        # One run: the queries of all, then each notebook in one kernel; a playlist or day
+        # the lake does not hold fails that playlist's report only.
+        wanted = dict.fromkeys(playlists, args.as_of)
+        return run_reports_here(
+            args.lake, wanted, days=args.days, engine=args.engine, comparison=False
+        )
     # From folder names alone: a playlist or day the lake does not hold fails at once, before
     # even the table code (and pyarrow with it) is loaded.
     window = args.days if isinstance(args.days, int) and args.days >= 1 else 1
-    status.check_landed(args.lake, args.playlist, args.as_of, window)
+    status.check_landed(args.lake, playlists[0], args.as_of, window)
     from etl_lib.transform import iceberg
 
     iceberg.wait_for_catalog(args.lake)
     # No --as-of: the report checks (before any kernel) and picks the latest chart's day.
-    return _report(args.lake, args.playlist, args.as_of, args.days, args.engine)
+    return _report(args.lake, playlists[0], args.as_of, args.days, args.engine)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -161,21 +203,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print()
     as_of = DEMO_LAST_DAY.date().isoformat()
     print(f"Reports for {as_of}:")
-    for playlist_id in DEMO_PLAYLISTS:
-        report = reports.run_report(args.lake, playlist_id=playlist_id, as_of=as_of, days=args.days)
-        if report.succeeded:
-            name = report.status.get("playlist_name") or playlist_id
+
+    def announce(report: reports.ReportResult) -> None:
+        nonlocal status
+        subject = report.playlist_id or "the comparison"
+        if report.refused is not None:
+            say(f"error: no report for {subject} on {as_of}: {report.error}")
+            status |= 1
+        elif report.succeeded:
+            name = report.status.get("playlist_name") or report.playlist_id or "All charts"
             print(f"  {terminal_safe(name):<20} {report.url(args.lake, 'report.html')}")
         else:
-            status |= _report_failed(report, args.lake, playlist_id, as_of)
-    # The comparison of the charts is its own report, once the reports module offers it.
-    compare = getattr(reports, "run_comparison_report", None)
-    if compare is not None:
-        comparison = compare(args.lake, as_of=as_of, days=args.days)
-        if comparison.succeeded:
-            print(f"  {'All charts':<20} {comparison.url(args.lake, 'report.html')}")
-        else:
-            status |= _report_failed(comparison, args.lake, "the comparison", as_of)
+            status |= _report_failed(report, args.lake, subject, as_of)
+
+    # The playlists' reports and the comparison of the charts, in one kernel.
+    wanted = dict.fromkeys(DEMO_PLAYLISTS, as_of)
+    reports.run_reports(args.lake, wanted, days=args.days, announce=announce)
     index = storage.url(args.lake, reports.INDEX)
     if storage.is_local(args.lake):
         index = Path(index.removeprefix("file://")).resolve().as_uri()
@@ -209,10 +252,10 @@ def add_report(add: AddCommand) -> None:
     )
     report.add_argument(
         "--playlist",
-        default=config.DEFAULT_PLAYLISTS[0],
+        action="append",
         metavar="ID",
-        help="playlist id, open.spotify.com link or spotify:playlist: URI "
-        f"(default: {config.DEFAULT_PLAYLISTS[0]})",
+        help="playlist id, open.spotify.com link or spotify:playlist: URI; repeatable: the "
+        f"reports run together, in one kernel (default: {config.DEFAULT_PLAYLISTS[0]})",
     )
     report.add_argument(
         "--as-of", type=report_date, help="report date, YYYY-MM-DD (default: the latest chart)"

@@ -199,6 +199,8 @@ _TRACEBACK_END = re.compile(
     r"^Traceback \(most recent call last\):\n(?:[ \t].*\n)*(?P<name>[\w.]+): (?P<detail>.*)$",
     re.MULTILINE,
 )
+# DuckDB before 2.0 gives the exception's own line first, then "At:" and the stack.
+_EXCEPTION_THEN_STACK = re.compile(r"\A(?P<name>[\w.]+): (?P<detail>.*)\n\nAt:\n")
 
 
 def reported_storage_failure(root: str, text: str) -> LakeError | None:
@@ -210,7 +212,7 @@ def reported_storage_failure(root: str, text: str) -> LakeError | None:
     """
     if is_local(root):
         return None
-    match = _TRACEBACK_END.search(text)
+    match = _TRACEBACK_END.search(text) or _EXCEPTION_THEN_STACK.match(text)
     if match is None:
         return None
     name = match["name"].rsplit(".", 1)[-1]

@@ -23,6 +23,8 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from importlib import resources
@@ -31,7 +33,7 @@ from urllib.parse import quote, urlsplit
 
 import pandas as pd
 
-from etl_lib.errors import ConfigError
+from etl_lib.errors import ConfigError, EtlError
 from etl_lib.extract import envelope
 from etl_lib.lake import layout, storage
 from etl_lib.reporting import analysis, report_html, status
@@ -56,6 +58,10 @@ class ReportResult:
     output_prefix: str
     status: dict
     files: list[str] = field(default_factory=list)
+    playlist_id: str | None = None  # None: the comparison of charts
+    # The reason a request made no report at all (a playlist or day the lake does not hold),
+    # found before any notebook ran; nothing was published for it.
+    refused: EtlError | None = None
 
     @property
     def error(self) -> str | None:
@@ -82,9 +88,7 @@ REPORT_ANALYSES = (
 REPORT_TOP = 10
 
 
-def input_queries(
-    playlist_id: str, as_of: date | str, days: int
-) -> dict[str, tuple[str, list]]:
+def input_queries(playlist_id: str, as_of: date | str, days: int) -> dict[str, tuple[str, list]]:
     """The report's queries, each with its bound parameters: the chart of the window's last
     chart day (``chart``, as the ``chart`` view shows it), the playlist's freshness and the
     names and artists of the tracks on its chart in the window (``labels``:
@@ -108,6 +112,118 @@ def input_queries(
     }
 
 
+# Athena runs a limited number of queries at once per account and region (its active-query
+# quota, shared with the transform's commits and every other user of the account); a run of
+# reports keeps this many of its queries in flight, so that it neither queues behind its own
+# queries nor starves the others.
+ATHENA_CONCURRENT_QUERIES = 5
+
+# The window of days a query's tables hold (first day or None for every day before, last day)
+Window = tuple[str | None, str]
+
+
+def _planned_inputs(
+    wanted: dict[str, str], days: int
+) -> dict[Window, dict[tuple[str, str], tuple[str, list]]]:
+    """The queries of the reports of ``wanted`` (playlist id -> as_of), grouped by the days
+    their tables hold, each keyed by (playlist id, query name).
+
+    The tables are planned for the window's days only (the queries filter on them too), or
+    for every day up to its last for ``HISTORY_QUERIES``, which count from the first day:
+    playlists reported on the same day share one set of tables.
+    """
+    planned: dict[Window, dict[tuple[str, str], tuple[str, list]]] = {}
+    for playlist_id, as_of in wanted.items():
+        first_day, last_day = analysis.window_bounds(as_of, days)
+        for name, statement in input_queries(playlist_id, as_of, days).items():
+            window = (None, last_day) if name in HISTORY_QUERIES else (first_day, last_day)
+            planned.setdefault(window, {})[(playlist_id, name)] = statement
+    return planned
+
+
+def _run_planned(
+    lake_root: str,
+    planned: dict[Window, dict],
+    engine: str,
+    settings,
+) -> tuple[dict, dict[object, EtlError]]:
+    """Each planned statement's result, and the error of each that has none.
+
+    On DuckDB the statements of one window run over one connection whose tables hold those
+    days only (a failure fails its window's statements); on Athena (whose tables are the Glue
+    catalog's, whole) they are submitted together, at most ``ATHENA_CONCURRENT_QUERIES`` at a
+    time, each on a connection of its own (pyathena's are not shared between threads).
+    """
+    frames: dict = {}
+    failures: dict[object, EtlError] = {}
+    if engine == "duckdb":
+        for window, statements in planned.items():
+            try:
+                frames |= execute.query_all(lake_root, statements, days=window)
+            except EtlError as exc:
+                failures |= dict.fromkeys(statements, exc)
+        return frames, failures
+
+    def run_one(job: tuple[object, tuple[str, list]]) -> pd.DataFrame | EtlError:
+        statement, bound = job[1]
+        try:
+            return execute.run(lake_root, statement, bound, engine=engine, settings=settings)[0]
+        except EtlError as exc:
+            return exc
+
+    jobs = [job for statements in planned.values() for job in statements.items()]
+    with ThreadPoolExecutor(max_workers=max(1, min(ATHENA_CONCURRENT_QUERIES, len(jobs)))) as pool:
+        for (key, _), outcome in zip(jobs, pool.map(run_one, jobs), strict=True):
+            if isinstance(outcome, EtlError):
+                failures[key] = outcome
+            else:
+                frames[key] = outcome
+    return frames, failures
+
+
+def query_inputs(
+    lake_root: str,
+    wanted: dict[str, str],
+    days: int,
+    *,
+    engine: str = "duckdb",
+    settings=None,
+) -> dict[str, dict[str, pd.DataFrame] | EtlError]:
+    """The results of ``input_queries`` of every playlist and date of ``wanted``, all queried
+    before any report runs: per playlist its results by name, or the error of a query."""
+    frames, failures = _run_planned(lake_root, _planned_inputs(wanted, days), engine, settings)
+    inputs: dict[str, dict[str, pd.DataFrame] | EtlError] = {}
+    for playlist_id, as_of in wanted.items():
+        names = list(input_queries(playlist_id, as_of, days))
+        failed = [failures[(playlist_id, n)] for n in names if (playlist_id, n) in failures]
+        inputs[playlist_id] = (
+            failed[0] if failed else {name: frames[(playlist_id, name)] for name in names}
+        )
+    return inputs
+
+
+# Results that a run of several reports queried beforehand, handed to the report notebook's
+# kernel (``preload_inputs``) and taken by the next ``load_inputs`` of the same request.
+_PRELOADED: dict[tuple, dict[str, pd.DataFrame]] = {}
+
+
+def _preload_key(lake_root: str, playlist_id: str, as_of: date | str, days: int, engine: str):
+    return (lake_root, playlist_id, str(as_of), days, engine)
+
+
+def preload_inputs(
+    folder: str, lake_root: str, playlist_id: str, as_of: str, days: int, engine: str
+) -> None:
+    """Keep the report's results saved in ``folder`` (one Parquet file per query of
+    ``input_queries``) for the next ``load_inputs`` of this request, in place of any kept
+    before."""
+    names = input_queries(playlist_id, as_of, days)
+    _PRELOADED.clear()
+    _PRELOADED[_preload_key(lake_root, playlist_id, as_of, days, engine)] = {
+        name: pd.read_parquet(Path(folder) / f"{name}.parquet") for name in names
+    }
+
+
 def load_inputs(
     lake_root: str,
     playlist_id: str,
@@ -117,16 +233,17 @@ def load_inputs(
     engine: str = "duckdb",
     settings=None,
 ) -> dict[str, pd.DataFrame]:
-    """The results the report notebook shows, one per query of ``input_queries``."""
-    statements = input_queries(playlist_id, as_of, days)
-    first_day, last_day = analysis.window_bounds(as_of, days)
-    history = {n: s for n, s in statements.items() if n in HISTORY_QUERIES}
-    in_window = {n: s for n, s in statements.items() if n not in HISTORY_QUERIES}
-    # The tables are planned for the window's days only (the queries filter on them too),
-    # or for every day up to its last for the queries that count from the first day.
-    frames = _run_all(lake_root, in_window, (first_day, last_day), engine, settings)
-    frames |= _run_all(lake_root, history, (None, last_day), engine, settings)
-    return {name: frames[name] for name in statements}
+    """The results the report notebook shows, one per query of ``input_queries``: those a
+    run of reports queried beforehand (``preload_inputs``), else queried now."""
+    preloaded = _PRELOADED.pop(_preload_key(lake_root, playlist_id, as_of, days, engine), None)
+    if preloaded is not None:
+        return preloaded
+    inputs = query_inputs(
+        lake_root, {playlist_id: str(as_of)}, days, engine=engine, settings=settings
+    )[playlist_id]
+    if isinstance(inputs, EtlError):
+        raise inputs
+    return inputs
 
 
 def window_query(
@@ -144,25 +261,11 @@ def window_query(
     ``days`` ending at ``as_of``, as the report runs it."""
     statement = sql.shipped("queries")[name]
     params = analysis.query_params(name, playlist_id, as_of, days, top=top)
-    days_read = analysis.window_bounds(as_of, days)
-    return _run_all(lake_root, {name: (statement, params)}, days_read, engine, settings)[name]
-
-
-def _run_all(
-    lake_root: str,
-    statements: dict[str, tuple[str, list]],
-    days: tuple[str | None, str],
-    engine: str,
-    settings,
-) -> dict[str, pd.DataFrame]:
-    """Each statement's result: on DuckDB over one connection whose tables hold ``days``
-    only; on Athena one after another (its tables are the Glue catalog's, whole)."""
-    if engine == "duckdb":
-        return execute.query_all(lake_root, statements, days=days)
-    return {
-        name: execute.run(lake_root, statement, bound, engine=engine, settings=settings)[0]
-        for name, (statement, bound) in statements.items()
-    }
+    planned = {analysis.window_bounds(as_of, days): {name: (statement, params)}}
+    frames, failures = _run_planned(lake_root, planned, engine, settings)
+    if name in failures:
+        raise failures[name]
+    return frames[name]
 
 
 def report_prefix(playlist_id: str, as_of: str) -> str:
@@ -171,7 +274,10 @@ def report_prefix(playlist_id: str, as_of: str) -> str:
     return f"{REPORTS}/{playlist_id}/{as_of}"
 
 
-_CHART_DAYS = "SELECT DISTINCT dt FROM snapshots WHERE playlist_id = ?"
+def _chart_days_statement(count: int) -> str:
+    """The chart days of ``count`` playlists, their ids bound."""
+    marks = ", ".join("?" * count)
+    return f"SELECT DISTINCT playlist_id, dt FROM snapshots WHERE playlist_id IN ({marks})"
 
 
 def _check_as_of(as_of: str) -> str:
@@ -194,28 +300,67 @@ def check_request(
     settings=None,
 ) -> str:
     """The report's date (the playlist's latest chart when ``as_of`` is None), once the
-    request is known to make a report; else a ConfigError in one line.
+    request is known to make a report; else a ConfigError in one line (``check_requests``)."""
+    checked = check_requests(
+        lake_root, {playlist_id: as_of}, days, engine=engine, settings=settings
+    )[playlist_id]
+    if isinstance(checked, EtlError):
+        raise checked
+    return checked
+
+
+def check_requests(
+    lake_root: str,
+    wanted: dict[str, str | None],
+    days: int,
+    *,
+    engine: str = "duckdb",
+    settings=None,
+) -> dict[str, str | EtlError]:
+    """Per playlist of ``wanted`` (playlist id -> as_of), the report's date (its latest chart
+    when as_of is None), or the error in one line that says why it makes no report.
 
     Checked before a kernel starts, in two steps: the raw zone's folder names first (which
     playlists and days were captured; a few listings, so a mistyped playlist or date fails in
     well under a second, naming what would work), then the tables themselves (one query of
-    the playlist's chart days), which a capture not transformed yet is missing from.
+    the chart days of every playlist asked for), which a capture not transformed yet is
+    missing from. A failing query of the tables fails them all: it is the lake's or the
+    engine's failure, not a request's.
     """
-    layout.check_playlist_id(playlist_id)
-    as_of = None if as_of is None else _check_as_of(as_of)
-    _check_days(days)
-    status.check_landed(lake_root, playlist_id, as_of, days)
-    frame, _ = execute.run(
-        lake_root, _CHART_DAYS, [playlist_id], engine=engine, settings=settings
-    )
-    charted = sorted(str(day) for day in frame["dt"].dropna())
-    if not charted:
-        raise ConfigError(
-            f"playlist {playlist_id} has raw snapshots but no rows in the tables of lake "
-            f"{storage.url(lake_root)}: run `spotify-etl transform` (a file it cannot read goes "
-            "to quarantine/, see `spotify-etl status`)"
+    checked: dict[str, str | EtlError] = {}
+    landed: dict[str, str | None] = {}
+    for playlist_id, as_of in wanted.items():
+        try:
+            report_prefix(playlist_id, str(as_of))  # a Spotify ID, not the comparisons' folder
+            day = None if as_of is None else _check_as_of(as_of)
+            _check_days(days)
+            status.check_landed(lake_root, playlist_id, day, days)
+        except EtlError as exc:
+            checked[playlist_id] = exc
+        else:
+            landed[playlist_id] = day
+    if landed:
+        frame, _ = execute.run(
+            lake_root,
+            _chart_days_statement(len(landed)),
+            list(landed),
+            engine=engine,
+            settings=settings,
         )
-    return status.check_chart_day(playlist_id, as_of, charted, days)
+        frame = frame.dropna()
+        for playlist_id, day in landed.items():
+            charted = sorted(str(d) for d in frame.loc[frame["playlist_id"] == playlist_id, "dt"])
+            try:
+                if not charted:
+                    raise ConfigError(
+                        f"playlist {playlist_id} has raw snapshots but no rows in the tables of "
+                        f"lake {storage.url(lake_root)}: run `spotify-etl transform` (a file it "
+                        "cannot read goes to quarantine/, see `spotify-etl status`)"
+                    )
+                checked[playlist_id] = status.check_chart_day(playlist_id, day, charted, days)
+            except EtlError as exc:
+                checked[playlist_id] = exc
+    return {playlist_id: checked[playlist_id] for playlist_id in wanted}
 
 
 def _failure(exc: BaseException) -> dict:
@@ -704,6 +849,10 @@ def _recorded_name(lake_root: str, entry: IndexEntry, listed: set[str]) -> str |
 
 
 KERNEL_LOG = "kernel.log"
+# The first cell run in the kernel before each notebook (``_warm_up_code``) imports the
+# report's modules in a new kernel and reads its inputs: a few seconds, not the report's own
+# cells' time, so it has its own limit.
+WARM_UP_TIMEOUT_SECONDS = 300
 
 
 def _private_kernel_manager(folder: Path) -> type:
@@ -717,6 +866,7 @@ def _private_kernel_manager(folder: Path) -> type:
             super().__init__(**kwargs)
             self.transport = "ipc"
             self.ip = str(folder / "kernel")
+            self.open_clients: list = []
 
         async def start_kernel(self, **kwargs):
             # The kernel's own log goes to a file, not the user's terminal: when the report
@@ -728,33 +878,277 @@ def _private_kernel_manager(folder: Path) -> type:
             with open(folder / KERNEL_LOG, "ab") as log:
                 await super().start_kernel(**kwargs, env=env, stderr=log)
 
+        def client(self, **kwargs):
+            # Each notebook run opens a client of the kernel, which nbclient leaves open when
+            # the kernel is not its own: ``close_clients`` closes them after each run.
+            opened = super().client(**kwargs)
+            self.open_clients.append(opened)
+            return opened
+
+        def close_clients(self) -> None:
+            while self.open_clients:
+                self.open_clients.pop().stop_channels()
+
     return PrivateKernelManager
+
+
+class _Kernel:
+    """One kernel that runs notebooks one after another, started when first needed.
+
+    Its sockets and log are in ``work``, a private folder that also holds each report's
+    files while it runs. A kernel that died, or that a timeout left running a cell, is
+    replaced by a new one for the next notebook.
+    """
+
+    def __init__(self, work: Path, cwd: Path):
+        self.work = work
+        self.cwd = cwd
+        self.manager = None
+        self.runs = 0
+
+    def __enter__(self) -> _Kernel:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.stop()
+
+    def ready(self):
+        """The kernel's manager, the kernel running."""
+        from nbclient.util import run_sync
+
+        if self.manager is not None and not run_sync(self.manager.is_alive)():
+            self.stop()
+        if self.manager is None:
+            manager = _private_kernel_manager(self.work)(kernel_name="python3")
+            # As nbclient starts a kernel of its own: history in memory, not in ~/.ipython.
+            run_sync(manager.start_kernel)(
+                cwd=str(self.cwd), extra_arguments=["--HistoryManager.hist_file=:memory:"]
+            )
+            self.manager = manager
+        return self.manager
+
+    def new_folder(self) -> Path:
+        """A new folder in the work folder for one report's files."""
+        self.runs += 1
+        folder = self.work / f"run-{self.runs}"
+        folder.mkdir()
+        return folder
+
+    def run_cell(self, code: str) -> None:
+        """Run ``code`` in the kernel; nbclient's CellExecutionError if it raises."""
+        import nbformat
+        from nbclient import NotebookClient
+
+        notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+        client = NotebookClient(
+            notebook, km=self.ready(), kernel_name="python3", timeout=WARM_UP_TIMEOUT_SECONDS
+        )
+        client.execute()
+
+    def log_size(self) -> int:
+        log = self.work / KERNEL_LOG
+        return log.stat().st_size if log.exists() else 0
+
+    def log_since(self, offset: int) -> list[str] | None:
+        """The lines the kernel logged since ``offset`` (``log_size``); None when no kernel
+        was started."""
+        log = self.work / KERNEL_LOG
+        if not log.exists():
+            return None
+        with open(log, "rb") as text:
+            text.seek(offset)
+            return text.read().decode("utf-8", errors="replace").splitlines()
+
+    def after_run(self, failure: BaseException | None) -> None:
+        """Close the run's clients; stop the kernel unless it is known to be idle and alive:
+        it ran every cell, or a cell raised (a timed-out cell may still be running)."""
+        from nbclient.exceptions import CellExecutionError
+        from papermill.exceptions import PapermillExecutionError
+
+        if self.manager is not None:
+            self.manager.close_clients()
+        if failure is not None and not isinstance(
+            failure, PapermillExecutionError | CellExecutionError
+        ):
+            self.stop()
+
+    def stop(self) -> None:
+        from nbclient.util import run_sync
+
+        manager, self.manager = self.manager, None
+        if manager is None:
+            return
+        manager.close_clients()
+        try:
+            if run_sync(manager.is_alive)():
+                run_sync(manager.shutdown_kernel)(now=True)
+        finally:
+            run_sync(manager.cleanup_resources)()
+
+
+def _warm_up_code(parameters: dict, inputs: Path | None) -> str:
+    """The cell run in the kernel before a notebook: the names of the notebook before are
+    gone and the cells are numbered from 1, as in a new kernel (the modules it imported stay
+    loaded: that is the time saved), and the report's inputs queried beforehand, if any, are
+    handed to its ``load_inputs``."""
+    lines = ["get_ipython().reset(new_session=True)"]
+    if inputs is not None:
+        request = [parameters[name] for name in ("lake", "playlist_id", "as_of", "days", "engine")]
+        arguments = ", ".join(repr(value) for value in [str(inputs), *request])
+        lines += [
+            "import etl_lib.reporting.reports",
+            f"etl_lib.reporting.reports.preload_inputs({arguments})",
+            "del etl_lib",
+        ]
+    return "\n".join(lines)
+
+
+def _save_inputs(folder: Path, frames: dict[str, pd.DataFrame]) -> bool:
+    """Write each result to ``<folder>/<name>.parquet`` for ``preload_inputs``; False when a
+    result has values Parquet cannot hold (the notebook then queries them itself)."""
+    folder.mkdir()
+    try:
+        for name, frame in frames.items():
+            frame.to_parquet(folder / f"{name}.parquet")
+    except (ValueError, TypeError, NotImplementedError):
+        return False
+    return True
+
+
+def _notebook_file(notebook: Path | str | None, default: Path, kind: str) -> Path:
+    notebook = Path(notebook or default)
+    if not notebook.is_file():
+        raise ConfigError(f"{kind} notebook {notebook} not found")
+    return notebook
 
 
 def run_report(
     lake_root: str,
     *,
     playlist_id: str,
-    as_of: str,
+    as_of: str | None,
     days: int = 30,
     engine: str = "duckdb",
+    settings=None,
     notebook: Path | None = None,
     timeout_seconds: int = 600,
 ) -> ReportResult:
-    """Execute the report for one playlist and date, and publish it in the lake."""
-    notebook = Path(notebook or REPORT_NOTEBOOK)
-    if not notebook.is_file():
-        raise ConfigError(f"report notebook {notebook} not found")
-    as_of = check_request(lake_root, playlist_id, as_of, days, engine=engine)
-    parameters = {"as_of": as_of, "days": days, "playlist_id": playlist_id, "engine": engine}
-    return _run_and_publish(
+    """Execute the report for one playlist and date (its latest chart when None), and
+    publish it in the lake: ``run_reports`` of one request, whose refusal is raised."""
+    [result] = run_reports(
         lake_root,
+        {playlist_id: as_of},
+        days=days,
+        engine=engine,
+        settings=settings,
+        comparison=False,
         notebook=notebook,
-        parameters=parameters,
-        prefix=report_prefix(playlist_id, as_of),
-        subject=playlist_id,
         timeout_seconds=timeout_seconds,
     )
+    if result.refused is not None:
+        raise result.refused
+    return result
+
+
+def run_reports(
+    lake_root: str,
+    wanted: dict[str, str | None],
+    *,
+    days: int = 30,
+    engine: str = "duckdb",
+    settings=None,
+    comparison: bool = True,
+    notebook: Path | None = None,
+    timeout_seconds: int = 600,
+    announce: Callable[[ReportResult], None] | None = None,
+) -> list[ReportResult]:
+    """Execute and publish the report of each playlist and date of ``wanted`` (playlist id
+    -> as_of, None for its latest chart), and with ``comparison`` the comparison of the
+    charts on the newest of those dates when two or more have a chart in its window.
+
+    The requests are checked first: one the lake cannot answer gives a result that is
+    ``refused`` and publishes nothing. Then the queries of every report run at once
+    (``query_inputs``), and the notebooks one after another in one kernel, each handed its
+    inputs by a first cell rather than querying them again; a notebook that fails fails its
+    report alone. Results come refused requests first, then the reports in the order of
+    ``wanted``, the comparison last; ``announce`` is called with each as it comes. The index
+    of reports is rebuilt once, at the end.
+    """
+    notebook = _notebook_file(notebook, REPORT_NOTEBOOK, "report")
+    results: list[ReportResult] = []
+
+    def done(result: ReportResult) -> None:
+        results.append(result)
+        if announce is not None:
+            announce(result)
+
+    checked = check_requests(lake_root, wanted, days, engine=engine, settings=settings)
+    good = {p: as_of for p, as_of in checked.items() if isinstance(as_of, str)}
+    for playlist_id, outcome in checked.items():
+        if isinstance(outcome, EtlError):
+            done(_refused(playlist_id, wanted[playlist_id], days, engine, outcome))
+    compared = None
+    if comparison and good:
+        try:
+            compared = check_comparison_request(
+                lake_root, max(good.values()), days, None, engine=engine, settings=settings
+            )
+        except ConfigError:  # fewer than two charts in its window: nothing to compare
+            compared = None
+    if not good:
+        return results
+    inputs = query_inputs(lake_root, good, days, engine=engine, settings=settings)
+    # ignore_cleanup_errors: a kernel stopped by Ctrl-C may still be removing its sockets.
+    with (
+        tempfile.TemporaryDirectory(prefix="reports-", ignore_cleanup_errors=True) as work,
+        _Kernel(Path(work), cwd=notebook.parent) as kernel,
+    ):
+        for playlist_id, as_of in good.items():
+            parameters = {"as_of": as_of, "days": days, "playlist_id": playlist_id}
+            prefetched = inputs[playlist_id]
+            done(
+                _run_and_publish(
+                    lake_root,
+                    kernel,
+                    notebook=notebook,
+                    parameters=parameters | {"engine": engine},
+                    prefix=report_prefix(playlist_id, as_of),
+                    subject=playlist_id,
+                    timeout_seconds=timeout_seconds,
+                    inputs=None if isinstance(prefetched, EtlError) else prefetched,
+                    playlist_id=playlist_id,
+                )
+            )
+        if compared is not None:
+            as_of, chosen = compared
+            done(
+                _run_and_publish(
+                    lake_root,
+                    kernel,
+                    notebook=COMPARISON_NOTEBOOK,
+                    parameters={"as_of": as_of, "days": days, "playlist_ids": chosen}
+                    | {"engine": engine},
+                    prefix=comparison_prefix(as_of),
+                    subject=COMPARISON_TITLE,
+                    timeout_seconds=timeout_seconds,
+                )
+            )
+    publish_index(lake_root)
+    return results
+
+
+def _refused(
+    playlist_id: str, as_of: str | None, days: int, engine: str, refusal: EtlError
+) -> ReportResult:
+    """The result of a request that made no report: nothing was published for it."""
+    status = {
+        "parameters": {"as_of": as_of, "days": days, "playlist_id": playlist_id, "engine": engine},
+        "succeeded": False,
+        "error": str(refusal),
+        "failing_cell": None,
+        "files": [],
+    }
+    return ReportResult(False, "", status, [], playlist_id=playlist_id, refused=refusal)
 
 
 def comparison_prefix(as_of: str) -> str:
@@ -813,115 +1207,135 @@ def run_comparison_report(
     days: int = 30,
     playlist_ids: list[str] | None = None,
     engine: str = "duckdb",
+    settings=None,
     notebook: Path | None = None,
     timeout_seconds: int = 600,
 ) -> ReportResult:
     """Execute the report comparing charts (``COMPARISON_NOTEBOOK``) on one date and publish
     it under ``reports/compare/<as_of>/``, beside the playlists' reports in the index."""
-    notebook = Path(notebook or COMPARISON_NOTEBOOK)
-    if not notebook.is_file():
-        raise ConfigError(f"comparison notebook {notebook} not found")
-    as_of, chosen = check_comparison_request(lake_root, as_of, days, playlist_ids, engine=engine)
-    parameters = {"as_of": as_of, "days": days, "playlist_ids": chosen, "engine": engine}
-    return _run_and_publish(
-        lake_root,
-        notebook=notebook,
-        parameters=parameters,
-        prefix=comparison_prefix(as_of),
-        subject=COMPARISON_TITLE,
-        timeout_seconds=timeout_seconds,
+    notebook = _notebook_file(notebook, COMPARISON_NOTEBOOK, "comparison")
+    as_of, chosen = check_comparison_request(
+        lake_root, as_of, days, playlist_ids, engine=engine, settings=settings
     )
+    parameters = {"as_of": as_of, "days": days, "playlist_ids": chosen, "engine": engine}
+    with (
+        tempfile.TemporaryDirectory(prefix="reports-", ignore_cleanup_errors=True) as work,
+        _Kernel(Path(work), cwd=notebook.parent) as kernel,
+    ):
+        result = _run_and_publish(
+            lake_root,
+            kernel,
+            notebook=notebook,
+            parameters=parameters,
+            prefix=comparison_prefix(as_of),
+            subject=COMPARISON_TITLE,
+            timeout_seconds=timeout_seconds,
+        )
+    publish_index(lake_root)
+    return result
 
 
 def _run_and_publish(
     lake_root: str,
+    kernel: _Kernel,
     *,
     notebook: Path,
     parameters: dict,
     prefix: str,
     subject: str,
     timeout_seconds: int,
+    inputs: dict[str, pd.DataFrame] | None = None,
+    playlist_id: str | None = None,
 ) -> ReportResult:
     """Execute ``notebook`` with ``parameters`` (plus the lake and the folders for charts and
-    tables) and publish it under ``prefix``; the page is titled by the playlist name the
-    notebook stated, else by ``subject``, and the date."""
+    tables) in ``kernel``, handed ``inputs`` if given, and publish it under ``prefix``; the
+    page is titled by the playlist name the notebook stated, else by ``subject``, and the
+    date. The index of reports is the caller's to rebuild."""
+    import shutil
+
     import papermill  # a second or more of imports: only once the request is known to be good
 
     started = datetime.now(UTC)
     clock = time.monotonic()
-    # ignore_cleanup_errors: a kernel stopped by Ctrl-C may still be removing its sockets.
-    with tempfile.TemporaryDirectory(prefix="report-", ignore_cleanup_errors=True) as workdir:
-        work = Path(workdir)
-        charts_dir, tables_dir = work / "charts", work / report_html.TABLES
-        charts_dir.mkdir()
-        tables_dir.mkdir()
-        parameters = {
-            **parameters,
-            # the notebook runs in its own folder: a relative local lake must not move with it
-            "lake": os.path.abspath(lake_root) if storage.is_local(lake_root) else lake_root,
-            "output_dir": str(charts_dir),
-            "tables_dir": str(tables_dir),
-        }
-        executed = work / "report.ipynb"
-        outcome: dict = {"error": None, "failing_cell": None}
-        try:
-            papermill.execute_notebook(
-                str(notebook),
-                str(executed),
-                parameters=parameters,
-                kernel_name="python3",
-                progress_bar=False,
-                execution_timeout=timeout_seconds,
-                cwd=str(notebook.parent),
-                kernel_manager_class=_private_kernel_manager(work),
-            )
-        except Exception as exc:  # noqa: BLE001 - every failure is reported in status.json
-            outcome = _failure(exc)
-            kernel_log = work / KERNEL_LOG
-            if kernel_log.exists():
-                tail = kernel_log.read_text(encoding="utf-8", errors="replace").splitlines()
-                outcome["kernel_log"] = tail[-20:]
-        status = {
-            "parameters": parameters
-            | {"output_dir": "charts/", "tables_dir": f"{report_html.TABLES}/"},
-            "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "duration_seconds": round(time.monotonic() - clock, 2),
-            "succeeded": outcome["error"] is None,
-            **outcome,
-            "playlist_name": _playlist_name(executed) if executed.exists() else None,
-        }
-        files: list[tuple[str, bytes]] = []
-        if executed.exists():
-            files.append(("report.ipynb", executed.read_bytes()))
-        as_of = parameters["as_of"]
-        dates: list[str] = []
-        if status["succeeded"]:
-            dates = sorted(set(_report_dates(lake_root, prefix.rsplit("/", 1)[0])) | {as_of})
-            title = report_html.page_title(status["playlist_name"] or subject, as_of)
-            nav = report_html.nav_html(as_of, *report_html.neighbours(dates, as_of))
-            page = _html_without_code(executed, title=title, nav=nav)
-            files.append(("report.html", page.encode("utf-8")))
-            files += [
-                (f"{folder.name}/{item.name}", item.read_bytes())
-                for folder in (charts_dir, tables_dir)
-                for item in sorted(folder.iterdir())
-                if item.is_file()
-            ]
-            target = prefix
-        else:
-            target = f"{prefix}/failed/{started:%Y%m%dT%H%M%SZ}"
-        status["files"] = [name for name, _ in files]
-        for name, data in files:
-            storage.write_bytes(lake_root, f"{target}/{name}", data)
-        # Written last: a reader that finds status.json finds the files it lists.
-        status_bytes = json.dumps(status, indent=2, ensure_ascii=False).encode("utf-8")
-        storage.write_bytes(lake_root, f"{target}/status.json", status_bytes)
-        if not status["succeeded"] and not storage.exists(lake_root, f"{prefix}/status.json"):
-            storage.write_bytes(lake_root, f"{prefix}/status.json", status_bytes)
+    work = kernel.new_folder()
+    charts_dir, tables_dir = work / "charts", work / report_html.TABLES
+    charts_dir.mkdir()
+    tables_dir.mkdir()
+    parameters = {
+        **parameters,
+        # the notebook runs in its own folder: a relative local lake must not move with it
+        "lake": os.path.abspath(lake_root) if storage.is_local(lake_root) else lake_root,
+        "output_dir": str(charts_dir),
+        "tables_dir": str(tables_dir),
+    }
+    saved = inputs is not None and _save_inputs(work / "inputs", inputs)
+    executed = work / "report.ipynb"
+    outcome: dict = {"error": None, "failing_cell": None}
+    log_start = kernel.log_size()
+    failure: BaseException | None = None
+    try:
+        kernel.run_cell(_warm_up_code(parameters, work / "inputs" if saved else None))
+        papermill.execute_notebook(
+            str(notebook),
+            str(executed),
+            parameters=parameters,
+            kernel_name="python3",
+            progress_bar=False,
+            execution_timeout=timeout_seconds,
+            cwd=str(notebook.parent),
+            km=kernel.ready(),  # passed on to nbclient, which then leaves the kernel running
+        )
+    except Exception as exc:  # noqa: BLE001 - every failure is reported in status.json
+        failure = exc
+        outcome = _failure(exc)
+        logged = kernel.log_since(log_start)
+        if logged is not None:
+            outcome["kernel_log"] = logged[-20:]
+    finally:
+        kernel.after_run(failure)
+    status = {
+        "parameters": parameters
+        | {"output_dir": "charts/", "tables_dir": f"{report_html.TABLES}/"},
+        "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "duration_seconds": round(time.monotonic() - clock, 2),
+        "succeeded": outcome["error"] is None,
+        **outcome,
+        "playlist_name": _playlist_name(executed) if executed.exists() else None,
+    }
+    files: list[tuple[str, bytes]] = []
+    if executed.exists():
+        files.append(("report.ipynb", executed.read_bytes()))
+    as_of = parameters["as_of"]
+    dates: list[str] = []
+    if status["succeeded"]:
+        dates = sorted(set(_report_dates(lake_root, prefix.rsplit("/", 1)[0])) | {as_of})
+        title = report_html.page_title(status["playlist_name"] or subject, as_of)
+        nav = report_html.nav_html(as_of, *report_html.neighbours(dates, as_of))
+        page = _html_without_code(executed, title=title, nav=nav)
+        files.append(("report.html", page.encode("utf-8")))
+        files += [
+            (f"{folder.name}/{item.name}", item.read_bytes())
+            for folder in (charts_dir, tables_dir)
+            for item in sorted(folder.iterdir())
+            if item.is_file()
+        ]
+        target = prefix
+    else:
+        target = f"{prefix}/failed/{started:%Y%m%dT%H%M%SZ}"
+    status["files"] = [name for name, _ in files]
+    for name, data in files:
+        storage.write_bytes(lake_root, f"{target}/{name}", data)
+    # Written last: a reader that finds status.json finds the files it lists.
+    status_bytes = json.dumps(status, indent=2, ensure_ascii=False).encode("utf-8")
+    storage.write_bytes(lake_root, f"{target}/status.json", status_bytes)
+    if not status["succeeded"] and not storage.exists(lake_root, f"{prefix}/status.json"):
+        storage.write_bytes(lake_root, f"{prefix}/status.json", status_bytes)
+    shutil.rmtree(work, ignore_errors=True)  # the next report's files take its place
     if status["succeeded"]:
         _relink_neighbours(lake_root, prefix.rsplit("/", 1)[0], dates, as_of)
-    publish_index(lake_root)
-    return ReportResult(status["succeeded"], target, status, status["files"])
+    return ReportResult(
+        status["succeeded"], target, status, status["files"], playlist_id=playlist_id
+    )
 
 
 def _report_dates(lake_root: str, series: str) -> list[str]:

@@ -8,12 +8,21 @@ Parameters are never formatted into the SQL: ``?`` placeholders stay in the quer
 the values travel as Athena ``ExecutionParameters`` (pyathena's ``qmark`` paramstyle). Athena
 substitutes each one as a SQL literal, so a string goes as ``'text'``: ``athena_literal``
 writes that form.
+
+Two failures a deployment meets are handled here rather than left to the caller:
+- throttling: over the account's active-query quota Athena refuses StartQueryExecution with
+  TooManyRequestsException; every Athena call is retried with a bounded exponential backoff
+  (``THROTTLE_RETRY``), and a query still refused after it ends in one line that names the
+  quota;
+- missing views: a query of a shipped view in a database where nobody created the views
+  creates them once (``create_views``) and runs again.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -22,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from etl_lib import aws
 from etl_lib.aws import aws_error, client_config
 from etl_lib.config import Settings
 from etl_lib.errors import ConfigError, EtlError
@@ -33,6 +43,63 @@ from etl_lib.warehouse import sql as sql_files
 logging.getLogger("pyathena").addHandler(logging.NullHandler())
 
 SERVICE = "Athena"
+logger = logging.getLogger(__name__)
+
+# The error codes of a throttled Athena call: TooManyRequestsException is Athena's answer
+# over the active-query quota, ThrottlingException over an API rate limit.
+THROTTLING_CODES = ("TooManyRequestsException", "ThrottlingException")
+# "TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.spotify_charts.chart' does not exist"
+# (engine version 3); version 2 wrote the name without quotes.
+_MISSING_TABLE = re.compile(r"Table '?(?P<name>[\w.\"]+?)'? does not exist")
+
+
+@dataclass(frozen=True)
+class ThrottleRetry:
+    """How each Athena API call is retried while Athena throttles it.
+
+    pyathena waits ``min(base * 2**n, max_delay)`` plus up to ``base`` of random jitter
+    before attempt n + 2; each attempt is one botocore call, which itself makes up to
+    ``etl_lib.aws.TOTAL_ATTEMPTS`` requests with at most 1 s between them (botocore's
+    standard mode retries throttling too, waiting rand(0, 1) s before its first retry).
+    """
+
+    attempts: int
+    base_seconds: float
+    max_delay_seconds: float
+
+    def worst_case_seconds(self) -> float:
+        """The longest one call can wait before its last attempt fails."""
+        backoff = sum(
+            min(self.base_seconds * 2**n, self.max_delay_seconds) + self.base_seconds
+            for n in range(self.attempts - 1)
+        )
+        botocore_waits = self.attempts * (aws.TOTAL_ATTEMPTS - 1) * 1.0
+        return backoff + botocore_waits
+
+    def max_requests(self) -> int:
+        """The most HTTP requests one throttled call makes."""
+        return self.attempts * aws.TOTAL_ATTEMPTS
+
+    def pyathena_config(self):
+        from pyathena.util import RetryConfig
+
+        return RetryConfig(
+            exceptions=THROTTLING_CODES,
+            attempt=self.attempts,
+            multiplier=self.base_seconds,
+            max_delay=self.max_delay_seconds,
+            exponential_base=2,
+        )
+
+
+# Waits of 1, 2, 4, 8, 16 and 20 s (+ jitter and botocore's own retry): at most 64 s per
+# call, so a query throttled at its start and again while polling still ends well inside
+# the report function's 900 s. Longer would only hide a quota that is too small.
+THROTTLE_RETRY = ThrottleRetry(attempts=7, base_seconds=1, max_delay_seconds=20)
+
+
+class MissingViewError(EtlError):
+    """A query failed because a shipped view does not exist in the database."""
 
 
 @dataclass
@@ -89,6 +156,7 @@ def connect(settings: Settings):
             region_name=settings.aws_region,
             profile_name=settings.aws_profile,
             schema_name=settings.glue_database,
+            retry_config=THROTTLE_RETRY.pyathena_config(),
             # No endpoint_url: boto3 honours AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_ATHENA).
             config=client_config(),
         )
@@ -100,9 +168,17 @@ def connect(settings: Settings):
 
 
 def query(settings: Settings, sql: str, params: Sequence[Any] | None = None) -> AthenaResult:
-    """Run one Athena-dialect statement; ``?`` parameters are bound by Athena, not formatted."""
+    """Run one Athena-dialect statement; ``?`` parameters are bound by Athena, not formatted.
+
+    A statement that fails because a shipped view is missing creates the views and runs once
+    more; a second failure is raised."""
     with connect(settings) as connection:
-        return _run(connection, settings, sql, params)
+        try:
+            return _run(connection, settings, sql, params)
+        except MissingViewError as missing:
+            logger.warning("%s: creating the shipped views, then running it again", missing)
+            _create_views(connection, settings)
+            return _run(connection, settings, sql, params)
 
 
 def view_statement(name: str, sql: str) -> str:
@@ -112,11 +188,15 @@ def view_statement(name: str, sql: str) -> str:
 def create_views(settings: Settings) -> list[str]:
     """Create or replace every shipped view (``etl_lib/warehouse/sql/views``); returns their
     names."""
-    names = []
     with connect(settings) as connection:
-        for name, sql in sql_files.shipped("views").items():
-            _run(connection, settings, view_statement(name, sql))
-            names.append(name)
+        return _create_views(connection, settings)
+
+
+def _create_views(connection, settings: Settings) -> list[str]:
+    names = []
+    for name, sql in sql_files.shipped("views").items():
+        _run(connection, settings, view_statement(name, sql))
+        names.append(name)
     return names
 
 
@@ -153,7 +233,22 @@ def _query_error(exc: Exception, settings: Settings, query_id: str | None) -> Et
             return error
         if isinstance(cause, ClientError):
             details = cause.response.get("Error", {})
-            if details.get("Code") == "InvalidRequestException":
+            code = details.get("Code")
+            if code in THROTTLING_CODES:
+                return EtlError(
+                    f"Athena still throttled {cause.operation_name} in {_workgroup(settings)} "
+                    f"after {THROTTLE_RETRY.attempts} attempts over about "
+                    f"{THROTTLE_RETRY.worst_case_seconds():.0f} s ({code}): the account is "
+                    "at its Athena active-query quota; let running queries finish, run "
+                    "fewer reports at once, or raise the quota in Service Quotas"
+                )
+            if code == "InvalidRequestException":
+                missing = _missing_view(details.get("Message", ""), settings)
+                if missing is not None:
+                    return MissingViewError(
+                        f"Athena query {query_id} failed: view {missing} does not exist in "
+                        f"{_workgroup(settings)}"
+                    )
                 return EtlError(
                     f"Athena refused the query in {_workgroup(settings)}: "
                     f"{_first_line(details.get('Message', ''))} "
@@ -163,8 +258,22 @@ def _query_error(exc: Exception, settings: Settings, query_id: str | None) -> Et
     if isinstance(exc, OperationalError) and cause is None:
         # Raised by pyathena for a query that ended FAILED or CANCELLED: the reason is Athena's.
         reason = _first_line(exc.args[0]) if exc.args and exc.args[0] else "no reason given"
-        return EtlError(f"Athena query {query_id} failed: {reason}")
+        error_type = MissingViewError if _missing_view(reason, settings) else EtlError
+        return error_type(f"Athena query {query_id} failed: {reason}")
     return None
+
+
+def _missing_view(reason: str, settings: Settings) -> str | None:
+    """The shipped view that Athena's error text says does not exist, if any."""
+    found = _MISSING_TABLE.search(reason)
+    if found is None:
+        return None
+    parts = found["name"].replace('"', "").split(".")
+    name = parts[-1]
+    database = parts[-2] if len(parts) > 1 else settings.glue_database
+    if database != settings.glue_database or name not in sql_files.shipped("views"):
+        return None
+    return name
 
 
 def _workgroup(settings: Settings) -> str:
