@@ -2,8 +2,9 @@
 
 moto's server (on 127.0.0.1, a free port) stands in for the lake bucket and for the Glue Data
 Catalog that holds an S3 lake's tables. One raw snapshot is put there, and a fresh interpreter
-(``bench/handler_probe.py``) loads ``lambdas/transform/app.py`` and handles the ObjectCreated
-notification S3 would send for it, with the environment the deployed function gets.
+(``bench/handler_probe.py``) loads ``lambdas/transform/app.py`` and handles the SQS message
+of the ObjectCreated notification S3 would send for it, with the environment the deployed
+function gets.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ class HandlerCost:
 
 
 def _notification(key: str) -> dict:
-    """The ObjectCreated notification S3 sends for one object (keys arrive form-encoded)."""
-    return {
+    """What the raw-objects queue hands the transform for one object: an SQS message whose
+    body is the ObjectCreated notification S3 sent (keys arrive form-encoded)."""
+    notification = {
         "Records": [
             {
                 "eventVersion": "2.1",
@@ -57,6 +59,16 @@ def _notification(key: str) -> dict:
                     "bucket": {"name": BUCKET, "arn": f"arn:aws:s3:::{BUCKET}"},
                     "object": {"key": quote_plus(key, safe="/")},
                 },
+            }
+        ]
+    }
+    return {
+        "Records": [
+            {
+                "messageId": "bench-message-1",
+                "eventSource": "aws:sqs",
+                "awsRegion": REGION,
+                "body": json.dumps(notification),
             }
         ]
     }

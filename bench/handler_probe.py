@@ -13,6 +13,7 @@ import json
 import resource
 import sys
 import time
+from pathlib import Path
 
 RESULT_PREFIX = "BENCH_RESULT "
 
@@ -43,10 +44,10 @@ def peak_rss_bytes() -> int:
 
 def main(app_path: str, event_json: str) -> None:
     started = time.perf_counter()
-    # Loaded by path as the top-level module ``app``, the way Lambda loads it from its code root.
-    spec = importlib.util.spec_from_file_location("app", app_path)
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
+    # Imported as lambdas.transform.app from the repository root, the way the function's image
+    # runs it (its command is lambdas.transform.app.handler).
+    sys.path.insert(0, str(Path(app_path).resolve().parents[2]))
+    app = importlib.import_module("lambdas.transform.app")
     imported = time.perf_counter()
     response = app.handler(json.loads(event_json), LambdaContext())
     handled = time.perf_counter()
