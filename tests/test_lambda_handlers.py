@@ -83,11 +83,15 @@ class FakeLambdaContext:
     memory_limit_in_mb: int = 512
     aws_request_id: str = "0d6d3b4c-5b0b-4a6e-9f0a-1c2d3e4f5a6b"
     invoked_function_arn: str = field(init=False)
+    remaining_ms: int = 900_000
 
     def __post_init__(self):
         self.invoked_function_arn = (
             f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
         )
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
 
 
 def event(name: str) -> dict:
@@ -509,7 +513,9 @@ def stub_reports(powertools, monkeypatch):
     not here): one result per playlist, OTHER's failed."""
     calls = []
 
-    def run_reports(lake_root, wanted, *, days=30, engine="duckdb", settings=None):
+    def run_reports(
+        lake_root, wanted, *, days=30, engine="duckdb", settings=None, time_is_up=None
+    ):
         calls.append(
             {
                 "lake_root": lake_root,
@@ -519,6 +525,15 @@ def stub_reports(powertools, monkeypatch):
                 "lake_of_settings": settings.lake,
             }
         )
+        if time_is_up is not None and time_is_up():  # as run_reports defers, in short
+            return [
+                types.SimpleNamespace(
+                    playlist_id=playlist_id,
+                    deferred=True,
+                    status={"parameters": {"as_of": as_of}},
+                )
+                for playlist_id, as_of in wanted.items()
+            ]
         return [
             types.SimpleNamespace(
                 playlist_id=playlist_id,
@@ -526,6 +541,8 @@ def stub_reports(powertools, monkeypatch):
                 output_prefix=f"reports/{playlist_id}/{as_of}"
                 + ("/failed/x" if playlist_id == OTHER else ""),
                 error="NameError: boom" if playlist_id == OTHER else None,
+                deferred=False,
+                status={"parameters": {"as_of": as_of}},
             )
             for playlist_id, as_of in wanted.items()
         ]
@@ -904,3 +921,22 @@ def test_extract_transform_report_chain_publishes_the_report_on_s3(
     assert metrics["ReportsPublished"] == len(outcomes) + 1
     report_logs = [log for log in logs if log.get("function_name") == "report"]
     assert {log["correlation_id"] for log in report_logs} == {messages[0]["MessageId"]}
+
+
+def test_reports_without_time_to_start_go_back_on_the_queue_as_one_request(
+    stub_reports, report_queue, capsys
+):
+    """A run of many playlists stops starting reports when the function's time runs short;
+    the rest are asked for again, once, on the report-requests queue."""
+    report = load_handler("report")
+    batch = sqs_batch([json.dumps({"reports": {GLOBAL: "2026-10-01", OTHER: "2026-10-02"}})])
+    context = FakeLambdaContext("report", remaining_ms=report.TIME_FOR_ONE_REPORT_MS - 1)
+
+    response = report.handler(batch, context)
+
+    assert response["reports"] == []
+    assert response["deferred"] == {GLOBAL: "2026-10-01", OTHER: "2026-10-02"}
+    assert response["requeued"] is True
+    assert report_requests(report_queue) == [{"reports": response["deferred"]}]
+    metrics, _ = emitted(capsys.readouterr().out)
+    assert metrics["ReportsDeferred"] == 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import timedelta
 
 import pandas as pd
 import pytest
@@ -251,3 +252,27 @@ def test_load_inputs_takes_the_results_handed_to_it_once(lake, tmp_path):
         pd.testing.assert_frame_equal(handed[name], marked[name])
     # Taken once: the next call (a cell run again by hand) queries the lake.
     assert len(reports.load_inputs(lake, DEMO_PLAYLISTS[0], AS_OF, DAYS)["labels"]) > 1
+
+
+def test_reports_not_started_when_the_time_is_up_are_deferred_and_publish_nothing(lake):
+    """A run asked to stop (a Lambda function's time running short) starts no new notebook:
+    the reports left come back deferred, with nothing published, and no comparison yet."""
+    first, *others = DEMO_PLAYLISTS
+    day_before = (DEMO_LAST_DAY.date() - timedelta(days=1)).isoformat()
+    asked = []
+
+    def time_is_up() -> bool:
+        asked.append(True)
+        return len(asked) > 1  # time for the first report only
+
+    results = reports.run_reports(
+        lake, dict.fromkeys(DEMO_PLAYLISTS, day_before), days=DAYS, time_is_up=time_is_up
+    )
+    assert [r.playlist_id for r in results] == list(DEMO_PLAYLISTS)  # no comparison
+    assert results[0].succeeded and not results[0].deferred
+    assert [r.deferred for r in results[1:]] == [True] * len(others)
+    for result, playlist_id in zip(results[1:], others, strict=True):
+        assert result.files == [] and result.status["parameters"]["as_of"] == day_before
+        prefix = reports.report_prefix(playlist_id, day_before)
+        assert not storage.exists(lake, f"{prefix}/status.json")
+    assert not storage.exists(lake, f"{reports.comparison_prefix(day_before)}/status.json")

@@ -62,6 +62,8 @@ class ReportResult:
     # The reason a request made no report at all (a playlist or day the lake does not hold),
     # found before any notebook ran; nothing was published for it.
     refused: EtlError | None = None
+    # Not started: the run's time was up (``run_reports``' ``time_is_up``) before its turn.
+    deferred: bool = False
 
     @property
     def error(self) -> str | None:
@@ -1061,6 +1063,7 @@ def run_reports(
     notebook: Path | None = None,
     timeout_seconds: int = 600,
     announce: Callable[[ReportResult], None] | None = None,
+    time_is_up: Callable[[], bool] | None = None,
 ) -> list[ReportResult]:
     """Execute and publish the report of each playlist and date of ``wanted`` (playlist id
     -> as_of, None for its latest chart), and with ``comparison`` the comparison of the
@@ -1073,6 +1076,10 @@ def run_reports(
     report alone. Results come refused requests first, then the reports in the order of
     ``wanted``, the comparison last; ``announce`` is called with each as it comes. The index
     of reports is rebuilt once, at the end.
+
+    ``time_is_up`` is asked before each notebook starts (a Lambda function's time is bounded):
+    once it answers True, the reports not started yet come back ``deferred``, publishing
+    nothing, and the comparison waits for the run that makes them.
     """
     notebook = _notebook_file(notebook, REPORT_NOTEBOOK, "report")
     results: list[ReportResult] = []
@@ -1103,8 +1110,13 @@ def run_reports(
         tempfile.TemporaryDirectory(prefix="reports-", ignore_cleanup_errors=True) as work,
         _Kernel(Path(work), cwd=notebook.parent) as kernel,
     ):
+        deferred = False
         for playlist_id, as_of in good.items():
             parameters = {"as_of": as_of, "days": days, "playlist_id": playlist_id}
+            if deferred or (time_is_up is not None and time_is_up()):
+                deferred = True
+                done(_deferred(playlist_id, as_of, days, engine))
+                continue
             prefetched = inputs[playlist_id]
             done(
                 _run_and_publish(
@@ -1119,7 +1131,7 @@ def run_reports(
                     playlist_id=playlist_id,
                 )
             )
-        if compared is not None:
+        if compared is not None and not deferred:
             as_of, chosen = compared
             done(
                 _run_and_publish(
@@ -1135,6 +1147,18 @@ def run_reports(
             )
     publish_index(lake_root)
     return results
+
+
+def _deferred(playlist_id: str, as_of: str, days: int, engine: str) -> ReportResult:
+    """The result of a report the run had no time left to start: nothing was published."""
+    status = {
+        "parameters": {"as_of": as_of, "days": days, "playlist_id": playlist_id, "engine": engine},
+        "succeeded": False,
+        "error": "not started: the run's time was up",
+        "failing_cell": None,
+        "files": [],
+    }
+    return ReportResult(False, "", status, [], playlist_id=playlist_id, deferred=True)
 
 
 def _refused(

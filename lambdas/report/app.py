@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from etl_lib.config import Settings
-from etl_lib.errors import ConfigError
+from etl_lib.errors import ConfigError, EtlError
 from etl_lib.lake import layout
 from etl_lib.reporting import report_requests
 
@@ -25,6 +25,10 @@ logger = Logger()
 metrics = Metrics(namespace="SpotifyChartsLake")
 
 REPORT_DAYS = 30
+# A report takes about 10 to 30 s (one notebook in the warm kernel, its charts and HTML); a new
+# one starts only with this much of the function's time left, so a run of many playlists ends
+# within its timeout and hands the rest to the next run.
+TIME_FOR_ONE_REPORT_MS = 120_000
 # One id per batch in every log line (absent from a direct request).
 FIRST_MESSAGE_ID = "Records[0].messageId"
 
@@ -67,7 +71,14 @@ def handler(event: dict, context) -> dict:
         days=REPORT_DAYS,
         engine=settings.report_engine,
         settings=settings,
+        time_is_up=lambda: context.get_remaining_time_in_millis() < TIME_FOR_ONE_REPORT_MS,
     )
+    # Reports the function had no time to start go back on the queue as one request: the
+    # next run makes them (and the comparison). A message not put back is logged and counted.
+    deferred = {r.playlist_id: r.status["parameters"]["as_of"] for r in results if r.deferred}
+    requeued = bool(deferred) and request_again(settings, deferred)
+    metrics.add_metric(name="ReportsDeferred", unit=MetricUnit.Count, value=len(deferred))
+    results = [r for r in results if not r.deferred]
     # playlist_id None: the comparison of the charts.
     published = [
         {
@@ -86,5 +97,22 @@ def handler(event: dict, context) -> dict:
         name="ReportFailures", unit=MetricUnit.Count, value=len(published) - succeeded
     )
     log = logger.info if succeeded == len(published) else logger.error
-    log("reports finished", extra={"requested": wanted, "reports": published})
-    return {"batchItemFailures": [], "reports": published}
+    log(
+        "reports finished",
+        extra={"requested": wanted, "reports": published, "deferred": deferred},
+    )
+    return {
+        "batchItemFailures": [],
+        "reports": published,
+        "deferred": deferred,
+        "requeued": requeued,
+    }
+
+
+def request_again(settings: Settings, deferred: dict[str, str]) -> bool:
+    try:
+        report_requests.send(settings, deferred)
+    except EtlError:
+        logger.exception("deferred reports not requested again", extra={"deferred": deferred})
+        return False
+    return True
