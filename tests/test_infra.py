@@ -839,13 +839,15 @@ def test_only_the_lake_bucket_notifies_the_raw_objects_queue(template, resolve, 
     assert resolve(props(template, "LakeBucket")["BucketName"]) == bucket
 
 
-def test_only_the_transform_requests_reports(policies):
+def test_only_the_transform_and_the_report_request_reports(policies):
+    """The transform asks for reports after a load; the report asks again for those it had
+    no time to start. Neither sends anywhere else, and the extract sends nothing."""
     queue = "<ReportRequestsQueue.Arn>"
-    assert policies["transform"].allows("sqs:SendMessage", queue)
-    assert not policies["transform"].allows("sqs:SendMessage", "<RawObjectsQueue.Arn>")
-    assert not policies["transform"].allows("sqs:SendMessage", "<FailedInvocationsQueue.Arn>")
-    for function in ("extract", "report"):
-        assert not policies[function].allows("sqs:SendMessage", queue), function
+    for function in ("transform", "report"):
+        assert policies[function].allows("sqs:SendMessage", queue), function
+        assert not policies[function].allows("sqs:SendMessage", "<RawObjectsQueue.Arn>")
+        assert not policies[function].allows("sqs:SendMessage", "<FailedInvocationsQueue.Arn>")
+    assert not policies["extract"].allows("sqs:SendMessage", queue)
 
 
 def test_each_function_logs_to_its_own_group_with_retention(template, resolve):
