@@ -602,15 +602,15 @@ def test_empty_frames_give_a_figure_that_says_so(tmp_path):
         charts.save_figure(figure, tmp_path / f"empty{index}")
 
 
-def test_the_report_image_installs_fonts_matplotlib_can_use():
+def test_the_image_installs_fonts_matplotlib_can_use():
     # Not built here (no Docker engine): the Dockerfile's text is checked instead.
-    dockerfile = Path(__file__).parents[1] / "lambdas" / "report" / "Dockerfile"
+    dockerfile = Path(__file__).parents[1] / "lambdas" / "Dockerfile"
     runs = [
         " ".join(line.split())
         for line in dockerfile.read_text(encoding="utf-8").replace("\\\n", " ").splitlines()
         if line.startswith("RUN ")
     ]
-    fonts = next(run for run in runs if "yum install" in run)
+    fonts = next(run for run in runs if "dnf install" in run)
     assert "google-noto-sans-cjk-fonts" in fonts and "google-noto-sans-devanagari-fonts" in fonts
     assert fonts.endswith("fc-cache -f")
     check = runs[runs.index(fonts) + 1 :]
