@@ -289,7 +289,10 @@ class CountingApp:
         signed = re.search(r"Credential=([^/]+)/\d+/[^/]+/([^/]+)/", authorization)
         if not signed:  # moto's own API (reset), nothing AWS would bill
             return self.app(environ, start_response)
-        actor, service = signed[1], signed[2]
+        # Not a generator itself: a `return` of moto's response from one would send no body.
+        return self._counted(environ, start_response, signed[1], signed[2])
+
+    def _counted(self, environ, start_response, actor: str, service: str):
         method = environ["REQUEST_METHOD"]
         headers = {
             name[5:].replace("_", "-").lower(): value
