@@ -547,10 +547,12 @@ class AthenaStandIn:
             return frame
 
     def install(self, app: CountingApp) -> None:
+        """Answer moto's Athena queries with DuckDB until ``uninstall``: moto's backends are
+        process-wide, so anything else in this process (a test) would see it too."""
         from moto.athena.models import AthenaBackend
 
         self.app = app
-        start = AthenaBackend.start_query_execution
+        start = self._moto_start = AthenaBackend.start_query_execution
         stand_in = self
 
         def start_query_execution(self, query, context, config, workgroup, execution_parameters):
@@ -562,6 +564,13 @@ class AthenaStandIn:
             return query_id
 
         AthenaBackend.start_query_execution = start_query_execution
+
+    def uninstall(self) -> None:
+        from moto.athena.models import AthenaBackend
+
+        if getattr(self, "_moto_start", None) is not None:
+            AthenaBackend.start_query_execution = self._moto_start
+            self._moto_start = None
 
     def take(self) -> tuple[list[Request], list[int]]:
         """Athena's requests and each query's bytes scanned since the last call."""
@@ -934,6 +943,8 @@ class Simulation:
                         f"({time.perf_counter() - started:.0f} s)"
                     )
             finally:
+                if getattr(self, "athena", None) is not None:
+                    self.athena.uninstall()
                 for function in functions.values():
                     function.close()
                 os.environ.clear()

@@ -202,3 +202,14 @@ def test_a_wrong_argument_is_one_line_not_a_traceback(arguments, message, capsys
         cost.main(arguments)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_simulation_gives_moto_its_own_athena_back(measured):
+    """The stand-in answers moto's Athena with DuckDB during a simulation only: moto's
+    backends are process-wide, and the tests after it expect moto's canned answers."""
+    from moto.athena.models import AthenaBackend
+
+    assert AthenaBackend.start_query_execution.__qualname__ == (
+        "AthenaBackend.start_query_execution"
+    )
