@@ -430,7 +430,6 @@ def test_a_report_request_that_cannot_be_sent_fails_no_message(aws, monkeypatch,
 
 
 def test_fresh_reports_are_each_playlists_newest_day_when_recent():
-    transform = load_handler("transform")
     now = datetime(2026, 10, 3, 12, 0, tzinfo=UTC)
     keys = [
         f"raw/playlist_id={GLOBAL}/dt=2026-10-02/20261002T230000Z.json",
@@ -441,12 +440,15 @@ def test_fresh_reports_are_each_playlists_newest_day_when_recent():
         f"raw/playlist_id={OTHER}/dt=2026-09-30/20260930T120000Z.json",
         "quarantine/playlist_id=x/dt=2026-10-03/20261003T000000Z.json",
     ]
-    assert transform.fresh_reports(keys, now, 48) == {GLOBAL: "2026-10-03"}
-    assert transform.fresh_reports(keys, now, 48.0003) == {
-        GLOBAL: "2026-10-03",
-        OTHER: "2026-10-01",
-    }
-    assert transform.fresh_reports([], now, 48) == {}
+
+    def fresh(hours: float) -> dict[str, str]:
+        since = now - timedelta(hours=hours)
+        return layout.newest_day_by_playlist(keys, captured_since=since)
+
+    assert fresh(48) == {GLOBAL: "2026-10-03"}
+    assert fresh(48.0003) == {GLOBAL: "2026-10-03", OTHER: "2026-10-01"}
+    assert layout.newest_day_by_playlist(keys) == {GLOBAL: "2026-10-03", OTHER: "2026-10-01"}
+    assert layout.newest_day_by_playlist([], captured_since=now) == {}
 
 
 def test_s3_test_event_alone_transforms_nothing(aws, report_queue):
@@ -605,6 +607,10 @@ def test_report_on_direct_request(stub_reports):
     response = load_handler("report").handler(request, FakeLambdaContext("report"))
     assert [call["wanted"] for call in stub_reports] == [{GLOBAL: "2026-10-01"}]
     assert response["reports"][0]["output_prefix"] == f"reports/{GLOBAL}/2026-10-01"
+    # Without a day: the playlist's latest chart (None to run_reports), not today's date,
+    # which may have no chart yet.
+    load_handler("report").handler({"playlist_id": GLOBAL}, FakeLambdaContext("report"))
+    assert stub_reports[-1]["wanted"] == {GLOBAL: None}
 
 
 # An invocation stopped by its settings publishes no metrics, which Powertools warns about.

@@ -70,16 +70,23 @@ def parse_raw_key(key: str) -> dict[str, str] | None:
     return match.groupdict() if match else None
 
 
-def newest_day_by_playlist(raw_keys: Iterable[str]) -> dict[str, str]:
-    """Playlist id -> the newest day among its raw keys, in the order the playlists first
-    appear; other keys are left out. Of the keys a transform took in: the reports to refresh,
-    each as of that day (the CLI's ``run`` and the report function both ask this)."""
-    newest: dict[str, str] = {}
+def newest_day_by_playlist(
+    raw_keys: Iterable[str], *, captured_since: datetime | None = None
+) -> dict[str, str]:
+    """Playlist id -> the day of its newest raw key, in the order the playlists first appear;
+    other keys are left out. Of the keys a load took in, the reports to refresh, each as of
+    that day. With ``captured_since``, only the playlists whose newest key was captured then
+    or later: a load of history (a backfill) asks for no report."""
+    newest: dict[str, dict[str, str]] = {}
     for key in raw_keys:
         parts = parse_raw_key(key)
-        if parts is not None:
-            newest[parts["playlist_id"]] = max(parts["dt"], newest.get(parts["playlist_id"], ""))
-    return newest
+        if parts is None:
+            continue
+        known = newest.get(parts["playlist_id"])
+        if known is None or parts["stamp"] > known["stamp"]:  # stamps sort as times do
+            newest[parts["playlist_id"]] = parts
+    since = utc_stamp(captured_since) if captured_since is not None else ""
+    return {pid: parts["dt"] for pid, parts in newest.items() if parts["stamp"] >= since}
 
 
 def heartbeat_key(playlist_id: str, checked_at: datetime) -> str:

@@ -11,8 +11,6 @@ out: delivering it again would not make it one.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -33,12 +31,12 @@ TIME_FOR_ONE_REPORT_MS = 120_000
 FIRST_MESSAGE_ID = "Records[0].messageId"
 
 
-def reports_to_run(event: dict) -> dict[str, str]:
-    """Playlist id -> as_of date, from a direct request or a batch of report requests."""
+def reports_to_run(event: dict) -> dict[str, str | None]:
+    """Playlist id -> as_of date, from a direct request (no as_of: the playlist's latest
+    chart, as ``run_reports`` reads None) or a batch of report requests."""
     if event.get("playlist_id"):
-        as_of = event.get("as_of") or datetime.now(UTC).date().isoformat()
-        return {layout.check_playlist_id(event["playlist_id"]): as_of}
-    wanted: dict[str, str] = {}
+        return {layout.check_playlist_id(event["playlist_id"]): event.get("as_of") or None}
+    wanted: dict[str, str | None] = {}
     for message in event.get("Records") or []:
         try:
             requested = report_requests.parse(message.get("body") or "")

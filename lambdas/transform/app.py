@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger, Metrics
@@ -43,7 +43,6 @@ metrics = Metrics(namespace="SpotifyChartsLake")
 # One id per batch in every log line: the first message's (S3's request id is inside the
 # message body, which a correlation path cannot parse when the body is not JSON).
 FIRST_MESSAGE_ID = "Records[0].messageId"
-RAW_STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 
 
 @dataclass
@@ -100,30 +99,6 @@ def read_batch(event: dict, lake_root: str) -> Batch:
     return batch
 
 
-def fresh_reports(raw_keys: list[str], now: datetime, fresh_hours: float) -> dict[str, str]:
-    """Playlist id -> the day of its newest raw key, for the playlists whose newest key was
-    captured less than ``fresh_hours`` before ``now``: reports for a load of new data, none
-    for history being backfilled."""
-    newest: dict[str, dict[str, str]] = {}
-    for key in raw_keys:
-        parts = layout.parse_raw_key(key)
-        if parts is None:
-            continue
-        known = newest.get(parts["playlist_id"])
-        if known is None or parts["stamp"] > known["stamp"]:  # stamps sort as times do
-            newest[parts["playlist_id"]] = parts
-    oldest_fresh = now - timedelta(hours=fresh_hours)
-    return {
-        playlist_id: parts["dt"]
-        for playlist_id, parts in newest.items()
-        if captured_at(parts["stamp"]) >= oldest_fresh
-    }
-
-
-def captured_at(stamp: str) -> datetime:
-    return datetime.strptime(stamp, RAW_STAMP_FORMAT).replace(tzinfo=UTC)
-
-
 def request_reports(settings: Settings, reports: dict[str, str]) -> bool:
     """One message on the report-requests queue for these playlists; False if it was not
     sent. Not sending fails nothing: the rows are committed, and a retry of the batch would
@@ -164,7 +139,8 @@ def handler(event: dict, context) -> dict:
         }
     for raw_key, reason in summary.quarantined.items():
         logger.error("raw file quarantined", extra={"raw_key": raw_key, "reason": reason})
-    reports = fresh_reports(summary.transformed, layout.now_utc(), settings.report_fresh_hours)
+    fresh_since = layout.now_utc() - timedelta(hours=settings.report_fresh_hours)
+    reports = layout.newest_day_by_playlist(summary.transformed, captured_since=fresh_since)
     requested: dict[str, str] = {}
     requests_failed = 0
     if reports and not settings.report_queue_url:
