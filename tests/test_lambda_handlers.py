@@ -787,14 +787,23 @@ def test_image_platform_names_every_glibc_the_image_loads():
     assert package.platform_tags("arm64")[0] == "manylinux_2_34_aarch64"
 
 
-def test_image_distributions_are_the_installed_releases_of_every_extra():
+def test_image_distributions_hold_every_requirement_of_the_images_extras():
+    """What the image installs: the project's requirements and those of every extra the
+    Dockerfile names, and what they need; never the test and development tools."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
     package = image_package()
     pins = package.image_distributions()
-    from importlib import metadata
-
-    for name in ("pyiceberg", "papermill", "pyathena", "aws-lambda-powertools", "s3fs"):
-        assert pins[name] == metadata.version(name), name
-    # Test and development tools are not in the image.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = project["dependencies"] + [
+        text
+        for extra in package.EXTRAS.split(",")
+        for text in project["optional-dependencies"][extra]
+    ]
+    assert {canonicalize_name(Requirement(text).name) for text in wanted} <= set(pins)
+    # pyiceberg's and papermill's own requirements are followed too.
+    assert {"pydantic", "pyroaring", "nbclient", "ipykernel"} <= set(pins)
     assert not {"pytest", "moto", "cfn-lint", "checkov", "ruff"} & set(pins)
 
 

@@ -188,20 +188,29 @@ def test_a_request_or_notebook_that_fails_fails_its_playlist_alone(lake, kernel_
 
 
 def test_requests_are_checked_with_one_query_of_the_tables(lake, monkeypatch):
+    """However many playlists are asked for: one query of the tables, and the raw zone listed
+    once (its folder, then each playlist's), not once per request."""
     statements: list[str] = []
-    run = execute.run
+    listed: list[str] = []
+    run, list_folders = execute.run, storage.list_folders
 
     def counting_run(lake_root, statement, *args, **kwargs):
         statements.append(statement)
         return run(lake_root, statement, *args, **kwargs)
 
+    def counting_list_folders(lake_root, prefix, *args, **kwargs):
+        listed.append(prefix)
+        return list_folders(lake_root, prefix, *args, **kwargs)
+
     monkeypatch.setattr(execute, "run", counting_run)
+    monkeypatch.setattr(storage, "list_folders", counting_list_folders)
     checked = reports.check_requests(
         lake, {**dict.fromkeys(DEMO_PLAYLISTS, AS_OF), NOT_IN_LAKE: AS_OF}, DAYS
     )
     assert [checked[p] for p in DEMO_PLAYLISTS] == [AS_OF] * len(DEMO_PLAYLISTS)
     assert isinstance(checked[NOT_IN_LAKE], ConfigError)
     assert len(statements) == 1
+    assert len(listed) == 1 + len(DEMO_PLAYLISTS)  # raw/, then each playlist's folder
 
 
 def test_athena_queries_go_together_but_never_more_than_the_bound(monkeypatch):

@@ -331,12 +331,14 @@ def check_requests(
     """
     checked: dict[str, str | EtlError] = {}
     landed: dict[str, str | None] = {}
+    # One listing of the raw zone for every request: it lists each playlist's folder.
+    in_raw_zone = status.landed_days(lake_root)
     for playlist_id, as_of in wanted.items():
         try:
             report_prefix(playlist_id, str(as_of))  # a Spotify ID, not the comparisons' folder
             day = None if as_of is None else _check_as_of(as_of)
             _check_days(days)
-            status.check_landed(lake_root, playlist_id, day, days)
+            status.check_landed(lake_root, playlist_id, day, days, landed=in_raw_zone)
         except EtlError as exc:
             checked[playlist_id] = exc
         else:
@@ -1093,7 +1095,7 @@ def run_reports(
     good = {p: as_of for p, as_of in checked.items() if isinstance(as_of, str)}
     for playlist_id, outcome in checked.items():
         if isinstance(outcome, EtlError):
-            done(_refused(playlist_id, wanted[playlist_id], days, engine, outcome))
+            done(_unpublished(playlist_id, wanted[playlist_id], days, engine, refusal=outcome))
     compared = None
     if comparison and good:
         try:
@@ -1115,7 +1117,7 @@ def run_reports(
             parameters = {"as_of": as_of, "days": days, "playlist_id": playlist_id}
             if deferred or (time_is_up is not None and time_is_up()):
                 deferred = True
-                done(_deferred(playlist_id, as_of, days, engine))
+                done(_unpublished(playlist_id, as_of, days, engine))
                 continue
             prefetched = inputs[playlist_id]
             done(
@@ -1149,30 +1151,26 @@ def run_reports(
     return results
 
 
-def _deferred(playlist_id: str, as_of: str, days: int, engine: str) -> ReportResult:
-    """The result of a report the run had no time left to start: nothing was published."""
-    status = {
-        "parameters": {"as_of": as_of, "days": days, "playlist_id": playlist_id, "engine": engine},
-        "succeeded": False,
-        "error": "not started: the run's time was up",
-        "failing_cell": None,
-        "files": [],
-    }
-    return ReportResult(False, "", status, [], playlist_id=playlist_id, deferred=True)
-
-
-def _refused(
-    playlist_id: str, as_of: str | None, days: int, engine: str, refusal: EtlError
+def _unpublished(
+    playlist_id: str,
+    as_of: str | None,
+    days: int,
+    engine: str,
+    *,
+    refusal: EtlError | None = None,
 ) -> ReportResult:
-    """The result of a request that made no report: nothing was published for it."""
+    """The result of a report that published nothing: ``refusal`` says why the request makes
+    no report; without one, the run's time was up before its turn (deferred)."""
     status = {
         "parameters": {"as_of": as_of, "days": days, "playlist_id": playlist_id, "engine": engine},
         "succeeded": False,
-        "error": str(refusal),
+        "error": str(refusal) if refusal else "not started: the run's time was up",
         "failing_cell": None,
         "files": [],
     }
-    return ReportResult(False, "", status, [], playlist_id=playlist_id, refused=refusal)
+    return ReportResult(
+        False, "", status, [], playlist_id=playlist_id, refused=refusal, deferred=not refusal
+    )
 
 
 def comparison_prefix(as_of: str) -> str:

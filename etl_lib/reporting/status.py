@@ -101,10 +101,19 @@ def playlists_with_data(lake_root: str, landed: dict[str, list[str]] | None = No
     return "; ".join(described) if described else "none"
 
 
-def check_landed(lake_root: str, playlist_id: str, as_of: str | None, days: int = 1) -> None:
+def check_landed(
+    lake_root: str,
+    playlist_id: str,
+    as_of: str | None,
+    days: int = 1,
+    *,
+    landed: dict[str, list[str]] | None = None,
+) -> None:
     """ConfigError in one line unless the raw zone holds the playlist (and ``as_of``, when
-    given): the first of a report's checks, made from folder names before any table opens."""
-    landed = landed_days(lake_root)
+    given): the first of a report's checks, made from folder names before any table opens.
+    ``landed`` is ``landed_days`` of the lake when the caller checks several playlists: its
+    listings (one per playlist in the lake) are made once."""
+    landed = landed_days(lake_root) if landed is None else landed
     if layout.check_playlist_id(playlist_id) not in landed:
         raise ConfigError(
             f"no chart data for playlist {playlist_id} in lake {storage.url(lake_root)}; playlists "

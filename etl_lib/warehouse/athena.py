@@ -31,8 +31,7 @@ from typing import Any
 
 import pandas as pd
 
-from etl_lib import aws
-from etl_lib.aws import aws_error, client_config
+from etl_lib.aws import TOTAL_ATTEMPTS, aws_error, client_config
 from etl_lib.config import Settings
 from etl_lib.errors import ConfigError, EtlError
 from etl_lib.warehouse import sql as sql_files
@@ -73,12 +72,12 @@ class ThrottleRetry:
             min(self.base_seconds * 2**n, self.max_delay_seconds) + self.base_seconds
             for n in range(self.attempts - 1)
         )
-        botocore_waits = self.attempts * (aws.TOTAL_ATTEMPTS - 1) * 1.0
+        botocore_waits = self.attempts * (TOTAL_ATTEMPTS - 1) * 1.0
         return backoff + botocore_waits
 
     def max_requests(self) -> int:
         """The most HTTP requests one throttled call makes."""
-        return self.attempts * aws.TOTAL_ATTEMPTS
+        return self.attempts * TOTAL_ATTEMPTS
 
     def pyathena_config(self):
         from pyathena.util import RetryConfig
