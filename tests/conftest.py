@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import http.server
 import multiprocessing
 import os
+import socket
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -88,6 +91,66 @@ def use_fake_aws(monkeypatch, endpoint: str) -> None:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     # Catalogs opened for an earlier server keep its Glue client.
     iceberg.forget()
+
+
+def closed_port_endpoint() -> str:
+    """``http://127.0.0.1:<port>`` where nothing listens (a port just bound and released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def unreachable_aws(monkeypatch) -> str:
+    """Credentials and a region, but AWS_ENDPOINT_URL points at a closed local port."""
+    endpoint = closed_port_endpoint()
+    use_fake_aws(monkeypatch, endpoint)
+    return endpoint
+
+
+@pytest.fixture
+def bare_aws(monkeypatch, unreachable_aws, tmp_path) -> None:
+    """No region, profile or credentials anywhere boto3 looks (and no network to find any)."""
+    for name in (
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+class LoopbackServer:
+    """``handler`` (an ``http.server`` request handler class) served from a thread on
+    127.0.0.1, a free port, at ``origin`` until ``close()``."""
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A request handler that logs nothing (``http.server`` prints every request)."""
+
+    def log_message(self, *args) -> None:
+        pass
 
 
 def worker_processes():

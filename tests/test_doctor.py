@@ -17,12 +17,10 @@ What moto cannot show, and these tests therefore do not prove:
 from __future__ import annotations
 
 import json
-import socket
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from conftest import use_fake_aws
 
 from etl_lib import cli
 from etl_lib.cli import doctor
@@ -52,9 +50,7 @@ def stack(moto_endpoint, monkeypatch) -> dict[str, str]:
         Name=WORKGROUP,
         Configuration={"ResultConfiguration": {"OutputLocation": RESULTS}},
     )
-    secret_arn = boto3.client("secretsmanager").create_secret(
-        Name=SECRET_NAME, SecretString=json.dumps(CREDENTIALS)
-    )["ARN"]
+    secret_arn = new_secret(CREDENTIALS)
     boto3.client("scheduler").create_schedule(
         Name=SCHEDULE,
         ScheduleExpression="rate(1 hour)",
@@ -78,6 +74,12 @@ def stack(moto_endpoint, monkeypatch) -> dict[str, str]:
     # The tables and the views, as the deploy steps create them (infra/README.md).
     assert cli.main(["catalog", "--engine", "athena", "--lake", LAKE]) == 0
     return {**environment, "secret_arn": secret_arn}
+
+
+def new_secret(document: dict[str, str]) -> str:
+    """The ARN of a new Spotify secret holding ``document``."""
+    secretsmanager = boto3.client("secretsmanager")
+    return secretsmanager.create_secret(Name=SECRET_NAME, SecretString=json.dumps(document))["ARN"]
 
 
 def run_doctor(capsys, *args: str) -> tuple[int, list[str]]:
@@ -323,14 +325,15 @@ def test_a_stack_that_is_not_there_is_one_line(moto_endpoint, capsys):
     assert lines[2:] == ["1 of 2 checks failed"]
 
 
-def test_the_stacks_empty_placeholder_secret_fails(moto_endpoint):
-    placeholder = {"client_id": "", "client_secret": "", "refresh_token": ""}
-    arn = boto3.client("secretsmanager").create_secret(
-        Name=SECRET_NAME, SecretString=json.dumps(placeholder)
-    )["ARN"]
-    settings = Settings(lake=LAKE, secret_id=arn)
+def secret_check(secret_id: str) -> doctor.Check:
+    settings = Settings(lake=LAKE, secret_id=secret_id)
+    return doctor.check_secret(doctor.Clients(settings), settings)
 
-    check = doctor.check_secret(doctor.Clients(settings), settings)
+
+def test_the_stacks_empty_placeholder_secret_fails(moto_endpoint):
+    arn = new_secret({"client_id": "", "client_secret": "", "refresh_token": ""})
+
+    check = secret_check(arn)
 
     assert check.line == (
         f"FAIL  Spotify secret {arn}: holds only the stack's empty placeholder: put the "
@@ -340,20 +343,15 @@ def test_the_stacks_empty_placeholder_secret_fails(moto_endpoint):
 
 def test_a_user_token_secret_needs_no_client_secret(moto_endpoint):
     document = {"client_id": "the-client-id", "refresh_token": "a-refresh-token", "scope": ""}
-    arn = boto3.client("secretsmanager").create_secret(
-        Name=SECRET_NAME, SecretString=json.dumps(document)
-    )["ARN"]
-    settings = Settings(lake=LAKE, secret_id=arn)
+    arn = new_secret(document)
 
-    check = doctor.check_secret(doctor.Clients(settings), settings)
+    check = secret_check(arn)
 
     assert check.line == f"ok    Spotify secret {arn}: holds client_id, refresh_token"
 
 
 def test_a_missing_secret_names_the_setting(moto_endpoint):
-    settings = Settings(lake=LAKE, secret_id="no-such-secret")
-
-    check = doctor.check_secret(doctor.Clients(settings), settings)
+    check = secret_check("no-such-secret")
 
     assert check.status == doctor.FAIL
     assert "does not exist (or has no value yet): set SPOTIFY_ETL_SECRET_ID" in check.detail
@@ -383,36 +381,6 @@ def _no_aws(service: str):
 # --- Before any check: credentials, region, endpoint ---------------------------------------
 
 
-def _closed_port_endpoint() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture
-def bare_aws(monkeypatch, tmp_path):
-    """No region, profile or credentials anywhere boto3 looks; an endpoint nothing answers."""
-    use_fake_aws(monkeypatch, _closed_port_endpoint())
-    for name in (
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-        "AWS_PROFILE",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-        "AWS_ROLE_ARN",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("SPOTIFY_ETL_LAKE", LAKE)
-
-
 def _one_error_line(capsys, expected_code: int) -> str:
     capsys.readouterr()
     assert cli.main(["doctor", "--aws"]) == expected_code
@@ -434,12 +402,9 @@ def test_no_credentials_is_one_line_naming_them(bare_aws, monkeypatch, capsys):
     assert "AWS_ACCESS_KEY_ID" in line
 
 
-def test_unreachable_endpoint_is_one_line_naming_it(bare_aws, monkeypatch, capsys):
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+def test_unreachable_endpoint_is_one_line_naming_it(unreachable_aws, capsys):
     line = _one_error_line(capsys, 1)
-    assert line.startswith("error: cannot reach AWS STS at http://127.0.0.1:")
+    assert line.startswith(f"error: cannot reach AWS STS at {unreachable_aws}")
     assert "AWS_ENDPOINT_URL" in line
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -25,7 +24,7 @@ import boto3
 import pandas as pd
 import pytest
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, ProfileNotFound
-from conftest import use_fake_aws
+from conftest import LoopbackServer, QuietHandler, closed_port_endpoint
 from pyathena.error import OperationalError
 
 from etl_lib import aws as aws_helpers
@@ -101,13 +100,6 @@ def _seed_athena_results(endpoint: str, columns: dict[str, str], rows: list[list
 
 def _execution(query_id: str) -> dict:
     return boto3.client("athena").get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
-
-
-def _closed_port_endpoint() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 # --- Glue: the lake's Iceberg tables ---------------------------------------------------
@@ -452,18 +444,10 @@ def test_create_views_sends_create_or_replace_for_every_shipped_view(aws):
 # --- Errors -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def unreachable_aws(monkeypatch) -> str:
-    """Credentials and a region, but AWS_ENDPOINT_URL points at a closed local port."""
-    endpoint = _closed_port_endpoint()
-    use_fake_aws(monkeypatch, endpoint)
-    return endpoint
-
-
 def test_unreachable_glue_is_named_in_one_line(aws, settings, spotify_server, monkeypatch, capsys):
     land(settings, spotify_server, count=1)
     # S3 answers (moto); only Glue's endpoint is a closed port.
-    endpoint = _closed_port_endpoint()
+    endpoint = closed_port_endpoint()
     monkeypatch.setenv("AWS_ENDPOINT_URL_GLUE", endpoint)
     assert cli.main(["transform", "--lake", LAKE]) == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -488,27 +472,6 @@ def test_query_with_unreachable_endpoint_is_one_line(unreachable_aws):
     assert unreachable_aws in message
     assert "Athena" in message
     assert "\n" not in message
-
-
-@pytest.fixture
-def bare_aws(monkeypatch, unreachable_aws, tmp_path) -> None:
-    """No region, profile or credentials anywhere boto3 looks (and no network to find any)."""
-    for name in (
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-        "AWS_PROFILE",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-        "AWS_ROLE_ARN",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 def test_missing_region_names_aws_region(bare_aws):
@@ -569,7 +532,7 @@ def test_utc_literal_matches_lake_timestamps():
 # --- Athena: throttling and missing views, through a proxy in front of moto -----------------
 
 
-class AthenaProxy:
+class AthenaProxy(LoopbackServer):
     """An HTTP proxy on 127.0.0.1 in front of moto's server that answers as Athena would
     when it throttles or when a query reads a table that does not exist.
 
@@ -581,8 +544,6 @@ class AthenaProxy:
     TARGET = "AmazonAthena."
 
     def __init__(self, upstream: str) -> None:
-        import http.server
-
         self.upstream = upstream
         self.throttle_starts = 0
         self.fail_queries: dict[str, int] = {}
@@ -592,7 +553,7 @@ class AthenaProxy:
         self._lock = threading.Lock()
         proxy = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self):  # noqa: N802 - http.server's name
                 proxy._handle(self)
 
@@ -605,18 +566,7 @@ class AthenaProxy:
             def do_HEAD(self):  # noqa: N802
                 proxy._handle(self)
 
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=5)
+        super().__init__(Handler)
 
     def _handle(self, request) -> None:
         length = int(request.headers.get("Content-Length") or 0)
@@ -695,7 +645,7 @@ class AthenaProxy:
 def athena_proxy(aws, moto_endpoint, monkeypatch):
     """``AthenaProxy`` in front of moto, where boto3 sends every AWS call; short backoff."""
     proxy = AthenaProxy(moto_endpoint)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.origin)
     # Three attempts of each call, a few milliseconds apart: the bound, not the wait, is tested.
     monkeypatch.setattr(
         athena, "THROTTLE_RETRY", athena.ThrottleRetry(3, base_seconds=0.01, max_delay_seconds=0.02)

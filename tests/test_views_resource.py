@@ -9,14 +9,13 @@ is which statements were sent.
 from __future__ import annotations
 
 import copy
-import http.server
 import json
-import socket
 import threading
 from dataclasses import dataclass
 
 import boto3
 import pytest
+from conftest import LoopbackServer, QuietHandler, closed_port_endpoint
 from test_infra import load_template, translate
 from test_lambda_handlers import EVENTS, FakeLambdaContext, load_handler
 
@@ -39,14 +38,14 @@ class CustomResourceContext(FakeLambdaContext):
         return int(self.seconds_left * 1000)
 
 
-class ResponseReceiver:
+class ResponseReceiver(LoopbackServer):
     """The presigned S3 URL of a custom resource request: records each PUT it receives."""
 
     def __init__(self) -> None:
         self.requests: list[dict] = []
         receiver = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_PUT(self):  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests.append(
@@ -56,18 +55,8 @@ class ResponseReceiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/response?X-Amz-Signature=abc"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=5)
+        super().__init__(Handler)
+        self.url = f"{self.origin}/response?X-Amz-Signature=abc"
 
 
 @pytest.fixture
@@ -173,9 +162,7 @@ def test_a_missing_workgroup_is_reported_failed_in_one_line(stack, receiver, mon
 
 
 def test_an_unreachable_endpoint_is_reported_failed(stack, receiver, monkeypatch):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    closed = closed_port_endpoint()
     monkeypatch.setenv("AWS_ENDPOINT_URL", closed)
     iceberg.forget()
     event = request("Update", receiver)
@@ -207,9 +194,7 @@ def test_work_that_outlasts_the_function_is_reported_before_its_timeout(
 def test_an_unreachable_response_url_is_raised_after_a_few_tries(stack, monkeypatch):
     module = load_handler("views")
     monkeypatch.setattr(module.time, "sleep", lambda seconds: None)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/response"
+    closed = f"{closed_port_endpoint()}/response"
     with pytest.raises(RuntimeError, match="cannot send the response to CloudFormation"):
         module.send_response(closed, {"Status": "SUCCESS"})
 

@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from etl_lib.cli.options import AddCommand, settings_for
@@ -49,8 +50,12 @@ _OUTPUT_SETTINGS = {
     "AthenaOutputLocation": "athena_output_location",
     "SpotifySecretArn": "secret_id",
 }
+# Every output read: the settings' and the schedule's name.
+_STACK_OUTPUTS = (*_OUTPUT_SETTINGS, "ScheduleName")
 
+# S3's answers for a missing bucket or key, and for a caller who may not know.
 _NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+_DENIED_CODES = {"403", "AccessDenied"}
 
 
 @dataclass(frozen=True)
@@ -177,8 +182,11 @@ def _problem(exc: BaseException, service: str, resource: str) -> str:
     from etl_lib.aws import aws_error
 
     known = aws_error(exc, service=service, resource=resource)
-    if known is not None:
-        return str(known)
+    return _described(exc) if known is None else str(known)
+
+
+def _described(exc: BaseException) -> str:
+    """An AWS error as it came: the operation, code and AWS's message, in one line."""
     response = getattr(exc, "response", None)
     if response is not None:
         error = response.get("Error", {})
@@ -186,6 +194,17 @@ def _problem(exc: BaseException, service: str, resource: str) -> str:
         code = error.get("Code") or "an error"
         return f"{exc.operation_name} answered {code}" + (f": {message}" if message else "")
     return _first_line(str(exc)) or type(exc).__name__
+
+
+def _found(call: Callable[[], dict[str, Any]], *not_found: str) -> dict[str, Any] | None:
+    """``call()``'s answer, or None when AWS answers one of the ``not_found`` codes (the
+    service's word for "no such thing"); any other AWS error is raised."""
+    try:
+        return call()
+    except _aws_failures() as exc:
+        if _error_code(exc) in not_found:
+            return None
+        raise
 
 
 def _guarded(subject: str, service: str, resource: str, attempt: Callable[[], Check]) -> Check:
@@ -221,7 +240,7 @@ def caller_identity(clients: Clients) -> Check:
     except _aws_failures() as exc:
         error = aws_error(exc, service="AWS STS", resource="the caller's identity")
         if error is None:
-            error = EtlError(f"cannot tell who the AWS credentials are: {_problem(exc, 'STS', '')}")
+            error = EtlError(f"cannot tell who the AWS credentials are: {_described(exc)}")
         raise error from exc
     return Check(
         OK, "AWS credentials", f"account {identity['Account']} as {identity['Arn']}, in {region}"
@@ -250,8 +269,8 @@ def read_stack(clients: Clients, stack_name: str, target: Target) -> tuple[Check
     if parameters.get("Source"):
         values["source"] = parameters["Source"]
     schedule_name = target.schedule_name or outputs.get("ScheduleName")
-    used = sorted(key for key in (*_OUTPUT_SETTINGS, "ScheduleName") if outputs.get(key))
-    missing = sorted(key for key in (*_OUTPUT_SETTINGS, "ScheduleName") if key not in outputs)
+    used = sorted(key for key in _STACK_OUTPUTS if outputs.get(key))
+    missing = sorted(key for key in _STACK_OUTPUTS if key not in outputs)
     status = stack["StackStatus"]
     detail = f"{status}, outputs used: {', '.join(used) or 'none'}"
     if missing:
@@ -273,7 +292,7 @@ def run_checks(clients: Clients, target: Target) -> Iterator[Check]:
     bucket_check = check_bucket(clients, settings)
     yield bucket_check
     bucket_ok = bucket_check.status == OK
-    yield from check_probe_object(clients, settings, bucket_ok)
+    yield check_probe_object(clients, settings, bucket_ok)
     yield check_missing_key(clients, settings, bucket_ok)
     yield from check_glue(clients, settings)
     yield from check_athena(clients, settings)
@@ -311,7 +330,7 @@ def check_bucket(clients: Clients, settings: Settings) -> Check:
                     "does not exist: set SPOTIFY_ETL_LAKE (or --lake) to the stack's LakeRoot "
                     "output",
                 )
-            if code in {"403", "AccessDenied"}:
+            if code in _DENIED_CODES:
                 return Check(
                     FAIL,
                     subject,
@@ -324,17 +343,15 @@ def check_bucket(clients: Clients, settings: Settings) -> Check:
     return _guarded(subject, "S3", subject, attempt)
 
 
-def check_probe_object(clients: Clients, settings: Settings, bucket_ok: bool) -> Iterator[Check]:
+def check_probe_object(clients: Clients, settings: Settings, bucket_ok: bool) -> Check:
     """Write, read back and delete one small object under ``<lake>/doctor/``."""
     if not settings.lake.startswith("s3://"):
-        yield Check(SKIP, "write, read and delete a probe object", "the lake is not on S3")
-        return
+        return Check(SKIP, "write, read and delete a probe object", "the lake is not on S3")
     bucket, prefix = _bucket_and_prefix(settings.lake)
     key = f"{prefix}{PROBE_PREFIX}probe-{uuid.uuid4().hex}.txt"
     subject = f"write, read and delete s3://{bucket}/{prefix}{PROBE_PREFIX}probe-*.txt"
     if not bucket_ok:
-        yield Check(SKIP, subject, "the bucket is not reachable")
-        return
+        return Check(SKIP, subject, "the bucket is not reachable")
     body = f"spotify-etl doctor probe {key}\n".encode()
     s3 = clients("s3")
     step = "PutObject"
@@ -348,19 +365,17 @@ def check_probe_object(clients: Clients, settings: Settings, bucket_ok: bool) ->
         if step != "PutObject":
             _delete_quietly(s3, bucket, key)
         action = f"s3:{step}"
-        yield Check(
+        return Check(
             FAIL,
             subject,
             f"{_problem(exc, 'S3', f's3://{bucket}/{key}')} "
             f"(the credentials in use need {action} on arn:aws:s3:::{bucket}/{prefix}*)",
         )
-        return
     if read != body:
-        yield Check(
+        return Check(
             FAIL, subject, f"read back {len(read)} bytes that differ from the {len(body)} written"
         )
-        return
-    yield Check(OK, subject, "written, read back and deleted")
+    return Check(OK, subject, "written, read back and deleted")
 
 
 def _delete_quietly(s3, bucket: str, key: str) -> None:
@@ -388,7 +403,7 @@ def check_missing_key(clients: Clients, settings: Settings, bucket_ok: bool) -> 
             code = _error_code(exc)
             if code in _NOT_FOUND_CODES:
                 return Check(OK, subject, "answered 404")
-            if code in {"403", "AccessDenied"}:
+            if code in _DENIED_CODES:
                 return Check(
                     FAIL,
                     subject,
@@ -410,17 +425,16 @@ def check_glue(clients: Clients, settings: Settings) -> Iterator[Check]:
     subject = f"Glue database {database}"
 
     def attempt() -> Check:
-        try:
-            clients("glue").get_database(Name=database)
-        except _aws_failures() as exc:
-            if _error_code(exc) == "EntityNotFoundException":
-                return Check(
-                    FAIL,
-                    subject,
-                    "does not exist: set SPOTIFY_ETL_GLUE_DATABASE to the stack's "
-                    "GlueDatabaseName output",
-                )
-            raise
+        answer = _found(
+            lambda: clients("glue").get_database(Name=database), "EntityNotFoundException"
+        )
+        if answer is None:
+            return Check(
+                FAIL,
+                subject,
+                "does not exist: set SPOTIFY_ETL_GLUE_DATABASE to the stack's "
+                "GlueDatabaseName output",
+            )
         return Check(OK, subject, "exists")
 
     database_check = _guarded(subject, "AWS Glue", subject, attempt)
@@ -430,29 +444,24 @@ def check_glue(clients: Clients, settings: Settings) -> Iterator[Check]:
         if database_check.status != OK:
             yield Check(SKIP, table_subject, "the database is not there")
             continue
-        yield _guarded(
-            table_subject,
-            "AWS Glue",
-            table_subject,
-            lambda name=name, table_subject=table_subject: _check_table(
-                clients, settings, name, table_subject
-            ),
-        )
+        check_table = partial(_check_table, clients, settings, name, table_subject)
+        yield _guarded(table_subject, "AWS Glue", table_subject, check_table)
 
 
 def _check_table(clients: Clients, settings: Settings, name: str, subject: str) -> Check:
     lake = settings.lake
-    try:
-        table = clients("glue").get_table(DatabaseName=settings.glue_database, Name=name)["Table"]
-    except _aws_failures() as exc:
-        if _error_code(exc) == "EntityNotFoundException":
-            return Check(
-                FAIL,
-                subject,
-                f"does not exist: run `spotify-etl catalog --engine athena --lake {lake}` "
-                "(it creates the tables not written yet), or let the first transform create it",
-            )
-        raise
+    answer = _found(
+        lambda: clients("glue").get_table(DatabaseName=settings.glue_database, Name=name),
+        "EntityNotFoundException",
+    )
+    if answer is None:
+        return Check(
+            FAIL,
+            subject,
+            f"does not exist: run `spotify-etl catalog --engine athena --lake {lake}` "
+            "(it creates the tables not written yet), or let the first transform create it",
+        )
+    table = answer["Table"]
     parameters = table.get("Parameters", {})
     table_type = parameters.get("table_type", "")
     if table_type.upper() != "ICEBERG":
@@ -516,17 +525,19 @@ def check_athena(clients: Clients, settings: Settings) -> Iterator[Check]:
 
 
 def _check_workgroup(runner: AthenaRunner, subject: str) -> Check:
-    state = runner.workgroup_state()
-    if state is None:
+    workgroup = runner.workgroup()
+    if workgroup is None:
         return Check(
             FAIL,
             subject,
             "does not exist: set SPOTIFY_ETL_ATHENA_WORKGROUP to the stack's "
             "AthenaWorkGroupName output",
         )
+    state = workgroup.get("State", "ENABLED")
     if state != "ENABLED":
         return Check(FAIL, subject, f"is {state}: enable it (Athena console, Workgroups)")
-    if runner.output_location is None and not runner.workgroup_output_location:
+    results = workgroup.get("Configuration", {}).get("ResultConfiguration", {})
+    if runner.output_location is None and not results.get("OutputLocation"):
         return Check(
             FAIL,
             subject,
@@ -569,28 +580,19 @@ class AthenaRunner:
         self.client = client
         self.settings = settings
         self.output_location = settings.athena_results
-        self.workgroup_output_location: str | None = None
         self.deadline_seconds = deadline_seconds
         self.poll_seconds = poll_seconds
         self.sleep = sleep
         self.clock = clock
 
-    def workgroup_state(self) -> str | None:
-        """ENABLED or DISABLED; None when there is no such workgroup."""
-        try:
-            answer = self.client.get_work_group(WorkGroup=self.settings.athena_workgroup)
-        except _aws_failures() as exc:
-            # Athena's word for a workgroup that does not exist.
-            if _error_code(exc) == "InvalidRequestException":
-                return None
-            raise
-        workgroup = answer.get("WorkGroup")
-        if not workgroup:
-            return None
-        configuration = workgroup.get("Configuration", {})
-        results = configuration.get("ResultConfiguration", {})
-        self.workgroup_output_location = results.get("OutputLocation")
-        return workgroup.get("State", "ENABLED")
+    def workgroup(self) -> dict[str, Any] | None:
+        """The workgroup as GetWorkGroup describes it (State, Configuration); None when
+        there is no such workgroup."""
+        answer = _found(
+            lambda: self.client.get_work_group(WorkGroup=self.settings.athena_workgroup),
+            "InvalidRequestException",  # Athena's word for a workgroup that does not exist
+        )
+        return (answer or {}).get("WorkGroup") or None
 
     def run(self, statements: dict[str, str]) -> dict[str, str | None]:
         """Each statement's outcome by name: None when it succeeded, else why not."""
@@ -661,17 +663,17 @@ def check_secret(clients: Clients, settings: Settings) -> Check:
     how_to_fill = "put the credentials JSON in it (infra/README.md, Deploying, step 1)"
 
     def attempt() -> Check:
-        try:
-            secret = clients("secretsmanager").get_secret_value(SecretId=settings.secret_id)
-        except _aws_failures() as exc:
-            if _error_code(exc) == "ResourceNotFoundException":
-                return Check(
-                    FAIL,
-                    subject,
-                    "does not exist (or has no value yet): set SPOTIFY_ETL_SECRET_ID to the "
-                    f"stack's SpotifySecretArn output, then {how_to_fill}",
-                )
-            raise
+        secret = _found(
+            lambda: clients("secretsmanager").get_secret_value(SecretId=settings.secret_id),
+            "ResourceNotFoundException",
+        )
+        if secret is None:
+            return Check(
+                FAIL,
+                subject,
+                "does not exist (or has no value yet): set SPOTIFY_ETL_SECRET_ID to the "
+                f"stack's SpotifySecretArn output, then {how_to_fill}",
+            )
         try:
             document = json.loads(secret.get("SecretString") or "")
         except json.JSONDecodeError:
@@ -705,16 +707,16 @@ def check_schedule(clients: Clients, schedule_name: str | None) -> Check:
     subject = f"EventBridge Scheduler schedule {schedule_name}"
 
     def attempt() -> Check:
-        try:
-            schedule = clients("scheduler").get_schedule(Name=schedule_name)
-        except _aws_failures() as exc:
-            if _error_code(exc) == "ResourceNotFoundException":
-                return Check(
-                    FAIL,
-                    subject,
-                    "does not exist in the default group: check --schedule, or redeploy the stack",
-                )
-            raise
+        schedule = _found(
+            lambda: clients("scheduler").get_schedule(Name=schedule_name),
+            "ResourceNotFoundException",
+        )
+        if schedule is None:
+            return Check(
+                FAIL,
+                subject,
+                "does not exist in the default group: check --schedule, or redeploy the stack",
+            )
         state = schedule.get("State", "")
         if state != "ENABLED":
             return Check(
