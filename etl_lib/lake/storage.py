@@ -397,8 +397,13 @@ def list_keys(root: str, prefix: str, suffix: str = "") -> Iterator[str]:
     with storage_errors(root, prefix):
         # find() pages through ListObjectsV2 on S3: no 1,000-key ceiling. Each page is one
         # request under the session's bounds (``_attempt_bounded_session``); the listing as a
-        # whole takes as many pages as the prefix holds.
-        paths = fs.find(start) if fs.exists(start, **_deadline(fs)) else []
+        # whole takes as many pages as the prefix holds. A prefix with nothing under it lists
+        # nothing: no existence check first (on S3 that was one more request per listing, a
+        # read of the prefix's own key, which the functions' roles need not allow).
+        try:
+            paths = fs.find(start)
+        except FileNotFoundError:
+            paths = []
     keys = []
     for path in paths:
         key = path[len(base) + 1 :] if base else path
