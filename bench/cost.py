@@ -53,14 +53,20 @@ from urllib.parse import parse_qs, quote_plus, unquote
 
 from bench import BenchError, counting_fs
 from bench.cost_probe import READY
+from bench.template import (
+    ACCOUNT,
+    FUNCTIONS,
+    REGION,
+    TEMPLATE,
+    Resolver,
+    load_template,
+    resources_of,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE = ROOT / "infra" / "template.yaml"
 PROBE = Path(__file__).resolve().with_name("cost_probe.py")
 README = ROOT / "README.md"
 README_START, README_END = "<!-- cost:start -->", "<!-- cost:end -->"
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
 SIMULATION_START = datetime(2026, 10, 1, tzinfo=UTC)
 # The extract runs a little after the hour; the transform's batching window (60 s) and the
 # report's (300 s) follow it.
@@ -74,11 +80,6 @@ SETUP = "setup"
 S3_NOTIFICATIONS = "s3-notifications"
 EVENT_SOURCE = "lambda-event-source"
 ATHENA = "athena"
-FUNCTIONS = {  # short name -> logical id in the template
-    "extract": "ExtractFunction",
-    "transform": "TransformFunction",
-    "report": "ReportFunction",
-}
 # What a function imports only once it runs, imported before each cold invocation's fork to
 # save the simulation the time (cost_probe.py adds it to each invocation, as Lambda bills it).
 PRELOAD = {
@@ -138,100 +139,7 @@ IDLE_POLLERS, IDLE_RECEIVES_PER_MINUTE = 5, 3
 ATHENA_RESULT_OBJECTS = 2
 
 
-# --- the template -----------------------------------------------------------------------------
-
-
-def load_template(path: Path = TEMPLATE) -> dict:
-    """The template as plain dicts, short tags (!Ref, !Sub...) in their long forms."""
-    from cfnlint.decode import decode
-
-    decoded, matches = decode(str(path))
-    if matches:
-        raise BenchError(f"{path} does not parse: {matches[0]}")
-    return json.loads(json.dumps(decoded))
-
-
-class Resolver:
-    """The intrinsics the functions' environments use, with the parameters' defaults (or
-    ``parameters``). A resource resolves to what ``names`` gives for it (the real URL, ARN
-    or name on moto), else to its name in the template."""
-
-    NAME_PROPERTIES = {
-        "AWS::S3::Bucket": ("BucketName",),
-        "AWS::Glue::Database": ("DatabaseInput", "Name"),
-        "AWS::Athena::WorkGroup": ("Name",),
-        "AWS::SQS::Queue": ("QueueName",),
-        "AWS::SecretsManager::Secret": ("Name",),
-        "AWS::SSM::Parameter": ("Name",),
-    }
-
-    def __init__(self, template: dict, parameters: dict[str, str] | None = None) -> None:
-        self.template = template
-        self.values = {
-            name: str(spec["Default"])
-            for name, spec in template.get("Parameters", {}).items()
-            if "Default" in spec
-        }
-        self.values.update(parameters or {})
-        self.values.update(
-            {
-                "AWS::AccountId": ACCOUNT,
-                "AWS::Region": REGION,
-                "AWS::Partition": "aws",
-                "AWS::URLSuffix": "amazonaws.com",
-                "AWS::StackName": "spotify-charts-lake",
-            }
-        )
-        self.names: dict[str, str] = {}  # "LogicalId" or "LogicalId.Attribute" -> value
-
-    def name(self, logical_id: str) -> str:
-        """The name the template gives a resource."""
-        value = self.template["Resources"][logical_id].get("Properties", {})
-        for key in self.NAME_PROPERTIES.get(self.template["Resources"][logical_id]["Type"], ()):
-            value = value.get(key) if isinstance(value, dict) else None
-        if value is None:
-            return logical_id
-        return self(value)
-
-    def __call__(self, value):
-        if isinstance(value, list):
-            return [self(v) for v in value]
-        if not isinstance(value, dict):
-            return value
-        if len(value) != 1:
-            return {k: self(v) for k, v in value.items()}
-        ((function, argument),) = value.items()
-        if function == "Ref":
-            if argument in self.values:
-                return self.values[argument]
-            return self.names.get(argument) or self.name(argument)
-        if function == "Fn::GetAtt":
-            logical_id, attribute = (
-                argument.split(".", 1) if isinstance(argument, str) else argument
-            )
-            return self.names.get(f"{logical_id}.{attribute}", f"<{logical_id}.{attribute}>")
-        if function == "Fn::Sub":
-            text, variables = (argument, {}) if isinstance(argument, str) else argument
-            variables = {k: self(v) for k, v in variables.items()}
-
-            def replace(match: re.Match) -> str:
-                token = match[1]
-                if token in variables:
-                    return str(variables[token])
-                if "." in token:
-                    return str(self({"Fn::GetAtt": token}))
-                return str(self({"Ref": token}))
-
-            return re.sub(r"\$\{([^}!]+)\}", replace, text)
-        return {function: self(argument)}
-
-
-def resources_of(template: dict, *types: str) -> dict[str, dict]:
-    return {
-        name: resource
-        for name, resource in template["Resources"].items()
-        if resource["Type"] in types
-    }
+# --- the template (loaded and resolved by bench/template.py) -----------------------------------
 
 
 def function_properties(template: dict, short: str) -> dict:
@@ -451,6 +359,22 @@ def athena_results(frame):
     return QueryResults(rows=[header, *rows], column_info=info)
 
 
+def answering_athena(start, answer):
+    """moto's ``AthenaBackend.start_query_execution`` (``start``), with each query but DDL
+    answered by ``answer(query_id, statement, values)``: a DataFrame, which GetQueryResults
+    then returns. moto's own runs no SQL and answers every query with no rows."""
+
+    def start_query_execution(self, query, context, config, workgroup, execution_parameters):
+        query_id = start(self, query, context, config, workgroup, execution_parameters)
+        if re.match(r"\s*(CREATE|DROP|ALTER)\b", query, re.IGNORECASE):
+            return query_id  # DDL (CREATE OR REPLACE VIEW): no rows, and no scan to bill
+        values = [python_value(p) for p in execution_parameters or []]
+        self.query_results[query_id] = athena_results(answer(query_id, query, values))
+        return query_id
+
+    return start_query_execution
+
+
 def relations_read(statement: str) -> frozenset[str]:
     """The tables a statement reads, through the shipped views it reads."""
     from etl_lib.warehouse import sql as sql_files
@@ -552,18 +476,8 @@ class AthenaStandIn:
         from moto.athena.models import AthenaBackend
 
         self.app = app
-        start = self._moto_start = AthenaBackend.start_query_execution
-        stand_in = self
-
-        def start_query_execution(self, query, context, config, workgroup, execution_parameters):
-            query_id = start(self, query, context, config, workgroup, execution_parameters)
-            if re.match(r"\s*(CREATE|DROP|ALTER)\b", query, re.IGNORECASE):
-                return query_id  # DDL: no rows, and Athena bills no scan for it
-            values = [python_value(p) for p in execution_parameters or []]
-            self.query_results[query_id] = athena_results(stand_in.answer(query_id, query, values))
-            return query_id
-
-        AthenaBackend.start_query_execution = start_query_execution
+        self._moto_start = AthenaBackend.start_query_execution
+        AthenaBackend.start_query_execution = answering_athena(self._moto_start, self.answer)
 
     def uninstall(self) -> None:
         from moto.athena.models import AthenaBackend

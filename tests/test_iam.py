@@ -31,33 +31,33 @@ import copy
 import json
 import os
 import re
-from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.etree import ElementTree
 
-import pandas as pd
 import pytest
 import requests
 from test_infra import (
-    ACCOUNT,
-    FUNCTIONS,
     MOMENT,
     PLAYLIST,
-    REGION,
     TABLE,
     Policy,
-    Resolver,
     as_list,
     function_statements,
-    load_template,
     props,
-    resources_of,
     role_statements,
     translate,
 )
 
+from bench import cost
+from bench.template import (
+    ACCOUNT,
+    FUNCTIONS,
+    REGION,
+    Resolver,
+    load_template,
+    resources_of,
+)
 from etl_lib.lake import layout
 from etl_lib.transform import iceberg, schemas
 from etl_lib.warehouse import sql as sql_files
@@ -288,80 +288,7 @@ def glue_calls(operation: str, params: dict) -> list[Call]:
     return [(f"glue:{operation}", resource, {}) for resource in resources]
 
 
-# --- Athena on moto, answered by DuckDB ------------------------------------------------------
-
-
-def python_value(literal: str):
-    """An ExecutionParameters entry (``athena.athena_literal``) back as the value bound."""
-    if literal == "NULL":
-        return None
-    if literal in ("true", "false"):
-        return literal == "true"
-    if literal.startswith("'"):
-        return literal[1:-1].replace("''", "'")
-    if literal.startswith("DATE '"):
-        return date.fromisoformat(literal[6:-1])
-    if literal.startswith("TIMESTAMP '"):
-        return datetime.fromisoformat(literal[11:-1]).replace(tzinfo=UTC)
-    return float(literal) if "." in literal else int(literal)
-
-
-def athena_column(series: pd.Series) -> tuple[str, list[str | None]]:
-    """An Athena type for a DuckDB result column, and its values as Athena's text."""
-    present = series.dropna()
-    sample = present.iloc[0] if len(present) else ""
-    if pd.api.types.is_bool_dtype(series) or isinstance(sample, bool):
-        kind, text = "boolean", lambda v: "true" if v else "false"
-    elif pd.api.types.is_integer_dtype(series) or isinstance(sample, int):
-        kind, text = "bigint", lambda v: str(int(v))
-    elif pd.api.types.is_float_dtype(series) or isinstance(sample, float):
-        kind, text = "double", lambda v: repr(float(v))
-    elif pd.api.types.is_datetime64_any_dtype(series) or isinstance(sample, datetime):
-        kind = "timestamp"
-
-        def text(value):
-            stamp = pd.Timestamp(value)
-            if stamp.tzinfo is not None:
-                stamp = stamp.tz_convert(UTC).tz_localize(None)
-            return stamp.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-    elif isinstance(sample, date):
-        kind, text = "date", lambda v: v.isoformat()
-    elif isinstance(sample, Decimal):
-        kind, text = "decimal", lambda v: format(v, "f")
-    else:
-        kind, text = "varchar", str
-
-    def missing(value) -> bool:
-        return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
-
-    return kind, [None if missing(v) else text(v) for v in series.astype(object)]
-
-
-def athena_results(frame: pd.DataFrame):
-    from moto.athena.models import QueryResults
-
-    columns = {name: athena_column(frame[name]) for name in frame.columns}
-    info = [
-        {
-            "CatalogName": "hive",
-            "SchemaName": "",
-            "TableName": "",
-            "Name": name,
-            "Label": name,
-            "Type": kind,
-            "Precision": 0,
-            "Scale": 0,
-            "Nullable": "UNKNOWN",
-            "CaseSensitive": kind == "varchar",
-        }
-        for name, (kind, _) in columns.items()
-    ]
-    header = {"Data": [{"VarCharValue": name} for name in columns]}
-    rows = [
-        {"Data": [{} if value is None else {"VarCharValue": value} for value in values]}
-        for values in zip(*(values for _, values in columns.values()), strict=True)
-    ]
-    return QueryResults(rows=[header, *rows], column_info=info)
+# --- Athena on moto, answered by DuckDB (bench/cost.py's answering_athena) -------------------
 
 
 def athena_answered_by_duckdb(monkeypatch, lake_root: str, recorder) -> None:
@@ -374,24 +301,19 @@ def athena_answered_by_duckdb(monkeypatch, lake_root: str, recorder) -> None:
 
     from etl_lib.warehouse import execute
 
-    start = AthenaBackend.start_query_execution
-
-    def start_query_execution(self, query, context, config, workgroup, execution_parameters):
-        query_id = start(self, query, context, config, workgroup, execution_parameters)
-        if re.match(r"\s*(CREATE|DROP|ALTER)\b", query, re.IGNORECASE):
-            return query_id  # DDL (CREATE OR REPLACE VIEW): no rows
-        values = [python_value(p) for p in execution_parameters or []]
+    def answer(query_id: str, statement: str, values: list):
         was_recording = recorder._user_enabled
         recorder.stop_recording()
         try:
-            frame = execute.query(lake_root, query, values)
+            return execute.query(lake_root, statement, values)
         finally:
             if was_recording:
                 recorder.start_recording()
-        self.query_results[query_id] = athena_results(frame)
-        return query_id
 
-    monkeypatch.setattr(AthenaBackend, "start_query_execution", start_query_execution)
+    start = AthenaBackend.start_query_execution
+    monkeypatch.setattr(
+        AthenaBackend, "start_query_execution", cost.answering_athena(start, answer)
+    )
 
 
 # --- the stack on moto, and the calls of one run of each handler ------------------------------

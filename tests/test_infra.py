@@ -31,6 +31,16 @@ from pathlib import Path
 
 import pytest
 
+from bench.template import (
+    ACCOUNT,
+    FUNCTIONS,
+    PSEUDO,
+    REGION,
+    TEMPLATE,
+    Resolver,
+    load_template,
+    resources_of,
+)
 from etl_lib import config
 from etl_lib.extract.credentials import Credentials
 from etl_lib.lake import layout
@@ -38,24 +48,6 @@ from etl_lib.transform import iceberg
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
-TEMPLATE = INFRA / "template.yaml"
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
-PSEUDO = {
-    "AWS::AccountId": ACCOUNT,
-    "AWS::Region": REGION,
-    "AWS::Partition": "aws",
-    "AWS::StackName": "spotify-charts-lake",
-    "AWS::URLSuffix": "amazonaws.com",
-}
-# Parameters without a default get a value here (as `sam deploy` would require).
-# Parameters without a default, and the value the checks give them (none today).
-REQUIRED_PARAMETERS: dict[str, str] = {}
-FUNCTIONS = {
-    "extract": "ExtractFunction",
-    "transform": "TransformFunction",
-    "report": "ReportFunction",
-}
 DATA_SERVICES = ("s3:", "glue:", "athena:", "secretsmanager:")
 # The only managed policies allowed, and only as the ARNs SAM itself adds (logs, X-Ray).
 ALLOWED_MANAGED_POLICIES = {
@@ -73,19 +65,9 @@ QUEUES = {
 }
 PLAYLIST = config.DEFAULT_PLAYLISTS[0]
 MOMENT = datetime(2026, 10, 1, 12, 0, 0, tzinfo=UTC)
-NO_VALUE = object()
 
 
-# --- loading and resolving ------------------------------------------------------------------
-
-
-def load_template() -> dict:
-    """The template as plain dicts, short tags (!Ref, !Sub...) as their long forms."""
-    from cfnlint.decode import decode
-
-    decoded, matches = decode(str(TEMPLATE))
-    assert not matches, [str(match) for match in matches]
-    return json.loads(json.dumps(decoded))
+# --- loading and resolving (bench/template.py) ---------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -93,116 +75,9 @@ def template() -> dict:
     return load_template()
 
 
-class Resolver:
-    """Resolves the intrinsics this template uses, with parameter defaults and fixed pseudo
-    parameters. A reference to a resource resolves to its name where the name is set in the
-    template, else to ``<LogicalId>`` (``<LogicalId.Attribute>`` for GetAtt)."""
-
-    NAME_PROPERTIES = {
-        "AWS::S3::Bucket": ("BucketName",),
-        "AWS::Glue::Database": ("DatabaseInput", "Name"),
-        "AWS::Glue::Table": ("TableInput", "Name"),
-        "AWS::Athena::WorkGroup": ("Name",),
-        "AWS::Serverless::Function": ("FunctionName",),
-        "AWS::Logs::LogGroup": ("LogGroupName",),
-    }
-
-    def __init__(self, template: dict, overrides: dict | None = None) -> None:
-        self.template = template
-        self.values = {
-            name: str(spec["Default"])
-            for name, spec in template.get("Parameters", {}).items()
-            if "Default" in spec
-        }
-        self.values.update(REQUIRED_PARAMETERS)
-        self.values.update(overrides or {})
-        self.values.update(PSEUDO)
-
-    def condition(self, name: str) -> bool:
-        return self._condition(self.template["Conditions"][name])
-
-    def _condition(self, expression) -> bool:
-        ((function, argument),) = expression.items()
-        if function == "Fn::Equals":
-            left, right = (self(value) for value in argument)
-            return str(left) == str(right)
-        if function == "Fn::Not":
-            return not self._condition(argument[0])
-        if function == "Fn::And":
-            return all(self._condition(value) for value in argument)
-        if function == "Fn::Or":
-            return any(self._condition(value) for value in argument)
-        if function == "Condition":
-            return self.condition(argument)
-        raise AssertionError(f"condition function {function} not supported here")
-
-    def ref(self, name: str):
-        if name == "AWS::NoValue":
-            return NO_VALUE
-        if name in self.values:
-            return self.values[name]
-        resource = self.template["Resources"].get(name)
-        assert resource is not None, f"!Ref {name}: no such parameter or resource"
-        path = self.NAME_PROPERTIES.get(resource["Type"])
-        if path:
-            value = resource["Properties"]
-            for key in path:
-                value = value.get(key) if isinstance(value, dict) else None
-            if value is not None:
-                return self(value)
-        return f"<{name}>"
-
-    def sub(self, text: str, variables: dict) -> str:
-        def replace(match: re.Match) -> str:
-            if match.group(1):  # ${!Literal}
-                return "${" + match.group(2) + "}"
-            name = match.group(2)
-            if name in variables:
-                return str(self(variables[name]))
-            if "." in name:
-                return f"<{name}>"
-            return str(self.ref(name))
-
-        return re.sub(r"\$\{(!?)([^}]+)\}", replace, text)
-
-    def __call__(self, value):
-        if isinstance(value, list):
-            return [item for item in (self(v) for v in value) if item is not NO_VALUE]
-        if not isinstance(value, dict):
-            return value
-        if len(value) == 1:
-            ((key, argument),) = value.items()
-            if key == "Ref":
-                return self.ref(argument)
-            if key == "Fn::Sub":
-                if isinstance(argument, str):
-                    return self.sub(argument, {})
-                return self.sub(argument[0], argument[1])
-            if key == "Fn::GetAtt":
-                target = argument if isinstance(argument, list) else argument.split(".", 1)
-                return f"<{target[0]}.{target[1]}>"
-            if key == "Fn::If":
-                name, when_true, when_false = argument
-                return self(when_true if self.condition(name) else when_false)
-            if key == "Fn::Join":
-                separator, items = argument
-                return separator.join(str(item) for item in self(items))
-            assert not key.startswith("Fn::"), f"{key} not supported by this resolver"
-        resolved = {key: self(item) for key, item in value.items()}
-        return {key: item for key, item in resolved.items() if item is not NO_VALUE}
-
-
 @pytest.fixture(scope="module")
 def resolve(template) -> Resolver:
     return Resolver(template)
-
-
-def resources_of(template: dict, resource_type: str) -> dict[str, dict]:
-    return {
-        name: resource
-        for name, resource in template["Resources"].items()
-        if resource["Type"] == resource_type
-    }
 
 
 def props(template: dict, name: str) -> dict:
