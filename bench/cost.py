@@ -1001,11 +1001,27 @@ def share_allowance(lines: list[Line], allowance: float) -> None:
 
 
 def alarm_metrics(template: dict) -> tuple[int, int]:
-    """Metrics watched by the template's standard alarms, and its composite alarms."""
+    """Metrics watched by the template's standard alarms (an alarm on metric math is billed
+    for each metric it reads), and its composite alarms. An alarm CloudWatch bills another
+    way is refused rather than priced as standard."""
     metrics = 0
-    for alarm in resources_of(template, "AWS::CloudWatch::Alarm").values():
-        queries = alarm["Properties"].get("Metrics")
-        metrics += sum("MetricStat" in q for q in queries) if queries else 1
+    for name, alarm in resources_of(template, "AWS::CloudWatch::Alarm").items():
+        properties = alarm["Properties"]
+        # A single-metric alarm names its metric and period in its own properties.
+        queries = properties.get("Metrics") or [{"MetricStat": properties}]
+        read = [q["MetricStat"] for q in queries if "MetricStat" in q]
+        expressions = " ".join(q.get("Expression", "") for q in queries)
+        if re.search(r"ANOMALY_DETECTION_BAND|\bSELECT\b", expressions, re.IGNORECASE):
+            raise BenchError(
+                f"alarm {name} uses anomaly detection or a Metrics Insights query, which "
+                "CloudWatch bills otherwise than per metric: price it in bench/cost.py"
+            )
+        if any(isinstance(m.get("Period"), int) and m["Period"] < 60 for m in read):
+            raise BenchError(
+                f"alarm {name} is high-resolution (a period under 60 s), billed $0.30 a "
+                "metric and outside the free tier: price it in bench/cost.py"
+            )
+        metrics += len(read)
     return metrics, len(resources_of(template, "AWS::CloudWatch::CompositeAlarm"))
 
 

@@ -3,6 +3,7 @@ server, and the pricing of what it counted."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -175,6 +176,60 @@ def test_billed_custom_metrics_are_prorated_by_the_hours_they_are_published_in(t
     )
     metrics = line(cost.price(measured, template), "CloudWatch", "custom metrics (EMF)")
     assert metrics.quantity == pytest.approx(30 / 730)  # published in one hour a day
+
+
+def with_alarm(template: dict, **properties) -> dict:
+    """A copy of the template with one more alarm of these properties."""
+    changed = copy.deepcopy(template)
+    changed["Resources"]["AddedAlarm"] = {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {"Threshold": 0, "ComparisonOperator": "GreaterThanThreshold", **properties},
+    }
+    return changed
+
+
+def lambda_metric(name: str, period: int = 300) -> dict:
+    return {
+        "Metric": {"Namespace": "AWS/Lambda", "MetricName": name},
+        "Period": period,
+        "Stat": "Sum",
+    }
+
+
+def test_an_alarm_on_metric_math_is_billed_for_each_metric_it_reads(template):
+    standard, composite = cost.alarm_metrics(template)
+    either = with_alarm(
+        template,
+        Metrics=[
+            {"Id": "errors", "MetricStat": lambda_metric("Errors"), "ReturnData": False},
+            {"Id": "throttles", "MetricStat": lambda_metric("Throttles"), "ReturnData": False},
+            {"Id": "either", "Expression": "errors + throttles"},
+        ],
+    )
+    assert cost.alarm_metrics(either) == (standard + 2, composite)
+    single = with_alarm(template, Namespace="AWS/Lambda", MetricName="Errors", Period=300)
+    assert cost.alarm_metrics(single) == (standard + 1, composite)
+
+
+@pytest.mark.parametrize(
+    ("properties", "refused"),
+    [
+        ({"Namespace": "AWS/Lambda", "MetricName": "Errors", "Period": 10}, "high-resolution"),
+        (
+            {
+                "Metrics": [
+                    {"Id": "errors", "MetricStat": lambda_metric("Errors")},
+                    {"Id": "band", "Expression": "ANOMALY_DETECTION_BAND(errors, 2)"},
+                ],
+                "ThresholdMetricId": "band",
+            },
+            "anomaly detection",
+        ),
+    ],
+)
+def test_an_alarm_billed_otherwise_than_per_metric_is_refused(template, properties, refused):
+    with pytest.raises(BenchError, match=f"alarm AddedAlarm .*{refused}"):
+        cost.alarm_metrics(with_alarm(template, **properties))
 
 
 def test_the_readme_block_is_replaced_and_a_readme_without_it_is_refused(tmp_path):

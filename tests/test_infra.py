@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import cost
 from bench.template import (
     ACCOUNT,
     FUNCTIONS,
@@ -654,17 +655,7 @@ def test_queues_are_encrypted_tls_only_and_end_in_a_watched_dead_letter_queue(te
         policy["Properties"]["Queues"][0]["Ref"]: policy["Properties"]["PolicyDocument"]
         for policy in resources_of(template, "AWS::SQS::QueuePolicy").values()
     }
-    alarms = [
-        resolve(a["Properties"]) for a in resources_of(template, "AWS::CloudWatch::Alarm").values()
-    ]
-    watched = {
-        a["Dimensions"][0]["Value"]
-        for a in alarms
-        if a.get("Namespace") == "AWS/SQS"
-        and a["MetricName"] == "ApproximateNumberOfMessagesVisible"
-        and a["Threshold"] == 0
-        and a["ComparisonOperator"] == "GreaterThanThreshold"
-    }
+    watched = watched_queues(template, resolve)
     for name, queue in queues.items():
         properties = queue["Properties"]
         assert properties["SqsManagedSseEnabled"] is True, name
@@ -755,23 +746,37 @@ def test_secret_is_a_placeholder_never_a_parameter(template):
         assert "NoEcho" not in spec
 
 
-def test_alarms_cover_errors_throttles_and_freshness(template, resolve):
+def watched_queues(template: dict, resolve: Resolver) -> set[str]:
+    """The queues an alarm watches for any visible message, as ``<LogicalId.QueueName>``."""
+    alarms = [
+        resolve(a["Properties"]) for a in resources_of(template, "AWS::CloudWatch::Alarm").values()
+    ]
+    return {
+        a["Dimensions"][0]["Value"]
+        for a in alarms
+        if a.get("Namespace") == "AWS/SQS"
+        and a["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        and a["Threshold"] == 0
+        and a["ComparisonOperator"] == "GreaterThanThreshold"
+    }
+
+
+def test_alarms_cover_errors_and_freshness(template, resolve):
     alarms = {
         name: resolve(resource["Properties"])
         for name, resource in resources_of(template, "AWS::CloudWatch::Alarm").items()
     }
     for logical_id in FUNCTIONS.values():
         function_name = resolve(props(template, logical_id)["FunctionName"])
-        for metric in ("Errors", "Throttles"):
-            [alarm] = [
-                a
-                for a in alarms.values()
-                if a.get("Namespace") == "AWS/Lambda"
-                and a["MetricName"] == metric
-                and a["Dimensions"] == [{"Name": "FunctionName", "Value": function_name}]
-            ]
-            assert alarm["Period"] == 300 and alarm["Threshold"] == 0
-            assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        [alarm] = [
+            a
+            for a in alarms.values()
+            if a.get("Namespace") == "AWS/Lambda"
+            and a["MetricName"] == "Errors"
+            and a["Dimensions"] == [{"Name": "FunctionName", "Value": function_name}]
+        ]
+        assert alarm["Period"] == 300 and alarm["Threshold"] == 0
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
     freshness = alarms["NoSuccessfulExtractAlarm"]
     assert freshness["Namespace"] == "SpotifyChartsLake"
     assert freshness["Period"] * freshness["EvaluationPeriods"] == 3 * 3600
@@ -802,6 +807,49 @@ def test_alarms_cover_errors_throttles_and_freshness(template, resolve):
     topic = template["Resources"]["AlarmTopic"]
     assert topic["Condition"] == "HasAlarmEmail"
     assert topic["Properties"]["KmsMasterKeyId"]
+
+
+def test_the_alarms_stay_within_the_free_alarm_metrics(template):
+    """CloudWatch's always-free tier is 10 alarm metrics a month; an alarm on metric math is
+    billed for every metric it reads (``cost.alarm_metrics`` counts them), and a composite
+    alarm is never free."""
+    standard, composite = cost.alarm_metrics(template)
+    assert standard <= cost.FREE["alarm_metrics"] == 10
+    assert composite == 0
+
+
+def test_a_throttled_invocation_that_never_runs_ends_where_an_alarm_watches(template, resolve):
+    """No Throttles alarms: each way a function is invoked retries a throttle, then hands the
+    event to a queue with an alarm. SQS event sources redeliver until the queue's receive
+    limit moves the message to its dead-letter queue; asynchronous invocations (the
+    schedule's, CloudFormation's, a direct one) go to their on-failure destination, and
+    deliveries the scheduler could not make to its dead-letter queue."""
+    watched = watched_queues(template, resolve)
+    queues = resources_of(template, "AWS::SQS::Queue")
+    alarmed = {
+        resolve(a["Properties"])["MetricName"]
+        for a in resources_of(template, "AWS::CloudWatch::Alarm").values()
+    }
+    assert "Throttles" not in alarmed
+    functions = resources_of(template, "AWS::Serverless::Function")
+    assert set(FUNCTIONS.values()) < set(functions)
+    for logical_id, function in functions.items():
+        properties = function["Properties"]
+        ends = []
+        for source in properties.get("Events", {}).values():
+            if source["Type"] == "SQS":
+                queue = source["Properties"]["Queue"]["Fn::GetAtt"][0]
+                redrive = queues[queue]["Properties"]["RedrivePolicy"]
+                ends.append(redrive["deadLetterTargetArn"]["Fn::GetAtt"][0])
+            else:
+                assert source["Type"] == "ScheduleV2", (logical_id, source["Type"])
+                ends.append(source["Properties"]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0])
+        if "EventInvokeConfig" in properties:
+            destination = properties["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
+            ends.append(destination["Destination"]["Fn::GetAtt"][0])
+        assert ends, f"{logical_id}: a throttled invocation ends nowhere"
+        for queue in ends:
+            assert f"<{queue}.QueueName>" in watched, (logical_id, queue)
 
 
 def test_parameters_and_outputs(template):
