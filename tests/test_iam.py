@@ -3,11 +3,14 @@
 The three handlers run on moto's server on 127.0.0.1 with the environment the template gives
 each function: the extract (with a refresh token Spotify rotates, so the new one is written
 back), the transform of an SQS batch naming the extract's file and a corrupt one (twice: a
-redelivery), and the report of the playlists the transform asked for, on Athena. moto's
-server records every request any client made (boto3, s3fs's aiobotocore, pyiceberg's Glue
-client, pyathena in the report's kernel); each is mapped to the IAM action and resource ARN
-that AWS would authorize, and what AWS itself does with a function's permissions on its
-behalf (``ON_BEHALF``) is added. Then:
+redelivery), and the report of the playlists the transform asked for, on Athena. On a fresh
+moto, the views function (the ``AthenaViews`` custom resource) gets CloudFormation's Create,
+as the first deploy sends it to an empty lake, then an Update, as a later deploy does; its
+responses go to a loopback stand-in for CloudFormation's presigned URL, which needs no
+permission of the function. moto's server records every request any client made (boto3,
+s3fs's aiobotocore, pyiceberg's Glue client, pyathena in the report's kernel); each is mapped
+to the IAM action and resource ARN that AWS would authorize, and what AWS itself does with a
+function's permissions on its behalf (``ON_BEHALF``) is added. Then:
 
 - every call is allowed by that function's role, as SAM expands it (the template's
   ``Policies`` plus what SAM adds for event sources and destinations);
@@ -27,6 +30,7 @@ small simulator of ``test_infra.Policy``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import os
@@ -63,6 +67,9 @@ from etl_lib.transform import iceberg, schemas
 from etl_lib.warehouse import sql as sql_files
 
 Call = tuple[str, str, dict]  # IAM action, resource ARN, condition context
+# The functions whose roles are checked (short name -> logical id): the handlers, and the
+# views function of the AthenaViews custom resource.
+ROLES = {**FUNCTIONS, "views": "AthenaViewsFunction"}
 # The queue the transform asks for reports on, by its logical id in the template.
 REPORT_REQUESTS_QUEUE = "ReportRequestsQueue"
 
@@ -85,6 +92,14 @@ ON_BEHALF = {
         "s3:ListBucket and s3:GetBucketLocation on the lake bucket",
         "Athena reads the data with the caller's S3 permissions",
         "Athena User Guide: 'Control access to Amazon S3 from Athena'",
+    ),
+    "athena_writes_the_views": (
+        "Athena, per CREATE OR REPLACE VIEW",
+        "glue:CreateTable on the catalog, the database and the view when the view is new, "
+        "glue:UpdateTable on them when it replaces it",
+        "Athena keeps a view as a Glue table (TableType VIRTUAL_VIEW) and writes it as the caller",
+        "Athena User Guide: 'Fine-grained access to databases and tables in the AWS Glue Data "
+        "Catalog'",
     ),
     "athena_writes_the_results": (
         "Athena, per query",
@@ -141,11 +156,19 @@ def athena_on_behalf(statement: str, output: str, bucket: str, database: str) ->
     return calls
 
 
+def athena_view_writes(view: str, database: str, exists: bool) -> list[Call]:
+    """ON_BEHALF's Glue writes of a CREATE OR REPLACE VIEW of ``view``."""
+    glue = f"arn:aws:glue:{REGION}:{ACCOUNT}:"
+    action = "glue:UpdateTable" if exists else "glue:CreateTable"
+    resources = ("catalog", f"database/{database}", f"table/{database}/{view}")
+    return [(action, glue + resource, {}) for resource in resources]
+
+
 def lambda_polling(template: dict, function: str) -> list[Call]:
     """ON_BEHALF's SQS polling: the queues of the function's SQS event sources."""
     resolve = Resolver(template)
     calls = []
-    for source in props(template, FUNCTIONS[function]).get("Events", {}).values():
+    for source in props(template, ROLES[function]).get("Events", {}).values():
         if source["Type"] == "SQS":
             queue = resolve(source["Properties"]["Queue"])
             calls += [
@@ -158,24 +181,39 @@ def lambda_polling(template: dict, function: str) -> list[Call]:
 # --- recorded requests as IAM calls ---------------------------------------------------------
 
 
+def recorded(recording: Path) -> list[dict]:
+    """The requests moto's recorder wrote. It writes an entry and its newline in two writes,
+    so the entries of requests served at the same time can share a line: the file is read as
+    a stream of JSON objects, not as lines."""
+    text = recording.read_text(encoding="utf-8")
+    decoder, blank = json.JSONDecoder(), re.compile(r"\s*")
+    entries, position = [], blank.match(text).end()
+    while position < len(text):
+        entry, position = decoder.raw_decode(text, position)
+        entries.append(entry)
+        position = blank.match(text, position).end()
+    return entries
+
+
 class Recording:
     """Maps what moto's server recorded to IAM calls. ``aliases`` names a real ARN (a queue,
     the secret) as the template's resolver names it; ``athena`` is moto's Athena backend,
-    which knows the workgroup of a query id."""
+    which knows the workgroup of a query id. moto's Athena keeps no view in Glue, so the
+    views Athena would have created so far are remembered here (``views``)."""
 
     def __init__(self, *, aliases: dict[str, str], athena, bucket: str, database: str) -> None:
         self.aliases = aliases
         self.athena = athena
         self.bucket = bucket
         self.database = database
+        self.views: set[str] = set()
 
     def calls(self, recording: Path) -> list[Call]:
         """(IAM action, resource ARN, condition context) of every request recorded; a
         request this mapping does not know fails the test, so a new kind of call is looked
         at rather than let through."""
         calls = []
-        for line in recording.read_text(encoding="utf-8").splitlines():
-            entry = json.loads(line)
+        for entry in recorded(recording):
             headers = {name.lower(): value for name, value in entry["headers"].items()}
             body = entry.get("body") or ""
             if entry.get("body_encoded"):
@@ -214,7 +252,12 @@ class Recording:
             output = self.athena.work_groups[workgroup].configuration["ResultConfiguration"][
                 "OutputLocation"
             ]
-            calls += athena_on_behalf(params["QueryString"], output, self.bucket, self.database)
+            statement = params["QueryString"]
+            calls += athena_on_behalf(statement, output, self.bucket, self.database)
+            view = re.match(r"\s*CREATE\s+OR\s+REPLACE\s+VIEW\s+(\w+)", statement, re.I)
+            if view:
+                calls += athena_view_writes(view[1], self.database, view[1] in self.views)
+                self.views.add(view[1])
         return calls
 
     def sqs_calls(self, operation: str, body) -> list[Call]:
@@ -431,7 +474,7 @@ class Stack:
         for name in self.variables:
             self.monkeypatch.delenv(name)
         environment = self.resolve(
-            props(self.template, FUNCTIONS[function])["Environment"]["Variables"]
+            props(self.template, ROLES[function])["Environment"]["Variables"]
         )
         for name, value in environment.items():
             self.monkeypatch.setenv(name, self.stand_ins.get(str(value), str(value)))
@@ -452,9 +495,10 @@ def template() -> dict:
     return load_template()
 
 
-@pytest.fixture(scope="module")
-def handler_calls(template, tmp_path_factory) -> dict[str, list[Call]]:
-    """The calls of each function in one extract -> transform -> report chain on moto."""
+@contextlib.contextmanager
+def stack_on_moto(template: dict, folder: Path):
+    """A ``Stack`` on a moto server of its own on 127.0.0.1, emptied first (moto's backends
+    are the process's), and the local Spotify server."""
     from conftest import use_fake_aws
     from moto.server import ThreadedMotoServer
 
@@ -469,12 +513,25 @@ def handler_calls(template, tmp_path_factory) -> dict[str, list[Call]]:
     try:
         with spotify, pytest.MonkeyPatch.context() as monkeypatch:
             use_fake_aws(monkeypatch, endpoint)
-            stack = Stack(template, endpoint, spotify, monkeypatch, tmp_path_factory.mktemp("iam"))
-            yield chain_calls(stack)
-            stack.recorder.stop_recording()
+            stack = Stack(template, endpoint, spotify, monkeypatch, folder)
+            try:
+                yield stack
+            finally:
+                stack.recorder.stop_recording()
     finally:
         server.stop()
         iceberg.forget()
+
+
+@pytest.fixture(scope="module")
+def handler_calls(template, tmp_path_factory) -> dict[str, list[Call]]:
+    """The calls of each function: one extract -> transform -> report chain on moto, then the
+    views function's deploys on a fresh one (``views_calls``)."""
+    with stack_on_moto(template, tmp_path_factory.mktemp("iam")) as stack:
+        calls = chain_calls(stack)
+    with stack_on_moto(template, tmp_path_factory.mktemp("views")) as stack:
+        calls["views"] = views_calls(stack)
+    return calls
 
 
 def report_event(stack: Stack, transformed: dict) -> dict:
@@ -511,6 +568,25 @@ def chain_calls(stack: Stack) -> dict[str, list[Call]]:
 
     reported, calls["report"] = stack.run("report", report_event(stack, first))
     assert reported["reports"] and all(r["succeeded"] for r in reported["reports"]), reported
+    return calls
+
+
+def views_calls(stack: Stack) -> list[Call]:
+    """The views function's calls for the requests CloudFormation sends it: Create on the
+    first deploy, to a lake with no table yet (the tables are created empty, then the views),
+    and Update on a later deploy (the tables are there; the views are replaced)."""
+    from test_views_resource import ResponseReceiver, request
+
+    calls: list[Call] = []
+    receiver = ResponseReceiver()
+    try:
+        for kind in ("Create", "Update"):
+            response, made = stack.run("views", request(kind, receiver))
+            assert response["Status"] == "SUCCESS", response
+            calls += made
+        assert [put["body"]["Status"] for put in receiver.requests] == ["SUCCESS"] * 2
+    finally:
+        receiver.close()
     return calls
 
 
@@ -556,7 +632,7 @@ def expanded_policies(template: dict) -> dict[str, Policy]:
     expanded = translate(template)
     resolve = Resolver(expanded)
     policies = {}
-    for short, logical_id in FUNCTIONS.items():
+    for short, logical_id in ROLES.items():
         role = expanded["Resources"][f"{logical_id}Role"]
         statements = role_statements(role)
         for arn in role["Properties"].get("ManagedPolicyArns", []):
@@ -575,7 +651,7 @@ def unused_grants(template: dict, function: str, calls: list[Call]) -> list[str]
     ``Sid: action on resource``."""
     resolve = Resolver(template)
     unused = []
-    for statement in function_statements(template, FUNCTIONS[function]):
+    for statement in function_statements(template, ROLES[function]):
         if statement["Effect"] != "Allow":
             continue
         for action in as_list(statement["Action"]):
@@ -613,6 +689,16 @@ def test_every_call_the_handlers_make_is_allowed_to_them(handler_calls, template
     assert any("/quarantine/" in key for key in written)
     published = {r for a, r, _ in handler_calls["report"] if a == "s3:PutObject"}
     assert any(key.endswith("/report.html") for key in published), sorted(published)
+    # The views function's deploys: Create made every table and view, Update replaced the views.
+    made = {(a, r.rsplit("/", 1)[1]) for a, r, _ in handler_calls["views"] if ":table/" in r}
+    views = sql_files.shipped("views")
+    assert {("glue:CreateTable", name) for name in [*schemas.TABLES, *views]} <= made
+    assert {("glue:UpdateTable", name) for name in views} <= made
+    assert {a for a, _ in made} == {
+        "glue:GetTable",
+        "glue:CreateTable",
+        "glue:UpdateTable",
+    }
 
 
 @pytest.mark.slow
@@ -628,7 +714,7 @@ def without_action(template: dict, function: str, sid: str, action: str) -> dict
     """A copy of the template whose statement ``sid`` of ``function`` no longer grants
     ``action``."""
     changed = copy.deepcopy(template)
-    for policy in props(changed, FUNCTIONS[function])["Policies"]:
+    for policy in props(changed, ROLES[function])["Policies"]:
         for statement in as_list(policy["Statement"]):
             if statement.get("Sid") == sid:
                 actions = as_list(statement["Action"])
@@ -651,6 +737,8 @@ def without_action(template: dict, function: str, sid: str, action: str) -> dict
         ("transform", "ReadWriteTables", "s3:PutObject", rf"/{re.escape(iceberg.WAREHOUSE)}/"),
         ("extract", "SpotifyCredentials", "secretsmanager:PutSecretValue", r"<SpotifySecret>"),
         ("report", "AthenaQueriesInTheWorkgroup", "athena:GetQueryResults", r"workgroup/"),
+        ("views", "ReadWriteTableMetadata", "s3:PutObject", r"/warehouse/.+/metadata/"),
+        ("views", "CatalogTablesAndViews", "glue:UpdateTable", r"table/.+/latest_tracks$"),
     ],
 )
 def test_removing_a_needed_permission_denies_exactly_its_calls(
