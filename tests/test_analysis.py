@@ -170,7 +170,8 @@ def test_query_params_bind_each_shipped_query():
 
 def test_rank_history_leaves_the_days_off_the_chart_out(lake):
     history = _run(lake, "rank_history")
-    assert list(history.columns) == ["chart_date", "track_id", "chart_rank"]
+    assert list(history.columns) == ["playlist_id", "chart_date", "track_id", "chart_rank"]
+    assert set(history["playlist_id"]) == {P}
     # 5 a day, by day and rank; nothing from Q or from before the window.
     assert _rows(history, ["chart_date", "track_id", "chart_rank"]) == [
         (date.fromisoformat(day), letter, rank)
@@ -186,8 +187,14 @@ def test_rank_history_leaves_the_days_off_the_chart_out(lake):
 def test_climbers_and_fallers_compare_the_first_and_last_day(lake):
     # On both 03-01 and 03-04: A 1->2, B 2->1, C 3->5, E 5->4 (D and F are not).
     moves = _run(lake, "climbers_and_fallers")
-    assert list(moves.columns) == ["track_id", "first_rank", "last_rank", "rank_change"]
-    assert _rows(moves, list(moves.columns)) == [
+    assert list(moves.columns) == [
+        "playlist_id",
+        "track_id",
+        "first_rank",
+        "last_rank",
+        "rank_change",
+    ]
+    assert _rows(moves, list(moves.columns[1:])) == [
         ("B", 2, 1, 1),
         ("E", 5, 4, 1),
         ("A", 1, 2, -1),
@@ -201,9 +208,9 @@ def test_climbers_and_fallers_compare_the_first_and_last_day(lake):
 
 def test_new_entries_and_dropouts_compare_the_edge_days(lake):
     changes = _run(lake, "new_entries_and_dropouts")
-    assert list(changes.columns) == ["status", "track_id", "chart_rank"]
+    assert list(changes.columns) == ["playlist_id", "status", "track_id", "chart_rank"]
     # E left on 03-03 and came back on 03-04: on both edge days, so neither.
-    assert _rows(changes, list(changes.columns)) == [
+    assert _rows(changes, list(changes.columns[1:])) == [
         (analysis.NEW_ENTRY, "F", 3),
         (analysis.DROPOUT, "D", 4),
     ]
@@ -228,9 +235,9 @@ def test_days_on_chart_and_peak_count_days_with_breaks_excluded(lake):
 
 def test_longest_running_number_one_ties_go_to_the_earliest_run(lake):
     result = _run(lake, "longest_running_number_one")
-    assert list(result.columns) == ["track_id", "run_days", "run_start", "run_end"]
+    assert list(result.columns) == ["playlist_id", "track_id", "run_days", "run_start", "run_end"]
     # A held #1 on 03-01..02 and B on 03-03..04: two days each, A first.
-    assert _rows(result, list(result.columns)) == [("A", 2, d(1), d(2))]
+    assert _rows(result, list(result.columns)) == [(P, "A", 2, d(1), d(2))]
 
 
 def test_a_day_without_a_chart_ends_a_number_one_run(lake):
@@ -243,7 +250,7 @@ def test_a_day_without_a_chart_ends_a_number_one_run(lake):
 def test_artist_share_counts_every_credited_artist(lake):
     # 20 entries: A 4, B 4, C 4, D 2, E 3, F 3 (F credits nobody but counts in the total).
     result = _run(lake, "artist_share")
-    assert list(result.columns) == ["artist_id", "name", "entries", "share"]
+    assert list(result.columns) == ["playlist_id", "artist_id", "name", "entries", "share"]
     assert _rows(result, ["artist_id", "name", "entries"]) == [
         ("x1", "Talia Lindqvist", 8),  # A + the 3-artist B
         ("x2", "박지호", 8),  # B + C

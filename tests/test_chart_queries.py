@@ -191,6 +191,66 @@ def test_the_report_chart_is_the_last_chart_day_of_the_window(lake):
     assert _letters(chart["track_id"]) == "BAEC"
 
 
+# The report's queries and the window analyses, each of which takes a set of playlists.
+BATCHED = sorted(set(reports.INPUT_NAMES) | set(analysis.WINDOW_QUERIES))
+EVERY_PLAYLIST = (GLOBAL, TOP50, USA)
+
+
+def _bound(name: str, playlists, as_of: str, days: int) -> tuple[str, list]:
+    """``name`` with its parameters for ``playlists`` (one id or several); the most climbers
+    and fallers is 1, so that a ranking shared between playlists would drop one."""
+    if name in analysis.WINDOW_QUERIES:
+        params = analysis.query_params(name, playlists, as_of, days, top=1)
+        return sql.shipped("queries")[name], params
+    return reports.input_queries(playlists, as_of, days)[name]
+
+
+@pytest.mark.parametrize("name", BATCHED)
+@pytest.mark.parametrize(
+    ("as_of", "days"),
+    [
+        # Each playlist has its own edge days: GLOBAL days 5 and 7, TOP50 4 and 7, USA 7 alone.
+        (day(7), 4),
+        (day(7), 7),
+        # Only GLOBAL has a chart: the other two have no rows.
+        (day(3), 3),
+    ],
+)
+def test_one_statement_for_several_playlists_gives_each_what_it_gives_alone(
+    lake, name, as_of, days
+):
+    together = execute.query(lake, *_bound(name, EVERY_PLAYLIST, as_of, days))
+    assert list(together.columns)[0] == "playlist_id"
+    assert set(together["playlist_id"]) <= set(EVERY_PLAYLIST)
+    split = reports._by_playlist(together, EVERY_PLAYLIST)
+    for playlist_id in EVERY_PLAYLIST:
+        alone = execute.query(lake, *_bound(name, playlist_id, as_of, days))
+        pd.testing.assert_frame_equal(split[playlist_id], alone, obj=f"{name} of {playlist_id}")
+    assert sum(len(frame) for frame in split.values()) == len(together)
+
+
+def test_several_playlists_are_ranked_each_on_its_own(lake):
+    """The longest run at #1 is one row per playlist (ties to the earliest run), and the
+    biggest climber and faller are each playlist's, from its own edge days."""
+    longest = execute.query(lake, *_bound("longest_running_number_one", EVERY_PLAYLIST, day(7), 7))
+    assert _records(longest, ["playlist_id", "track_id", "run_days", "run_start"]) == [
+        (USA, ID["G"], 1, day(7)),
+        # H, A and D each held #1 one day: H first.
+        (TOP50, ID["H"], 1, day(4)),
+        (GLOBAL, ID["A"], 3, day(5)),
+    ]
+    # GLOBAL compares day 5 with day 7 (no chart on day 4), TOP50 day 4 with day 7, and USA
+    # has one chart day: nothing to compare.
+    moves = execute.query(lake, *_bound("climbers_and_fallers", EVERY_PLAYLIST, day(7), 4))
+    assert _records(moves, ["playlist_id", "track_id", "rank_change"]) == [
+        (TOP50, ID["D"], 3),
+        (TOP50, ID["H"], -3),
+        (GLOBAL, ID["B"], -2),
+    ]
+    freshness = execute.query(lake, *_bound("freshness", EVERY_PLAYLIST, day(3), 3))
+    assert _records(freshness, ["playlist_id", "playlist_name"]) == [(GLOBAL, "Top Songs - Global")]
+
+
 def test_compare_track_ranks_lists_every_chart_of_the_day(lake):
     alpha = _shipped(lake, "compare_track_ranks", day=day(7), track_id=ID["A"])
     assert _records(

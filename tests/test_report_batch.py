@@ -105,10 +105,11 @@ def test_one_run_publishes_every_report_as_runs_of_their_own_would(
     assert [r.playlist_id for r in results] == [*DEMO_PLAYLISTS, None]  # the comparison last
     assert all(result.succeeded for result in results), [r.status for r in results]
     assert results[-1].output_prefix == reports.comparison_prefix(AS_OF)
-    # Each report's queries ran once, all of them in one call before the notebooks.
+    # The reports' queries ran once, one statement each for every playlist, all of them in
+    # one call before the notebooks.
     assert handed == list(DEMO_PLAYLISTS)
     report_statements = [key for key in queried if isinstance(key, tuple)]
-    expected = [(p, name) for p in DEMO_PLAYLISTS for name in reports.input_queries(p, AS_OF, DAYS)]
+    expected = [(tuple(DEMO_PLAYLISTS), name) for name in reports.INPUT_NAMES]
     assert sorted(report_statements) == sorted(expected)
     for playlist_id, result in zip(DEMO_PLAYLISTS, results, strict=False):
         assert result.output_prefix == alone[playlist_id].output_prefix
@@ -225,25 +226,95 @@ def test_athena_queries_go_together_but_never_more_than_the_bound(monkeypatch):
         time.sleep(0.05)
         with lock:
             in_flight -= 1
-        if params[0] == "broken":
+        covered = params[0].split(",")
+        if "broken" in covered:
             raise ConfigError("query failed: TABLE_NOT_FOUND")
-        return pd.DataFrame({"statement": [statement], "playlist": [params[0]]}), 10
+        return pd.DataFrame({"playlist_id": covered, "statement": statement}), 10
 
     monkeypatch.setattr(execute, "run", fake_run)
+    # Two playlists on one day share their statements; the third, on another day, has its own.
     wanted = {"a" * 22: AS_OF, "broken": AS_OF, "b" * 22: "2026-10-30"}
     inputs = reports.query_inputs("s3://lake", wanted, DAYS, engine="athena")
 
     assert most == reports.ATHENA_CONCURRENT_QUERIES
+    # A statement that fails fails every playlist it covered, and those alone.
     assert isinstance(inputs["broken"], ConfigError)
-    for playlist_id in ("a" * 22, "b" * 22):
-        queries = reports.input_queries(playlist_id, wanted[playlist_id], DAYS)
-        frames = inputs[playlist_id]
-        assert list(frames) == list(queries)
-        assert all(
-            frames[name]["statement"].item() == statement
-            and frames[name]["playlist"].item() == playlist_id
-            for name, (statement, _) in queries.items()
-        )
+    assert isinstance(inputs["a" * 22], ConfigError)
+    queries = reports.input_queries("b" * 22, wanted["b" * 22], DAYS)
+    frames = inputs["b" * 22]
+    assert list(frames) == list(queries)
+    for name, (statement, _) in queries.items():
+        assert frames[name].to_dict("list") == {"playlist_id": ["b" * 22], "statement": [statement]}
+
+
+def _recording_query_all(monkeypatch) -> list[tuple[str, list]]:
+    """Every statement ``execute.query_all`` runs from here on, with its parameters."""
+    ran: list[tuple[str, list]] = []
+    query_all = execute.query_all
+
+    def recording(lake_root, statements, **kwargs):
+        ran.extend((statement, list(params)) for statement, params in statements.values())
+        return query_all(lake_root, statements, **kwargs)
+
+    monkeypatch.setattr(execute, "query_all", recording)
+    return ran
+
+
+def test_the_reports_of_one_day_run_one_statement_per_query_for_all_playlists(lake, monkeypatch):
+    day_before = (DEMO_LAST_DAY.date() - timedelta(days=1)).isoformat()
+    late, *others = DEMO_PLAYLISTS
+    wanted = {**dict.fromkeys(others, AS_OF), late: day_before}
+    alone = {p: reports.query_inputs(lake, {p: as_of}, DAYS)[p] for p, as_of in wanted.items()}
+
+    ran = _recording_query_all(monkeypatch)
+    inputs = reports.query_inputs(lake, wanted, DAYS)
+
+    # Each query once for the playlists of AS_OF, once for the one of the day before.
+    assert len(ran) == 2 * len(reports.INPUT_NAMES)
+    covered = sorted({params[0] for _, params in ran})
+    assert covered == sorted([",".join(others), late])
+    for playlist_id in wanted:
+        assert list(inputs[playlist_id]) == list(reports.INPUT_NAMES)
+        for name, frame in inputs[playlist_id].items():
+            pd.testing.assert_frame_equal(frame, alone[playlist_id][name], obj=name)
+            assert set(frame["playlist_id"]) <= {playlist_id}
+        assert len(inputs[playlist_id]["chart"]) > 0
+
+
+def test_the_reports_of_one_day_send_athena_one_query_per_query_name(
+    lake, moto_endpoint, monkeypatch
+):
+    """On the Athena path (moto, each query answered by DuckDB over the demo lake): one
+    submission per query for every playlist, split into what DuckDB gives each."""
+    import boto3
+    from moto.athena.models import AthenaBackend
+
+    from bench import cost
+    from etl_lib.config import Settings
+
+    def answer(query_id: str, statement: str, values: list) -> pd.DataFrame:
+        return execute.query(lake, statement, values)
+
+    start = AthenaBackend.start_query_execution
+    monkeypatch.setattr(
+        AthenaBackend, "start_query_execution", cost.answering_athena(start, answer)
+    )
+    boto3.client("s3").create_bucket(Bucket="reports-lake")
+    settings = Settings(lake="s3://reports-lake/lake", aws_region="us-east-1")
+    wanted = dict.fromkeys(DEMO_PLAYLISTS, AS_OF)
+
+    inputs = reports.query_inputs(settings.lake, wanted, DAYS, engine="athena", settings=settings)
+
+    submitted = boto3.client("athena").list_query_executions()["QueryExecutionIds"]
+    assert len(submitted) == len(reports.INPUT_NAMES)
+    on_duckdb = reports.query_inputs(lake, wanted, DAYS)
+    for playlist_id in DEMO_PLAYLISTS:
+        for name, frame in inputs[playlist_id].items():
+            expected = on_duckdb[playlist_id][name]
+            assert list(frame.columns) == list(expected.columns), name
+            for column in {"playlist_id", "track_id"} & set(expected.columns):
+                assert frame[column].tolist() == expected[column].tolist(), (name, column)
+            assert list(frame.index) == list(range(len(frame))), name
 
 
 def test_load_inputs_takes_the_results_handed_to_it_once(lake, tmp_path):

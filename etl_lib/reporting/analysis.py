@@ -4,11 +4,14 @@ Every analysis is one Athena-dialect query, ``etl_lib/warehouse/sql/queries/<nam
 run on DuckDB or Athena (``etl_lib.reporting.reports``); this module only binds their
 parameters and shapes their results for tables and charts.
 
-The window queries (``WINDOW_QUERIES``) look at one playlist over a window: the ``days``
-calendar dates ending at ``as_of`` inclusive (``window_dates``). The window's *first day* and
-*last day* are the first and last dates inside it that have a chart, so a day the extraction
-missed at either edge shifts the comparison by a day instead of making every track look like
-an entry or an exit. ``query_params`` gives their positional parameters. The other shipped
+The window queries (``WINDOW_QUERIES``) look at a set of playlists over a window: the ``days``
+calendar dates ending at ``as_of`` inclusive (``window_dates``). Each playlist is its own: its
+rows carry its ``playlist_id`` (the first column), and every computation (edge days, ranks,
+shares, the one longest run at #1) is that playlist's, so a result for several playlists,
+split by ``playlist_id``, holds what each would give alone. A playlist's *first day* and
+*last day* are the first and last dates inside the window that have its chart, so a day the
+extraction missed at either edge shifts the comparison by a day instead of making every track
+look like an entry or an exit. ``query_params`` gives their positional parameters. The other shipped
 queries compare charts on one day or follow one track or artist over time
 (``LOOKUP_QUERIES``): ``lookup_params`` binds their parameters by name, and ``side_by_side``
 lays the top 10 of several charts out as one column per chart. ``with_labels`` names the
@@ -24,7 +27,7 @@ import pandas as pd
 
 from etl_lib.extract import envelope
 
-# The shipped queries that take the window parameters (playlist_id, first_day, last_day).
+# The shipped queries that take the window parameters (playlists, first_day, last_day).
 WINDOW_QUERIES = (
     "rank_history",
     "climbers_and_fallers",
@@ -78,20 +81,26 @@ def window_bounds(as_of: date | str, days: int) -> tuple[str, str]:
 
 
 def query_params(
-    name: str, playlist_id: str, as_of: date | str, days: int, *, top: int = 10
+    name: str, playlists: str | Iterable[str], as_of: date | str, days: int, *, top: int = 10
 ) -> list:
     """The positional parameters of the shipped query ``name``, in binding order.
 
-    Window queries take ``[playlist_id, first_day, last_day]`` ('YYYY-MM-DD': the window of
-    ``window_dates``, computed here once rather than in every query), plus ``top`` last for
-    ``climbers_and_fallers``; ``top_tracks`` (the latest chart, no window) takes
-    ``[playlist_id, playlist_id, top]``.
+    Window queries take ``[playlists, first_day, last_day]`` (``playlists``: one playlist id,
+    or several, bound joined with ','; the days 'YYYY-MM-DD': the window of ``window_dates``,
+    computed here once rather than in every query), plus ``top`` last for
+    ``climbers_and_fallers``; ``top_tracks`` (the latest chart of one playlist, no window)
+    takes ``[playlist_id, playlist_id, top]``.
     """
     if name == "top_tracks":
-        return [playlist_id, playlist_id, int(top)]
+        if not isinstance(playlists, str):
+            raise ValueError(f"top_tracks takes one playlist id, got {list(playlists)!r}")
+        return [playlists, playlists, int(top)]
     if name not in WINDOW_QUERIES:
         raise ValueError(f"no shipped query named {name!r}")
-    params: list = [playlist_id, *window_bounds(as_of, days)]
+    joined = playlists_param(playlists)
+    if not joined:
+        raise ValueError(f"query {name!r} needs at least one playlist id")
+    params: list = [joined, *window_bounds(as_of, days)]
     if name in TOP_N_QUERIES:
         params.append(int(top))
     return params
@@ -116,13 +125,9 @@ def lookup_params(
     """
     if name not in LOOKUP_QUERIES:
         raise ValueError(f"no shipped lookup query named {name!r}")
-    if playlists is not None and isinstance(playlists, str):
-        playlists = [playlists]
-    if playlists is not None and any("," in playlist for playlist in playlists):
-        raise ValueError(f"a playlist id holds no comma: {list(playlists)!r}")
     values = {
         "day": None if day is None else _as_date(day).isoformat(),
-        "playlists": ",".join(playlists or ()),
+        "playlists": playlists_param(playlists or ()),
         "track_id": track_id,
         "artist_id": artist_id,
         "text": text.strip() if isinstance(text, str) else None,
@@ -136,6 +141,15 @@ def lookup_params(
             raise ValueError(f"query {name!r} needs {parameter}")
         params.append(value)
     return params
+
+
+def playlists_param(playlists: str | Iterable[str]) -> str:
+    """The ``playlists`` parameter of the shipped queries: one playlist id as it is, several
+    joined with ','."""
+    ids = [playlists] if isinstance(playlists, str) else list(playlists)
+    if any("," in playlist for playlist in ids):
+        raise ValueError(f"a playlist id holds no comma: {ids!r}")
+    return ",".join(ids)
 
 
 def side_by_side(top10: pd.DataFrame) -> pd.DataFrame:

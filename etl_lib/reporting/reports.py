@@ -23,7 +23,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -86,29 +86,37 @@ REPORT_ANALYSES = (
     "artist_share",
     "release_age",
 )
+# The report's own queries (``etl_lib/warehouse/sql/report``), then its analyses: the names of
+# ``input_queries``, in its order.
+INPUT_NAMES = ("chart", "freshness", "labels", *REPORT_ANALYSES)
 # The most climbers, and the most fallers, the report lists.
 REPORT_TOP = 10
 
 
-def input_queries(playlist_id: str, as_of: date | str, days: int) -> dict[str, tuple[str, list]]:
-    """The report's queries, each with its bound parameters: the chart of the window's last
-    chart day (``chart``, as the ``chart`` view shows it), the playlist's freshness and the
-    names and artists of the tracks on its chart in the window (``labels``:
-    ``analysis.with_labels``) from ``etl_lib/warehouse/sql/report``, then the analyses of
-    ``REPORT_ANALYSES``. Each reads only the window's days, but those of
-    ``HISTORY_QUERIES``."""
+def input_queries(
+    playlists: str | Iterable[str], as_of: date | str, days: int
+) -> dict[str, tuple[str, list]]:
+    """The report's queries of one playlist, or of several on the same date (one statement
+    each for all of them, every row carrying its playlist_id), each with its bound
+    parameters: the chart of the window's last chart day (``chart``, as the ``chart`` view
+    shows it), the playlist's freshness and the names and artists of the tracks on its
+    chart in the window (``labels``: ``analysis.with_labels``) from
+    ``etl_lib/warehouse/sql/report``, then the analyses of ``REPORT_ANALYSES``. Each reads
+    only the window's days, but those of ``HISTORY_QUERIES``."""
     first_day, last_day = analysis.window_bounds(as_of, days)
+    playlist_ids = [playlists] if isinstance(playlists, str) else list(playlists)
+    joined = analysis.playlists_param(playlist_ids)
     report = sql.shipped("report")
     shipped = sql.shipped("queries")
     params = {
-        "chart": [playlist_id, first_day, last_day, playlist_id],
-        "freshness": [playlist_id, first_day, last_day],
-        "labels": [playlist_id, first_day, last_day],
+        "chart": [joined, first_day, last_day, joined],
+        "freshness": [joined, first_day, last_day],
+        "labels": [joined, first_day, last_day],
     }
     return {name: (report[name], bound) for name, bound in params.items()} | {
         name: (
             shipped[name],
-            analysis.query_params(name, playlist_id, as_of, days, top=REPORT_TOP),
+            analysis.query_params(name, playlist_ids, as_of, days, top=REPORT_TOP),
         )
         for name in REPORT_ANALYSES
     }
@@ -122,24 +130,29 @@ ATHENA_CONCURRENT_QUERIES = 5
 
 # The window of days a query's tables hold (first day or None for every day before, last day)
 Window = tuple[str | None, str]
+# A statement of the reports of several playlists: the playlists it covers, and its name.
+Covered = tuple[tuple[str, ...], str]
 
 
-def _planned_inputs(
-    wanted: dict[str, str], days: int
-) -> dict[Window, dict[tuple[str, str], tuple[str, list]]]:
+def _planned_inputs(wanted: dict[str, str], days: int) -> dict[Window, dict[Covered, tuple]]:
     """The queries of the reports of ``wanted`` (playlist id -> as_of), grouped by the days
-    their tables hold, each keyed by (playlist id, query name).
+    their tables hold, each keyed by the playlists it covers and its name.
 
-    The tables are planned for the window's days only (the queries filter on them too), or
-    for every day up to its last for ``HISTORY_QUERIES``, which count from the first day:
-    playlists reported on the same day share one set of tables.
+    Playlists reported on the same date share one statement per query (``input_queries`` of
+    all of them): Athena bills every query at least 10 MB and reads the tables' files again
+    for each, so a run of 73 charts would otherwise be 73 times the queries for the same
+    files. The tables are planned for the window's days only (the queries filter on them
+    too), or for every day up to its last for ``HISTORY_QUERIES``, which count from the
+    first day.
     """
-    planned: dict[Window, dict[tuple[str, str], tuple[str, list]]] = {}
+    on_date: dict[tuple[str, str], list[str]] = {}
     for playlist_id, as_of in wanted.items():
-        first_day, last_day = analysis.window_bounds(as_of, days)
-        for name, statement in input_queries(playlist_id, as_of, days).items():
+        on_date.setdefault(analysis.window_bounds(as_of, days), []).append(playlist_id)
+    planned: dict[Window, dict[Covered, tuple]] = {}
+    for (first_day, last_day), playlist_ids in on_date.items():
+        for name, statement in input_queries(playlist_ids, last_day, days).items():
             window = (None, last_day) if name in HISTORY_QUERIES else (first_day, last_day)
-            planned.setdefault(window, {})[(playlist_id, name)] = statement
+            planned.setdefault(window, {})[(tuple(playlist_ids), name)] = statement
     return planned
 
 
@@ -183,6 +196,31 @@ def _run_planned(
     return frames, failures
 
 
+def _by_playlist(frame: pd.DataFrame, playlist_ids: Iterable[str]) -> dict[str, pd.DataFrame]:
+    """A result of several playlists' statement as each playlist's own: its rows, in the
+    result's order, indexed from 0 (none: the result's columns, empty)."""
+    rows = frame.groupby("playlist_id", sort=False).indices
+    return {
+        playlist_id: _typed_alone(frame.iloc[rows.get(playlist_id, [])].reset_index(drop=True))
+        for playlist_id in playlist_ids
+    }
+
+
+def _typed_alone(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (one playlist's rows of a statement of several) with the column types DuckDB
+    gives the playlist's statement alone. pandas types a column by its values, so the other
+    playlists' rows must not change them: an integer or boolean column holding another
+    playlist's NULL comes nullable (Int32, boolean), and text without a row comes as object,
+    not str. (Athena's frames are pandas' guesses from the values whichever way.)"""
+    types = {}
+    for column, dtype in frame.dtypes.items():
+        if getattr(dtype, "numpy_dtype", None) is not None and not frame[column].hasnans:
+            types[column] = dtype.numpy_dtype
+        elif frame.empty and isinstance(dtype, pd.StringDtype):
+            types[column] = object
+    return frame.astype(types) if types else frame
+
+
 def query_inputs(
     lake_root: str,
     wanted: dict[str, str],
@@ -192,15 +230,27 @@ def query_inputs(
     settings=None,
 ) -> dict[str, dict[str, pd.DataFrame] | EtlError]:
     """The results of ``input_queries`` of every playlist and date of ``wanted``, all queried
-    before any report runs: per playlist its results by name, or the error of a query."""
-    frames, failures = _run_planned(lake_root, _planned_inputs(wanted, days), engine, settings)
+    before any report runs: per playlist its results by name, or the error of a query.
+
+    The playlists of one date are queried together, one statement per query, whose result
+    is split by playlist_id: a statement that fails fails the reports of every playlist it
+    covered."""
+    planned = _planned_inputs(wanted, days)
+    frames, failures = _run_planned(lake_root, planned, engine, settings)
+    results: dict[tuple[str, str], pd.DataFrame | EtlError] = {}
+    for statements in planned.values():
+        for covered in statements:
+            playlist_ids, name = covered
+            if covered in failures:
+                results |= {(p, name): failures[covered] for p in playlist_ids}
+            else:
+                pieces = _by_playlist(frames[covered], playlist_ids)
+                results |= {(p, name): piece for p, piece in pieces.items()}
     inputs: dict[str, dict[str, pd.DataFrame] | EtlError] = {}
-    for playlist_id, as_of in wanted.items():
-        names = list(input_queries(playlist_id, as_of, days))
-        failed = [failures[(playlist_id, n)] for n in names if (playlist_id, n) in failures]
-        inputs[playlist_id] = (
-            failed[0] if failed else {name: frames[(playlist_id, name)] for name in names}
-        )
+    for playlist_id in wanted:
+        outcomes = {name: results[(playlist_id, name)] for name in INPUT_NAMES}
+        failed = [o for o in outcomes.values() if isinstance(o, EtlError)]
+        inputs[playlist_id] = failed[0] if failed else outcomes
     return inputs
 
 
@@ -219,10 +269,9 @@ def preload_inputs(
     """Keep the report's results saved in ``folder`` (one Parquet file per query of
     ``input_queries``) for the next ``load_inputs`` of this request, in place of any kept
     before."""
-    names = input_queries(playlist_id, as_of, days)
     _PRELOADED.clear()
     _PRELOADED[_preload_key(lake_root, playlist_id, as_of, days, engine)] = {
-        name: pd.read_parquet(Path(folder) / f"{name}.parquet") for name in names
+        name: pd.read_parquet(Path(folder) / f"{name}.parquet") for name in INPUT_NAMES
     }
 
 

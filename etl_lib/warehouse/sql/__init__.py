@@ -1,10 +1,11 @@
 """The project's SQL: written once in Athena (Trino) dialect, transpiled for DuckDB.
 
-``shipped(folder)`` returns the ``.sql`` files of ``views/`` or ``queries/``. ``to_duckdb``
-transpiles with the column types known, because some Trino semantics only survive
-transpiling when sqlglot knows the types (integer division truncates in Trino, not in
-DuckDB). ``portability_problems`` names the constructs that would still run differently,
-or not at all, on one of the two engines; a test keeps the shipped SQL free of them.
+``shipped(folder)`` returns the ``.sql`` files of ``views/``, ``queries/`` or ``report/``
+(each query's header names its parameters). ``to_duckdb`` transpiles with the column types
+known, because some Trino semantics only survive transpiling when sqlglot knows the types
+(integer division truncates in Trino, not in DuckDB). ``portability_problems`` names the
+constructs that would still run differently, or not at all, on one of the two engines; a test
+keeps the shipped SQL free of them.
 """
 
 from __future__ import annotations
