@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -214,16 +214,16 @@ class ExtractOutcome:
 
 
 def last_snapshot(lake_root: str, playlist_id: str) -> dict | None:
-    key = layout.last_snapshot_key(playlist_id)
-    if not storage.exists(lake_root, key):
-        return None
-    return json.loads(storage.read_bytes(lake_root, key))
+    """The playlist's last snapshot landed by an extract (snapshot_id, raw_key, checked_at),
+    or None when none has: one read of its state, which ``extract`` writes as one lands."""
+    data = storage.read_bytes_if_exists(lake_root, layout.last_snapshot_key(playlist_id))
+    return None if data is None else json.loads(data)
 
 
-def _record_check(
-    lake_root: str, outcome: ExtractOutcome, checked_at: datetime, source: str
-) -> None:
-    heartbeat = {
+def check_record(outcome: ExtractOutcome, checked_at: datetime, source: str) -> dict:
+    """One playlist's check as a run's heartbeat holds it (and as earlier versions wrote it
+    alone, one object per playlist)."""
+    return {
         "playlist_id": outcome.playlist_id,
         "checked_at": envelope.format_utc(checked_at),
         "status": outcome.status,
@@ -232,13 +232,25 @@ def _record_check(
         "source": source,
         "error": str(outcome.error) if outcome.error else None,
     }
-    data = json.dumps(heartbeat, ensure_ascii=False).encode("utf-8")
-    storage.write_bytes(lake_root, layout.heartbeat_key(outcome.playlist_id, checked_at), data)
-    if outcome.status.landed:
-        state = {k: heartbeat[k] for k in ("snapshot_id", "raw_key", "checked_at")}
-        storage.write_bytes(
-            lake_root, layout.last_snapshot_key(outcome.playlist_id), json.dumps(state).encode()
-        )
+
+
+def _record_snapshot(lake_root: str, record: dict) -> None:
+    # Written as the snapshot lands, not with the run's heartbeat at its end: a run that
+    # crashes after landing it must not make the next run download and land it again.
+    state = {k: record[k] for k in ("snapshot_id", "raw_key", "checked_at")}
+    key = layout.last_snapshot_key(record["playlist_id"])
+    storage.write_bytes(lake_root, key, json.dumps(state).encode())
+
+
+def _write_heartbeat(lake_root: str, checks: list[dict]) -> None:
+    """The run's one heartbeat: every playlist's check of the run, under the time of its
+    first (nothing when no playlist was checked)."""
+    if not checks:
+        return
+    started_at = envelope.parse_utc(checks[0]["checked_at"])
+    heartbeat = {"started_at": checks[0]["checked_at"], "checks": checks}
+    key = layout.heartbeat_key(started_at, (check["playlist_id"] for check in checks))
+    storage.write_bytes(lake_root, key, json.dumps(heartbeat, ensure_ascii=False).encode("utf-8"))
 
 
 def _extract_one(
@@ -276,10 +288,13 @@ def extract(
     """Extract each playlist into the raw zone of ``settings.lake``, each independently,
     from the source ``settings.source`` names (``etl_lib.extract.sources``).
 
-    A playlist whose snapshot_id has not changed since its last extraction leaves a
-    heartbeat only (the API source asks for its metadata alone); ``force`` downloads it
-    anyway. One playlist's failure is recorded and the others go on, except on a rate limit
-    or an exhausted quota, which apply to the whole app and so stop the run. ``reader`` is
+    A playlist whose snapshot_id has not changed since its last extraction is only recorded
+    as checked (the API source asks for its metadata alone); ``force`` downloads it anyway.
+    One playlist's failure is recorded and the others go on, except on a rate limit or an
+    exhausted quota, which apply to the whole app and so stop the run. Every playlist's
+    check goes into the run's one heartbeat (``layout.heartbeat_key``), written as the run
+    ends, however it ends; a snapshot that lands is the playlist's ``last_snapshot`` at
+    once. ``reader`` is
     the source's connection made by the caller (the API's ``SpotifyReader``: tests, the
     demo), used instead of one made from the settings.
     """
@@ -288,29 +303,51 @@ def extract(
     ids = [layout.check_playlist_id(p) for p in (playlist_ids or settings.playlists)]
     connection = reader if reader is not None else source.connect(settings)
     outcomes: list[ExtractOutcome] = []
+    checks: list[dict] = []
+    try:
+        for outcome, checked_at in _check_each(settings, source, connection, ids, clock, force):
+            outcomes.append(outcome)
+            checks.append(check_record(outcome, checked_at, settings.source))
+            playlist_id, status = outcome.playlist_id, outcome.status
+            if status.landed:
+                _record_snapshot(settings.lake, checks[-1])
+                say(f"{playlist_id}: {status.words} {outcome.items} items -> {outcome.raw_key}")
+            elif status == ExtractStatus.UNCHANGED:
+                say(f"{playlist_id}: unchanged (snapshot {outcome.snapshot_id}), heartbeat only")
+            elif status == ExtractStatus.NOT_ATTEMPTED:
+                say(f"{playlist_id}: not attempted (the run stopped)")
+            else:
+                say(f"error: {outcome.error}")
+    finally:
+        # Also when the run dies half-way (a bug, an interrupt): the checks made are kept.
+        _write_heartbeat(settings.lake, checks)
+    return outcomes
+
+
+def _check_each(
+    settings: Settings,
+    source: sources.Source,
+    connection: Any,
+    ids: list[str],
+    clock: Callable[[], datetime],
+    force: bool,
+) -> Iterator[tuple[ExtractOutcome, datetime]]:
+    """Each playlist's outcome and the time its check began, as the run goes. A rate limit
+    or an exhausted quota stops the run: that playlist fails, and the ones after it are
+    ``not_attempted`` with the same error at the same time, so that their last check says
+    why they are stale."""
     for number, playlist_id in enumerate(ids):
         checked_at = clock()
         try:
             outcome = _extract_one(settings, source, connection, playlist_id, checked_at, force)
         except (RateLimited, QuotaExceeded) as exc:
-            outcomes.append(ExtractOutcome(playlist_id, ExtractStatus.FAILED, error=exc))
-            _record_check(settings.lake, outcomes[-1], checked_at, settings.source)
-            say(f"error: {exc}")
+            yield ExtractOutcome(playlist_id, ExtractStatus.FAILED, error=exc), checked_at
             for skipped in ids[number + 1 :]:
-                outcomes.append(ExtractOutcome(skipped, ExtractStatus.NOT_ATTEMPTED, error=exc))
-                say(f"{skipped}: not attempted (the run stopped)")
-            break
+                yield ExtractOutcome(skipped, ExtractStatus.NOT_ATTEMPTED, error=exc), checked_at
+            return
         except EtlError as exc:
             outcome = ExtractOutcome(playlist_id, ExtractStatus.FAILED, error=exc)
-        _record_check(settings.lake, outcome, checked_at, settings.source)
-        outcomes.append(outcome)
-        if outcome.status.landed:
-            say(f"{playlist_id}: {outcome.status.words} {outcome.items} items -> {outcome.raw_key}")
-        elif outcome.status == ExtractStatus.UNCHANGED:
-            say(f"{playlist_id}: unchanged (snapshot {outcome.snapshot_id}), heartbeat only")
-        else:
-            say(f"error: {outcome.error}")
-    return outcomes
+        yield outcome, checked_at
 
 
 @dataclass

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +18,9 @@ import pytest
 from etl_lib import cli, pipeline
 from etl_lib.cli import demo, output
 from etl_lib.config import Settings, playlist_id
-from etl_lib.errors import ConfigError
+from etl_lib.errors import ConfigError, EtlError
+from etl_lib.extract import envelope
+from etl_lib.extract.outcome import ExtractStatus
 from etl_lib.lake import layout, storage
 from etl_lib.reporting import reports, status
 from etl_lib.warehouse import execute
@@ -161,7 +163,8 @@ def test_status_json_says_what_the_lake_holds(lake_copy, capsys):
     assert cli.main(["status", "--lake", lake_copy, "--format", "json"]) == 0
     after = datetime.now(UTC)
     shown = json.loads(capsys.readouterr().out)
-    assert set(shown) == {"lake", "generated_at", "playlists"}
+    assert set(shown) == {"lake", "generated_at", "playlists", "unreadable"}
+    assert shown["unreadable"] == []
     truth = execute.query(
         lake_copy,
         "SELECT s.playlist_id, max(s.extracted_at) AS newest, min(s.dt) AS first_day, "
@@ -239,6 +242,147 @@ def test_status_of_an_empty_lake_says_what_to_run(tmp_path, capsys):
     assert list(root.iterdir()) == []  # reading the lake created nothing in it
     assert cli.main(["status", "--lake", str(root), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["playlists"] == []
+
+
+# The last checks: one heartbeat per extract run, and the one-per-playlist ones of earlier
+# versions. Written here as the extract writes them.
+MORNING = datetime(2026, 10, 2, tzinfo=UTC)
+
+
+def at(hour: float) -> datetime:
+    return MORNING + timedelta(hours=hour)
+
+
+def run_heartbeat(lake: str, hour: float, checks: dict[str, tuple[str, str | None]]) -> str:
+    """A run's heartbeat, as ``pipeline.extract`` writes it: playlist -> (status, error)."""
+    records = [
+        pipeline.check_record(
+            pipeline.ExtractOutcome(
+                playlist_id, ExtractStatus(state), error=error and EtlError(error)
+            ),
+            at(hour),
+            "api",
+        )
+        for playlist_id, (state, error) in checks.items()
+    ]
+    pipeline._write_heartbeat(lake, records)
+    return layout.heartbeat_key(at(hour), checks)
+
+
+def earlier_heartbeat(lake: str, playlist_id: str, hour: float, state: str) -> str:
+    """A check as versions before run heartbeats wrote it: one object per playlist."""
+    moment = at(hour)
+    key = (
+        f"heartbeats/playlist_id={playlist_id}/dt={layout.partition_date(moment)}/"
+        f"{layout.utc_stamp(moment)}.json"
+    )
+    record = {"playlist_id": playlist_id, "checked_at": envelope.format_utc(moment)}
+    storage.write_bytes(lake, key, json.dumps({**record, "status": state, "error": None}).encode())
+    return key
+
+
+def reads_of(monkeypatch) -> list[str]:
+    """The keys ``storage.read_bytes`` reads from now on."""
+    read, original = [], storage.read_bytes
+
+    def counted(root: str, key: str) -> bytes:
+        read.append(key)
+        return original(root, key)
+
+    monkeypatch.setattr(storage, "read_bytes", counted)
+    return read
+
+
+def test_the_newest_check_wins_across_runs_and_the_heartbeats_of_earlier_versions(
+    lake_root, monkeypatch
+):
+    storage.ensure_root(lake_root)
+    a, b, c, d = "chartA", "chartB", "chartC", "chartD"
+    unchanged, extracted, failed = ("unchanged", None), ("extracted", None), ("failed", "boom")
+    same_set_older = run_heartbeat(lake_root, 4, {a: unchanged, b: unchanged})
+    run_heartbeat(lake_root, 5, {a: extracted, d: failed})
+    run_heartbeat(lake_root, 7, {a: extracted, b: failed})
+    earlier_heartbeat(lake_root, a, 6, "unchanged")  # older than the 07:00 run's check of a
+    earlier_heartbeat(lake_root, b, 8, "already landed")  # an older version ran after it
+    earlier_heartbeat(lake_root, c, -20, "failed")
+    earlier_heartbeat(lake_root, c, 6.5, "not attempted")  # the newest day's newest
+    earlier_heartbeat(lake_root, c, 1, "unchanged")
+    read = reads_of(monkeypatch)
+
+    lake = status.lake_status(lake_root, [a, b, c, d], now=at(9))
+    checks = {entry.playlist_id: entry.last_check for entry in lake.playlists}
+    assert checks == {
+        a: status.Check("2026-10-02T07:00:00Z", ExtractStatus.EXTRACTED),
+        b: status.Check("2026-10-02T08:00:00Z", ExtractStatus.ALREADY_LANDED),
+        c: status.Check("2026-10-02T06:30:00Z", ExtractStatus.NOT_ATTEMPTED),
+        d: status.Check("2026-10-02T05:00:00Z", ExtractStatus.FAILED, "boom"),
+    }
+    assert lake.unreadable == []
+    # The 04:00 run checked the same playlists as the 07:00 one: nothing of it can be last.
+    assert same_set_older not in read
+    assert len([key for key in read if layout.parse_heartbeat_key(key)]) == 2
+
+
+def test_a_corrupt_heartbeat_is_skipped_and_named_not_a_traceback(lake_root, capsys):
+    storage.ensure_root(lake_root)
+    run_heartbeat(lake_root, 6, {"chartA": ("unchanged", None)})
+    corrupt = run_heartbeat(lake_root, 7, {"chartA": ("extracted", None)})
+    storage.write_bytes(lake_root, corrupt, b'{"started_at": "2026-10-02T07:00:00Z", "che')
+    too_deep = run_heartbeat(lake_root, 8, {"chartF": ("unchanged", None)})
+    storage.write_bytes(lake_root, too_deep, b"[" * 100_000)
+    earlier = earlier_heartbeat(lake_root, "chartE", 5, "unchanged")
+    storage.write_bytes(lake_root, earlier, b"\xff not json")
+
+    assert cli.main(["status", "--lake", lake_root, "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    shown = json.loads(captured.out)
+    checks = {p["playlist_id"]: p["last_check"] for p in shown["playlists"]}
+    # The run before the corrupt one holds the last check that can be read.
+    assert checks["chartA"] == {"at": "2026-10-02T06:00:00Z", "status": "unchanged", "error": None}
+    # An earlier version's file: its key still says when the check was.
+    assert checks["chartE"] == {"at": "2026-10-02T05:00:00Z", "status": None, "error": None}
+    assert [line.split(": ")[0] for line in shown["unreadable"]] == [
+        storage.url(lake_root, too_deep),
+        storage.url(lake_root, corrupt),
+        storage.url(lake_root, earlier),
+    ]
+    assert cli.main(["status", "--lake", lake_root]) == 0
+    out = capsys.readouterr().out
+    assert f"skipped an unreadable heartbeat: {storage.url(lake_root, corrupt)}: " in out
+
+
+def test_the_last_checks_of_73_playlists_are_one_listing_of_a_day_and_one_read(
+    lake_root, monkeypatch
+):
+    """However long the history, when the last run checked every playlist: the heartbeats'
+    folders, the newest day's keys, and the newest run. A run of one playlist after it
+    costs one read more."""
+    storage.ensure_root(lake_root)
+    charts = {f"chart{number:02d}": ("unchanged", None) for number in range(73)}
+    for hour in range(-48, 1):  # three days of hourly runs
+        run_heartbeat(lake_root, hour, charts)
+    calls = []
+    for name in ("list_folders", "list_keys", "read_bytes"):
+        original = getattr(storage, name)
+
+        def counted(*args, name=name, original=original):
+            calls.append(name)
+            return original(*args)
+
+        monkeypatch.setattr(storage, name, counted)
+
+    checks, unreadable = status.last_checks(lake_root, set(charts))
+    assert set(checks) == set(charts) and unreadable == []
+    assert {check.at for check in checks.values()} == {"2026-10-02T00:00:00Z"}
+    assert sorted(calls) == ["list_folders", "list_keys", "read_bytes"]
+
+    run_heartbeat(lake_root, 0.5, {"chart07": ("extracted", None)})
+    calls.clear()
+    checks, _ = status.last_checks(lake_root, set(charts))
+    assert checks["chart07"].at == "2026-10-02T00:30:00Z"
+    assert checks["chart08"].at == "2026-10-02T00:00:00Z"
+    assert sorted(calls) == ["list_folders", "list_keys", "read_bytes", "read_bytes"]
 
 
 def test_status_on_s3(moto_endpoint, demo_lake, capsys):
@@ -545,9 +689,12 @@ def test_query_table_names_first_text_cut_numbers_aligned(demo_lake, capsys):
         "SELECT * FROM (VALUES (1, ?, 'x'), (250, 'Sigur Rós', NULL), (3, ?, 'y')) "
         "AS t(rank, name, note)"
     )
-    assert cli.main(
-        ["query", "--lake", demo_lake, "--param", long_name, "--param", "\x1b[2Jbad", statement]
-    ) == 0
+    assert (
+        cli.main(
+            ["query", "--lake", demo_lake, "--param", long_name, "--param", "\x1b[2Jbad", statement]
+        )
+        == 0
+    )
     header, *lines = capsys.readouterr().out.splitlines()
     assert header.split() == ["rank", "name", "note"]
     assert lines[0].startswith("   1  " + "A" * (output.TABLE_MAX_CELL - 3) + "...")

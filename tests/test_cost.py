@@ -57,7 +57,7 @@ def test_each_chart_change_is_one_raw_put_one_notification_and_one_transform(mea
     assert sum(hour.report_runs for hour in measured.hours()) == batches
     extracts = [i for h in measured.hours() for i in h.invocations if i.function == "extract"]
     assert len(extracts) == DAYS * HOURS
-    # The quiet check finds no change: it writes heartbeats, never a raw file.
+    # The quiet check finds no change: it writes its heartbeat, never a raw file.
     quiet = [hour for day in measured.days for hour in day[1:]]
     assert all(hour.weight == 23 / (HOURS - 1) and hour.chart_changes == 0 for hour in quiet)
 

@@ -110,6 +110,63 @@ def test_429_beyond_budget_stops_the_run_with_the_time(settings, spotify_server)
     assert sleep.calls == []
 
 
+def test_a_run_stopped_by_a_rate_limit_records_every_playlist_in_its_one_heartbeat(
+    settings, spotify_server
+):
+    """The playlist that met the limit failed; the ones after it were not attempted, and
+    their last check says why (the limit's error), not what an older run found."""
+    now = datetime(2026, 11, 25, 8, tzinfo=UTC)
+    before, limited, after = "37i9dQZEVXbMDoHDwVN2tF", GLOBAL, "37i9dQZEVXbLRQDuF5jeBp"
+    reader = spotify.make_reader(settings, sleep=RecordedSleep(), now=lambda: now)
+    spotify_server.fail_next(429, headers={"Retry-After": "7200"}, path_contains=limited)
+    outcomes = pipeline.extract(
+        settings, [before, limited, after], reader=reader, clock=lambda: now
+    )
+
+    assert [o.status for o in outcomes] == ["extracted", "failed", "not_attempted"]
+    [key] = storage.list_keys(settings.lake, f"{layout.HEARTBEATS}/", ".json")
+    assert key == layout.heartbeat_key(now, [before, limited, after])
+    heartbeat = json.loads(storage.read_bytes(settings.lake, key))
+    assert heartbeat["started_at"] == "2026-11-25T08:00:00Z"
+    records = {record["playlist_id"]: record for record in heartbeat["checks"]}
+    assert [records[p]["status"] for p in (before, limited, after)] == [
+        "extracted",
+        "failed",
+        "not_attempted",
+    ]
+    assert records[before]["raw_key"] == outcomes[0].raw_key and records[before]["error"] is None
+    for playlist_id in (limited, after):
+        assert "rate limited until 2026-11-25T10:00:00Z" in records[playlist_id]["error"]
+        assert records[playlist_id]["checked_at"] == "2026-11-25T08:00:00Z"
+    # Only the playlist that landed has a last snapshot for the next run to compare with.
+    assert pipeline.last_snapshot(settings.lake, before)["raw_key"] == outcomes[0].raw_key
+    assert pipeline.last_snapshot(settings.lake, after) is None
+
+
+def test_a_run_that_dies_half_way_keeps_the_checks_it_made(settings, spotify_server):
+    """A bug or an interrupt mid-run (here: the clock, as the second check begins) still
+    leaves the run's heartbeat with the checks made before it."""
+    first, second = GLOBAL, "37i9dQZEVXbMDoHDwVN2tF"
+
+    class Died(Exception):
+        pass
+
+    moments = [NOON]
+
+    def clock() -> datetime:
+        if not moments:
+            raise Died("the run died")
+        return moments.pop()
+
+    with pytest.raises(Died):
+        pipeline.extract(settings, [first, second], clock=clock)
+    [key] = storage.list_keys(settings.lake, f"{layout.HEARTBEATS}/", ".json")
+    assert key == layout.heartbeat_key(NOON, [first])
+    [record] = json.loads(storage.read_bytes(settings.lake, key))["checks"]
+    assert (record["playlist_id"], record["status"]) == (first, "extracted")
+    assert pipeline.last_snapshot(settings.lake, first)["raw_key"] == record["raw_key"]
+
+
 def test_quota_exceeded_stops_at_once(settings, spotify_server):
     sleep = RecordedSleep()
     spotify_server.quota_exceeded()
@@ -337,8 +394,8 @@ def test_unchanged_snapshot_costs_one_small_call_and_leaves_a_heartbeat(settings
     assert len(_items_requests(spotify_server, GLOBAL)) == items_before
     assert len(spotify_server.requests) - requests_before == 1
     heartbeats = list(storage.list_keys(settings.lake, "heartbeats/", ".json"))
-    assert len(heartbeats) == 2
-    last = json.loads(storage.read_bytes(settings.lake, heartbeats[-1]))
+    assert heartbeats == [layout.heartbeat_key(moment, [GLOBAL]) for moment in (morning, evening)]
+    [last] = json.loads(storage.read_bytes(settings.lake, heartbeats[-1]))["checks"]
     assert last["status"] == "unchanged" and last["checked_at"] == "2026-10-01T16:00:00Z"
 
     [forced] = pipeline.extract(

@@ -375,7 +375,7 @@ RAW_KEY = layout.raw_key(PLAYLIST, MOMENT)
 TABLE = f"{iceberg.WAREHOUSE}/{config.Settings().glue_database}.db/chart_entries"
 KEYS = {
     "raw": RAW_KEY,
-    "heartbeat": layout.heartbeat_key(PLAYLIST, MOMENT),
+    "heartbeat": layout.heartbeat_key(MOMENT, [PLAYLIST]),
     "state": layout.last_snapshot_key(PLAYLIST),
     "table_data": f"{TABLE}/data/dt=2026-10-01/00000-0-5f1d2c3b.parquet",
     "table_metadata": f"{TABLE}/metadata/00001-5f1d2c3b.metadata.json",

@@ -47,6 +47,9 @@ def test_write_list_read_roundtrip(tmp_path):
     assert storage.read_bytes(root, "raw/b/2.json") == b"2"
     assert storage.exists(root, "raw/a/1.json")
     assert not storage.exists(root, "raw/a/2.json")
+    assert storage.read_bytes_if_exists(root, "raw/b/2.json") == b"2"
+    assert storage.read_bytes_if_exists(root, "raw/a/2.json") is None
+    assert storage.read_bytes_if_exists(root, "nothing/here.json") is None
     # A write replaces the whole object and leaves no temporary file behind.
     storage.write_bytes(root, "raw/a/1.json", b"changed")
     assert storage.read_bytes(root, "raw/a/1.json") == b"changed"

@@ -304,12 +304,21 @@ def test_scheduled_extract_then_queued_transform_end_to_end(aws, report_queue, c
     assert entries_per_playlist() == counts
     assert s3_keys("lake/raw/") == raw_objects
 
-    # The next hour: same snapshots, a heartbeat only, still a successful extract.
+    # The next hour: same snapshots, nothing downloaded, still a successful extract.
     again = run_extract()
     assert [o["status"] for o in again["outcomes"]] == ["unchanged", "unchanged"]
     metrics, _ = emitted(capsys.readouterr().out)
     assert metrics["SnapshotsUnchanged"] == 2 and metrics["SuccessfulExtract"] == 1
     assert s3_keys("lake/raw/") == raw_objects
+    # One heartbeat per run, each holding both playlists' checks.
+    heartbeats = s3_keys("lake/heartbeats/")
+    assert len(heartbeats) == 2
+    for key, run in zip(heartbeats, (outcomes, again["outcomes"]), strict=True):
+        body = boto3.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        checks = json.loads(body)["checks"]
+        assert [(c["playlist_id"], c["status"]) for c in checks] == [
+            (o["playlist_id"], o["status"]) for o in run
+        ]
 
 
 def test_one_batch_is_one_commit_and_one_report_request_whatever_its_messages_hold(
@@ -515,9 +524,7 @@ def stub_reports(powertools, monkeypatch):
     not here): one result per playlist, OTHER's failed."""
     calls = []
 
-    def run_reports(
-        lake_root, wanted, *, days=30, engine="duckdb", settings=None, time_is_up=None
-    ):
+    def run_reports(lake_root, wanted, *, days=30, engine="duckdb", settings=None, time_is_up=None):
         calls.append(
             {
                 "lake_root": lake_root,

@@ -179,6 +179,12 @@ def test_colliding_captures_are_both_kept(lake_root):
     assert repeat.raw_key == first.raw_key and not repeat.written
 
 
+def _earlier_heartbeat_key(playlist_id: str, checked_at: datetime) -> str:
+    """Where versions before run heartbeats wrote a check: one object per playlist."""
+    day, stamp = layout.partition_date(checked_at), layout.utc_stamp(checked_at)
+    return f"heartbeats/playlist_id={playlist_id}/dt={day}/{stamp}.json"
+
+
 def test_heartbeats_hold_status_names_and_old_worded_ones_still_read(lake_root):
     """Heartbeats now hold names without spaces; ones written by older versions hold words
     (``already landed``, ``not attempted``): ``spotify-etl status`` reads both alike and
@@ -186,16 +192,16 @@ def test_heartbeats_hold_status_names_and_old_worded_ones_still_read(lake_root):
     checked_at = datetime(2026, 10, 1, 6, tzinfo=UTC)
     storage.ensure_root(lake_root)
     landed = pipeline.ExtractOutcome("newformat1", ExtractStatus.ALREADY_LANDED, "s1", "raw/x")
-    pipeline._record_check(lake_root, landed, checked_at, "api")
-    written = storage.read_bytes(lake_root, layout.heartbeat_key("newformat1", checked_at))
-    assert json.loads(written)["status"] == "already_landed"
+    pipeline._write_heartbeat(lake_root, [pipeline.check_record(landed, checked_at, "api")])
+    written = storage.read_bytes(lake_root, layout.heartbeat_key(checked_at, ["newformat1"]))
+    assert json.loads(written)["checks"][0]["status"] == "already_landed"
     for playlist_id, words in (("oldformat1", "already landed"), ("oldformat2", "not attempted")):
         heartbeat = {"playlist_id": playlist_id, "status": words, "error": None}
-        key = layout.heartbeat_key(playlist_id, checked_at)
+        key = _earlier_heartbeat_key(playlist_id, checked_at)
         storage.write_bytes(lake_root, key, json.dumps(heartbeat).encode())
     storage.write_bytes(
         lake_root,
-        layout.heartbeat_key("strange1", checked_at),
+        _earlier_heartbeat_key("strange1", checked_at),
         json.dumps({"status": "exploded"}).encode(),
     )
 

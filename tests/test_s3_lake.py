@@ -94,6 +94,17 @@ def test_listing_is_paginated_past_1000_keys(bucket):
     assert len(keys) == 1105 and keys[0] == "raw/many/00000.json"
 
 
+def test_a_missing_key_reads_as_none_and_a_missing_bucket_is_still_named(bucket):
+    root = f"{bucket}/lake"
+    storage.write_bytes(root, "_state/a.json", b"{}")
+    assert storage.read_bytes_if_exists(root, "_state/a.json") == b"{}"
+    assert storage.read_bytes_if_exists(root, "_state/missing.json") is None
+    with pytest.raises(LakeError, match="the key is missing"):
+        storage.read_bytes(root, "_state/missing.json")
+    with pytest.raises(LakeError, match="s3://no-such-bucket"):
+        storage.ensure_root("s3://no-such-bucket/lake")
+
+
 def test_missing_bucket_is_named(moto_endpoint, capsys):
     assert cli.main(["transform", "--lake", "s3://no-such-bucket/lake"]) != 0
     err = capsys.readouterr().err.strip().splitlines()

@@ -32,7 +32,7 @@ DEMO_PLAYLISTS = (
 )
 DEMO_LAST_DAY = datetime(2026, 10, 31, tzinfo=UTC)
 # Two checks a day: the chart changes daily, so the second finds the same snapshot_id and
-# costs one small call (a heartbeat) instead of a download.
+# costs one small call (the playlist's metadata) instead of a download.
 DEMO_HOURS_UTC = (6, 18)
 
 

@@ -6,12 +6,13 @@ from enum import StrEnum
 
 
 class ExtractStatus(StrEnum):
-    """One playlist's outcome in one extract run, as heartbeats store it.
+    """One playlist's outcome in one extract run, as the run's heartbeat stores it.
 
     ``extracted``: a new snapshot landed in the raw zone; ``already_landed``: it was there
     already (a re-run at the same instant); ``unchanged``: same snapshot_id as the last one,
-    heartbeat only; ``failed``: this playlist's error (the others went on);
-    ``not_attempted``: the run stopped early on a rate limit or an exhausted quota.
+    nothing downloaded; ``failed``: this playlist's error (the others went on);
+    ``not_attempted``: the run stopped early on a rate limit or an exhausted quota, before
+    this playlist (its heartbeat record holds that error).
     """
 
     EXTRACTED = "extracted"

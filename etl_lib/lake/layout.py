@@ -6,6 +6,7 @@ depends on the OS separator, so the same key works on a local folder and on obje
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -20,6 +21,16 @@ HEARTBEATS = "heartbeats"
 
 _RAW_KEY = re.compile(
     r"raw/playlist_id=(?P<playlist_id>[A-Za-z0-9]+)/dt=(?P<dt>\d{4}-\d{2}-\d{2})/"
+    r"(?P<stamp>\d{8}T\d{6}Z)\.json"
+)
+# One object per extract run: the time its first check began and which playlists it holds.
+_HEARTBEAT_KEY = re.compile(
+    rf"{HEARTBEATS}/dt=(?P<dt>\d{{4}}-\d{{2}}-\d{{2}})/"
+    r"(?P<stamp>\d{8}T\d{6}Z)-(?P<playlists>[0-9a-f]{12})\.json"
+)
+# Written by earlier versions: one object per playlist and check. Read, never written.
+_PLAYLIST_HEARTBEAT_KEY = re.compile(
+    rf"{HEARTBEATS}/playlist_id=(?P<playlist_id>[A-Za-z0-9]+)/dt=(?P<dt>\d{{4}}-\d{{2}}-\d{{2}})/"
     r"(?P<stamp>\d{8}T\d{6}Z)\.json"
 )
 
@@ -89,12 +100,44 @@ def newest_day_by_playlist(
     return {pid: parts["dt"] for pid, parts in newest.items() if parts["stamp"] >= since}
 
 
-def heartbeat_key(playlist_id: str, checked_at: datetime) -> str:
-    check_playlist_id(playlist_id)
-    return (
-        f"{HEARTBEATS}/playlist_id={playlist_id}/dt={partition_date(checked_at)}/"
-        f"{utc_stamp(checked_at)}.json"
+def heartbeat_key(started_at: datetime, playlist_ids: Iterable[str]) -> str:
+    """The key of an extract run's heartbeat, which holds the checks of ``playlist_ids``:
+    ``heartbeats/dt=<day>/<stamp>-<playlists>.json``, in the day and at the time the run
+    started, so keys sort as runs began. ``<playlists>`` names the set of playlists the
+    object holds (``playlist_set_id``): runs with the same playlists share it, so a reader
+    looking for each playlist's last check reads one object per set, the newest."""
+    key = (
+        f"{HEARTBEATS}/dt={partition_date(started_at)}/"
+        f"{utc_stamp(started_at)}-{playlist_set_id(playlist_ids)}.json"
     )
+    if parse_heartbeat_key(key) is None:
+        raise ValueError(f"{key!r} would not read back as a heartbeat key")
+    return key
+
+
+def playlist_set_id(playlist_ids: Iterable[str]) -> str:
+    """12 hex digits naming a set of playlists: equal for the same ids in any order or
+    count, and (bar a 48-bit hash collision) only for those."""
+    ids = sorted({check_playlist_id(playlist_id) for playlist_id in playlist_ids})
+    return hashlib.sha256(",".join(ids).encode("ascii")).hexdigest()[:12]
+
+
+def parse_heartbeat_key(key: str) -> dict[str, str] | None:
+    """The dt, stamp and playlist set of a run's heartbeat key, or None when it is not one."""
+    match = _HEARTBEAT_KEY.fullmatch(key)
+    return match.groupdict() if match else None
+
+
+def parse_playlist_heartbeat_key(key: str) -> dict[str, str] | None:
+    """The playlist id, dt and stamp of a heartbeat key of earlier versions (one object per
+    playlist and check: ``heartbeats/playlist_id=<id>/dt=<day>/<stamp>.json``), or None."""
+    match = _PLAYLIST_HEARTBEAT_KEY.fullmatch(key)
+    return match.groupdict() if match else None
+
+
+def stamp_as_utc(stamp: str) -> str:
+    """A key's stamp (``20261001T060000Z``) as ISO-8601 UTC (``2026-10-01T06:00:00Z``)."""
+    return f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}Z"
 
 
 def last_snapshot_key(playlist_id: str) -> str:

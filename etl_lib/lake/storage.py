@@ -4,7 +4,6 @@ A lake root is a URL-ish string: ``./data/lake`` or ``s3://bucket/prefix``; keys
 ``etl_lib.lake.layout``.
 """
 
-
 from __future__ import annotations
 
 import functools
@@ -357,13 +356,37 @@ def remove_stale_temporaries(root: str, older_than_seconds: float) -> list[str]:
     return removed
 
 
+def _one_get(fs: fsspec.AbstractFileSystem) -> dict:
+    """s3fs's options for reading a whole object in one GET.
+
+    By default s3fs first asks for the object's size (a HEAD; for a missing key, two LISTs
+    more) to download objects over 50 MB in parallel parts; the lake's objects are a few MB
+    at most, so that was one request more per read for nothing.
+    """
+    return {"max_concurrency": 1} if hasattr(fs, "max_concurrency") else {}
+
+
 def read_bytes(root: str, key: str) -> bytes:
     fs, path = _full_path(root, key)
     try:
         with storage_errors(root, key):
-            return fs.cat_file(path, **_deadline(fs))
+            return fs.cat_file(path, **_one_get(fs), **_deadline(fs))
     except FileNotFoundError as exc:
         raise LakeError(f"{url(root, key)} does not exist") from exc
+
+
+def read_bytes_if_exists(root: str, key: str) -> bytes | None:
+    """The object's bytes, or None when there is no such key: one GET, no existence check
+    first (on S3 that was a HEAD more). A missing bucket reads as None too, as in
+    ``list_keys``: commands that write check the root first (``ensure_root``)."""
+    fs, path = _full_path(root, key)
+    with storage_errors(root, key):
+        # Inside storage_errors: s3fs raises FileNotFoundError for S3's 404, which that
+        # context would otherwise report as a failure of the object store.
+        try:
+            return fs.cat_file(path, **_one_get(fs), **_deadline(fs))
+        except FileNotFoundError:
+            return None
 
 
 def exists(root: str, key: str) -> bool:

@@ -1,10 +1,10 @@
 """What the lake holds, per playlist: ``spotify-etl status`` and the checks made before work.
 
-Each fact comes from the place that records it: the last check from the extraction's
-heartbeats, the last new snapshot and the rows from the tables (one query), quarantined files
-and reports from their folders (one listing each). ``landed_days`` answers "which playlists
-and days have data" from folder names alone, fast enough to refuse a bad request before any
-table is opened.
+Each fact comes from the place that records it: the last check from the extract runs'
+heartbeats (the newest runs only, ``last_checks``), the last new snapshot and the rows from
+the tables (one query), quarantined files and reports from their folders (one listing each).
+``landed_days`` answers "which playlists and days have data" from folder names alone, fast
+enough to refuse a bad request before any table is opened.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 
+from etl_lib.config import SPOTIFY_ID
 from etl_lib.errors import ConfigError, CorruptPayload, LakeError
 from etl_lib.extract import envelope
 from etl_lib.extract.outcome import ExtractStatus
@@ -23,10 +24,6 @@ from etl_lib.lake import layout, storage
 
 _PLAYLIST_FOLDER = re.compile(r"playlist_id=([A-Za-z0-9]{1,64})")
 _DAY_FOLDER = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
-_HEARTBEAT_KEY = re.compile(
-    rf"{layout.HEARTBEATS}/playlist_id=(?P<playlist_id>[A-Za-z0-9]+)/dt=[\d-]+/"
-    r"(?P<stamp>\d{8}T\d{6}Z)\.json"
-)
 _QUARANTINE_KEY = re.compile(
     rf"{layout.QUARANTINE}/playlist_id=(?P<playlist_id>[A-Za-z0-9]+)/dt=[\d-]+/[^/]+\.reason\.txt"
 )
@@ -199,6 +196,7 @@ class LakeStatus:
     lake: str
     generated_at: str  # ISO-8601 UTC
     playlists: list[PlaylistStatus]
+    unreadable: list[str] = field(default_factory=list)  # files skipped: "<url>: <why>"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -240,35 +238,140 @@ def lake_status(
         status.freshness = human_age(status.freshness_seconds)
         status.first_day, status.last_day = str(row.first_day), str(row.last_day)
         status.snapshots, status.chart_rows = int(row.snapshots), int(row.chart_rows)
-    _add_checks(lake_root, entry)
     _add_quarantine(lake_root, entry)
     _add_reports(lake_root, entry)
-    wanted = list(dict.fromkeys(playlist_ids)) if playlist_ids else sorted(found)
+    # Last: the heartbeats are read until every playlist known by then has its last check.
+    wanted = set(playlist_ids) if playlist_ids else set(found)
+    checks, unreadable = last_checks(lake_root, wanted)
+    for playlist_id, check in checks.items():
+        entry(playlist_id).last_check = check
+    wanted_order = list(dict.fromkeys(playlist_ids)) if playlist_ids else sorted(found)
     return LakeStatus(
         lake=storage.url(lake_root),
         generated_at=envelope.format_utc(now),
-        playlists=[found.get(playlist_id) or PlaylistStatus(playlist_id) for playlist_id in wanted],
+        playlists=[
+            found.get(playlist_id) or PlaylistStatus(playlist_id) for playlist_id in wanted_order
+        ],
+        unreadable=unreadable,
     )
 
 
-def _add_checks(lake_root: str, entry) -> None:
-    newest: dict[str, tuple[str, str]] = {}
-    # Sorted keys: a playlist's last heartbeat is its last key (dt, then time of the check).
-    for key in storage.list_keys(lake_root, f"{layout.HEARTBEATS}/", ".json"):
-        match = _HEARTBEAT_KEY.fullmatch(key)
-        if match:
-            newest[match["playlist_id"]] = (match["stamp"], key)
-    for playlist_id, (stamp, key) in newest.items():
-        at = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}Z"
+def last_checks(lake_root: str, wanted: set[str]) -> tuple[dict[str, Check], list[str]]:
+    """Each playlist's last check, and the heartbeat files that could not be read (each as
+    ``<url>: <why>``; the checks they held are looked for in older ones).
+
+    An extract run leaves one heartbeat holding every playlist it checked; the last check of
+    a playlist is the one of the newest run (by start) that checked it. Runs are read newest
+    first, day folder by day folder, and only one per set of playlists (a newer run of the
+    same set checked each of them later), until each of ``wanted`` is found (after at least
+    one run, so that a lake without tables yet still shows its last run's playlists): when
+    the last run checked them all, that is one listing of the heartbeats, one of the last
+    day and one read. The one-per-playlist heartbeats of earlier versions are consulted per
+    playlist (its newest day, then that day's newest check); the newer of the two wins.
+    """
+    folders = storage.list_folders(lake_root, layout.HEARTBEATS)
+    days = _days_newest_first(folders)
+    checks: dict[str, Check] = {}
+    unreadable: list[str] = []
+    sets_read: set[str] = set()
+
+    def done() -> bool:
+        return bool(checks) and wanted <= checks.keys()
+
+    for day in days:
+        if done():
+            break
+        keys = storage.list_keys(lake_root, f"{layout.HEARTBEATS}/dt={day}/", ".json")
+        for key in sorted(keys, reverse=True):
+            parts = layout.parse_heartbeat_key(key)
+            if parts is None or parts["playlists"] in sets_read:
+                continue
+            try:
+                run = run_checks(storage.read_bytes(lake_root, key), parts["stamp"])
+            except (ValueError, RecursionError, LakeError) as exc:  # deep nesting: recursion
+                unreadable.append(f"{storage.url(lake_root, key)}: {_reason(exc)}")
+                continue
+            sets_read.add(parts["playlists"])
+            for playlist_id, check in run.items():
+                checks.setdefault(playlist_id, check)
+            if done():
+                break
+    for name in folders:
+        if (playlist := _PLAYLIST_FOLDER.fullmatch(name)) is None:
+            continue
+        newer = checks.get(playlist[1])
+        earlier = _earlier_check(lake_root, playlist[1], newer.at if newer else None, unreadable)
+        if earlier is not None:
+            checks[playlist[1]] = earlier
+    return checks, unreadable
+
+
+def run_checks(data: bytes, stamp: str) -> dict[str, Check]:
+    """Playlist id -> its check, from the bytes of a run's heartbeat whose key has ``stamp``
+    (the time of a check whose own time is unreadable). ValueError saying what is wrong
+    when the file is not a heartbeat."""
+    heartbeat = json.loads(data)
+    records = heartbeat.get("checks") if isinstance(heartbeat, dict) else None
+    if not isinstance(records, list):
+        raise ValueError("not a run's heartbeat: no list of checks")
+    checks: dict[str, Check] = {}
+    for number, record in enumerate(records):
+        playlist_id = record.get("playlist_id") if isinstance(record, dict) else None
+        if not isinstance(playlist_id, str) or not SPOTIFY_ID.fullmatch(playlist_id):
+            raise ValueError(f"check {number + 1} names no playlist (a Spotify id)")
         try:
-            heartbeat = json.loads(storage.read_bytes(lake_root, key))
-        except (ValueError, LakeError):
+            at = envelope.format_utc(envelope.parse_utc(record.get("checked_at")))
+        except ValueError:
+            at = layout.stamp_as_utc(stamp)
+        checks[playlist_id] = _check(at, record)  # a playlist checked twice: the later check
+    return checks
+
+
+def _check(at: str, heartbeat: object) -> Check:
+    heartbeat = heartbeat if isinstance(heartbeat, dict) else {}
+    status, error = heartbeat.get("status"), heartbeat.get("error")
+    return Check(at, ExtractStatus.read(status), error if isinstance(error, str) else None)
+
+
+def _earlier_check(
+    lake_root: str, playlist_id: str, newer_than: str | None, unreadable: list[str]
+) -> Check | None:
+    """The playlist's last check in the heartbeats of earlier versions, when it is later
+    than ``newer_than`` (ISO-8601 UTC; None: any)."""
+    prefix = f"{layout.HEARTBEATS}/playlist_id={playlist_id}"
+    folders = storage.list_folders(lake_root, prefix)
+    days = _days_newest_first(folders)
+    for day in days:
+        if newer_than is not None and day < newer_than[:10]:
+            return None
+        keys = [
+            key
+            for key in storage.list_keys(lake_root, f"{prefix}/dt={day}/", ".json")
+            if layout.parse_playlist_heartbeat_key(key)
+        ]
+        if not keys:
+            continue
+        at = layout.stamp_as_utc(layout.parse_playlist_heartbeat_key(keys[-1])["stamp"])
+        if newer_than is not None and at <= newer_than:
+            return None
+        try:
+            heartbeat = json.loads(storage.read_bytes(lake_root, keys[-1]))
+        except (ValueError, RecursionError, LakeError) as exc:
+            # Its key still says when the check was: shown as a check of unknown outcome.
+            unreadable.append(f"{storage.url(lake_root, keys[-1])}: {_reason(exc)}")
             heartbeat = {}
-        heartbeat = heartbeat if isinstance(heartbeat, dict) else {}
-        status, error = heartbeat.get("status"), heartbeat.get("error")
-        entry(playlist_id).last_check = Check(
-            at, ExtractStatus.read(status), error if isinstance(error, str) else None
-        )
+        return _check(at, heartbeat)
+    return None
+
+
+def _days_newest_first(folders: list[str]) -> list[str]:
+    return sorted(
+        (day[1] for name in folders if (day := _DAY_FOLDER.fullmatch(name))), reverse=True
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
 def _add_quarantine(lake_root: str, entry) -> None:
@@ -364,7 +467,8 @@ def _display_width(text: str) -> int:
 
 
 def where_lines(status: LakeStatus) -> list[str]:
-    """Where the quarantined files, the last reports and failed checks are."""
+    """Where the quarantined files, the last reports and failed checks are, and which
+    heartbeats could not be read."""
     lines = []
     for playlist in status.playlists:
         if playlist.quarantined.files:
@@ -379,4 +483,5 @@ def where_lines(status: LakeStatus) -> list[str]:
             )
         if playlist.last_report is not None:
             lines.append(f"{playlist.playlist_id}: last report {playlist.last_report.path}")
+    lines += [f"skipped an unreadable heartbeat: {skipped}" for skipped in status.unreadable]
     return lines

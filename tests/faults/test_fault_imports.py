@@ -190,7 +190,9 @@ def test_keys_are_zero_padded_and_read_back_by_their_parser(tmp_path):
         "dt": "0999-06-01",
         "stamp": "09990601T000000Z",
     }
-    assert "/dt=0999-06-01/09990601T000000Z.json" in layout.heartbeat_key(PLAYLIST, year_999)
+    heartbeat = layout.heartbeat_key(year_999, [PLAYLIST])
+    assert heartbeat.startswith("heartbeats/dt=0999-06-01/09990601T000000Z-")
+    assert layout.parse_heartbeat_key(heartbeat)["stamp"] == "09990601T000000Z"
     assert envelope.format_utc(year_999) == "0999-06-01T00:00:00Z"
     assert layout.parse_raw_key(layout.raw_key(PLAYLIST, MTIME) + "\n") is None
 
