@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sys
 import threading
@@ -30,6 +31,8 @@ from etl_lib.lake import layout, storage
 from etl_lib.progress import Progress, no_progress
 from etl_lib.transform import iceberg, schemas
 from etl_lib.transform.decode import TableBatch, snapshot_header
+
+_log = logging.getLogger(__name__)
 
 # Called with one line of text per playlist as ``extract`` goes (the CLI prints it).
 Say = Callable[[str], None]
@@ -216,8 +219,24 @@ class ExtractOutcome:
 def last_snapshot(lake_root: str, playlist_id: str) -> dict | None:
     """The playlist's last snapshot landed by an extract (snapshot_id, raw_key, checked_at),
     or None when none has: one read of its state, which ``extract`` writes as one lands."""
-    data = storage.read_bytes_if_exists(lake_root, layout.last_snapshot_key(playlist_id))
-    return None if data is None else json.loads(data)
+    key = layout.last_snapshot_key(playlist_id)
+    data = storage.read_bytes_if_exists(lake_root, key)
+    if data is None:
+        return None
+    try:
+        state = json.loads(data)
+    except ValueError:
+        state = None
+    if not isinstance(state, dict):
+        # Only an optimisation is lost: the playlist is downloaded again and, once a snapshot
+        # lands, the state is written anew. Failing the playlist would fail it every hour.
+        _log.warning(
+            "%s: unreadable state %s (not a JSON object): the playlist is downloaded again",
+            playlist_id,
+            storage.url(lake_root, key),
+        )
+        return None
+    return state
 
 
 def check_record(outcome: ExtractOutcome, checked_at: datetime, source: str) -> dict:

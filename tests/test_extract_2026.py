@@ -167,6 +167,24 @@ def test_a_run_that_dies_half_way_keeps_the_checks_it_made(settings, spotify_ser
     assert pipeline.last_snapshot(settings.lake, first)["raw_key"] == record["raw_key"]
 
 
+@pytest.mark.parametrize("state", [b"{not json", b'["a list"]'], ids=["not-json", "not-object"])
+def test_an_unreadable_state_downloads_the_playlist_again_and_writes_it_anew(
+    settings, spotify_server, state, caplog
+):
+    """The state only saves a download: an unreadable one costs the playlist a download, is
+    named in one warning, and is replaced once the snapshot lands; it fails nothing."""
+    [first] = pipeline.extract(settings, [GLOBAL], clock=lambda: NOON)
+    key = layout.last_snapshot_key(GLOBAL)
+    storage.write_bytes(settings.lake, key, state)
+    later = NOON + timedelta(hours=1)
+    with caplog.at_level("WARNING", logger="etl_lib.pipeline"):
+        [outcome] = pipeline.extract(settings, [GLOBAL], clock=lambda: later)
+    assert outcome.status.landed and outcome.raw_key != first.raw_key
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "etl_lib.pipeline"]
+    assert GLOBAL in warning and key in warning and "downloaded again" in warning
+    assert pipeline.last_snapshot(settings.lake, GLOBAL)["raw_key"] == outcome.raw_key
+
+
 def test_quota_exceeded_stops_at_once(settings, spotify_server):
     sleep = RecordedSleep()
     spotify_server.quota_exceeded()
