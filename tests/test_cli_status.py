@@ -545,9 +545,12 @@ def test_query_table_names_first_text_cut_numbers_aligned(demo_lake, capsys):
         "SELECT * FROM (VALUES (1, ?, 'x'), (250, 'Sigur Rós', NULL), (3, ?, 'y')) "
         "AS t(rank, name, note)"
     )
-    assert cli.main(
-        ["query", "--lake", demo_lake, "--param", long_name, "--param", "\x1b[2Jbad", statement]
-    ) == 0
+    assert (
+        cli.main(
+            ["query", "--lake", demo_lake, "--param", long_name, "--param", "\x1b[2Jbad", statement]
+        )
+        == 0
+    )
     header, *lines = capsys.readouterr().out.splitlines()
     assert header.split() == ["rank", "name", "note"]
     assert lines[0].startswith("   1  " + "A" * (output.TABLE_MAX_CELL - 3) + "...")

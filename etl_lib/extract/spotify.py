@@ -295,9 +295,7 @@ class SpotifyReader:
             f"attempts): check the network or {setting}"
         )
 
-    def _wait_out_rate_limit(
-        self, what: str, exc: spotipy.SpotifyException, backoffs: int
-    ) -> int:
+    def _wait_out_rate_limit(self, what: str, exc: spotipy.SpotifyException, backoffs: int) -> int:
         """Sleep as the 429 asks, or raise; returns 1 when it was a backoff, else 0."""
         if _says_quota_exceeded(exc):
             raise QuotaExceeded(
