@@ -526,7 +526,7 @@ def _store_rotated_refresh_token(settings: Settings) -> Callable[[str], None]:
         problem = credential_sources.store_rotated_refresh_token(
             settings.credentials,
             refresh_token,
-            secret_id=settings.secret_id,
+            parameter=settings.credentials_parameter,
             credentials_file=settings.credentials_file,
             region=settings.aws_region,
         )
