@@ -38,7 +38,7 @@ test: $(INSTALLED) notebook-filter
 
 # The lower bounds in pyproject.toml, proven: a separate venv gets every direct dependency of the
 # product (base and MINIMUM_EXTRAS) at exactly its lower bound, the test tools (dev) at whatever
-# resolves, and runs the tests marked aws (moto's S3, Glue, Athena and Secrets Manager, pyathena,
+# resolves, and runs the tests marked aws (moto's S3, Glue, Athena and SSM, pyathena,
 # s3fs, pyiceberg's Glue catalog, the Lambda handlers).
 MINIMUM_VENV ?= .venv-minimums
 MINIMUM_EXTRAS ?= aws,lambda,notebooks

@@ -3,8 +3,9 @@
     python -m bench.cost [--playlists 1 73] [--days 2] [--hours 24] [--readme README.md]
 
 For each playlist count, moto's server on 127.0.0.1 gets what the template creates (the lake
-bucket, the Glue database, the Athena workgroup, the queues, the Spotify secret), and the
-local Spotify server serves that many charts, each changing once a day. Every simulated hour
+bucket, the Glue database, the Athena workgroup, the queues) and the SSM SecureString of the
+Spotify credentials that the deploy steps create, and the local Spotify server serves that
+many charts, each changing once a day. Every simulated hour
 the extract function runs; S3's notification of each raw file goes to the raw-objects queue;
 a stand-in for Lambda's SQS event source hands the transform its batch and the report its
 requests, as the template configures them (batch size, the messages they take and delete).
@@ -14,8 +15,9 @@ hourly function starts cold on Lambda too. The functions get the environment, me
 handler module (the image's command) the template gives them.
 
 Counted: every request each function made, by service and kind (S3 PUT/COPY/POST, LIST, GET,
-HEAD; each Glue, Athena, Secrets Manager, SSM and SQS operation), and what AWS does for them:
-S3's notifications, Lambda's receives and deletes, and Athena's work for each query. moto's
+HEAD; each Glue, Athena, SSM and SQS operation), and what AWS does for them: S3's
+notifications, Lambda's receives and deletes, Athena's work for each query, and the KMS
+request Parameter Store makes for each read and write of the SecureString. moto's
 Athena runs no SQL: each query is answered by DuckDB over the same lake, one at a time, and
 what DuckDB fetched for it is what Athena would read (the S3 requests and Glue lookups of the
 tables the query reads) and scan (the bytes of their data files, whole small files fetched:
@@ -59,6 +61,7 @@ from bench.template import (
     REGION,
     TEMPLATE,
     Resolver,
+    credentials_parameter,
     load_template,
     resources_of,
 )
@@ -106,9 +109,13 @@ SQS_CHUNK_BYTES = 64 * 1024
 ATHENA_PER_TB = 5.00
 ATHENA_MINIMUM_BYTES = 10 * 1024**2  # each query bills at least 10 MB, rounded up to a MB
 GLUE_REQUEST = 1.00 / 1_000_000
-SECRET_MONTH = 0.40
-SECRETS_API_CALL = 0.05 / 10_000
-SSM_STANDARD_PARAMETER = 0.0  # standard parameters and standard throughput: no charge
+# Parameter Store: a standard parameter has no storage charge, and API calls at standard
+# throughput (the default) none either.
+SSM_STANDARD_PARAMETER = 0.0
+SSM_STANDARD_THROUGHPUT_CALL = 0.0
+# Symmetric-key requests: Parameter Store's Decrypt and Encrypt of a SecureString on the
+# AWS-managed key aws/ssm (the key itself is free).
+KMS_REQUEST = 0.03 / 10_000
 ALARM_MONTH = 0.10  # a standard-resolution alarm, per metric it watches
 COMPOSITE_ALARM_MONTH = 0.50
 CUSTOM_METRIC_MONTH = 0.30  # prorated by the hour: metered only in hours it is published
@@ -127,6 +134,7 @@ FREE = {
     "alarm_metrics": 10,
     "logs_gb": 5,
     "xray_traces": 100_000,
+    "kms_requests": 20_000,
 }
 # Estimates, not measured (said so on their lines):
 # S3 server access logs: one record per request to the lake bucket, about this many bytes.
@@ -160,13 +168,28 @@ def event_source(template: dict, short: str) -> dict | None:
 @dataclass(frozen=True)
 class Request:
     actor: str  # the access key id it was signed with
-    service: str  # as signed: s3, glue, athena, sqs, secretsmanager, ssm...
+    service: str  # as signed: s3, glue, athena, sqs, ssm...
     kind: str  # S3: PUT, COPY, POST, LIST, GET, HEAD, DELETE; else the operation
     key: str  # S3: the object key; Glue: the table; else ""
     chunks: int  # SQS bills a request per 64 KB of payload
     bytes_in: int
     bytes_out: int
     query: str | None  # Athena's stand-in: the query it was made for
+    # The KMS request AWS makes for it: Parameter Store's Decrypt (a SecureString read with
+    # decryption) or Encrypt (a SecureString written), on the parameter's key.
+    kms: str | None = None
+
+
+def ssm_kms_request(operation: str, parameters: dict) -> str | None:
+    """The KMS request Parameter Store makes for an SSM call on a standard SecureString (the
+    AWS KMS Developer Guide, 'How AWS Systems Manager Parameter Store uses AWS KMS'): Decrypt
+    for a read with decryption, Encrypt for a write; the only parameter the handlers call is
+    the credentials' SecureString."""
+    if operation == "GetParameter" and parameters.get("WithDecryption"):
+        return "Decrypt"
+    if operation == "PutParameter" and parameters.get("Type") == "SecureString":
+        return "Encrypt"
+    return None
 
 
 def s3_kind(method: str, key: str, query: dict, headers: dict) -> str:
@@ -210,6 +233,7 @@ class CountingApp:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         bytes_in = int(headers.get("x-amz-decoded-content-length") or length)
         key, operation, chunks = "", headers.get("x-amz-target", "").split(".")[-1], 1
+        kms = None
         if service == "s3":
             bucket, _, key = unquote(environ.get("PATH_INFO", "")).lstrip("/").partition("/")
             query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
@@ -224,6 +248,10 @@ class CountingApp:
                 key = parameters.get("Name") or parameters.get("TableInput", {}).get("Name", "")
             if service == "sqs":
                 chunks = max(1, math.ceil(len(body) / SQS_CHUNK_BYTES))
+            if service == "ssm" and body:
+                parameters = json.loads(body)
+                key = parameters.get("Name", "")
+                kms = ssm_kms_request(operation, parameters)
         sent = []
 
         def counting_start_response(status, response_headers, exc_info=None):
@@ -234,7 +262,7 @@ class CountingApp:
             yield chunk
         with self.lock:
             self.requests.append(
-                Request(actor, service, operation, key, chunks, bytes_in, sum(sent), None)
+                Request(actor, service, operation, key, chunks, bytes_in, sum(sent), None, kms)
             )
 
     def take(self) -> list[Request]:
@@ -706,8 +734,8 @@ class Stack:
             self.resolve.names[f"{logical_id}.Arn"] = sqs.get_queue_attributes(
                 QueueUrl=url, AttributeNames=["QueueArn"]
             )["Attributes"]["QueueArn"]
-        # The user's Spotify credentials, where the template keeps them. Spotify may rotate
-        # the refresh token on every refresh: the extract then writes it back each run.
+        # The user's Spotify credentials, in the SecureString the deploy steps create. Spotify
+        # may rotate the refresh token on every refresh: the extract then writes it back.
         spotify.rotate_refresh_tokens = True
         credentials = json.dumps(
             {
@@ -716,16 +744,11 @@ class Stack:
                 "refresh_token": spotify.mint_refresh_token(),
             }
         )
-        for logical_id in resources_of(template, "AWS::SecretsManager::Secret"):
-            self.resolve.names[logical_id] = client("secretsmanager").create_secret(
-                Name=self.resolve.name(logical_id), SecretString=credentials
-            )["ARN"]
-        for logical_id, parameter in resources_of(template, "AWS::SSM::Parameter").items():
-            client("ssm").put_parameter(
-                Name=self.resolve.name(logical_id),
-                Value=credentials,
-                Type=parameter["Properties"].get("Type", "String"),
-            )
+        client("ssm").put_parameter(
+            Name=credentials_parameter(template, self.resolve),
+            Value=credentials,
+            Type="SecureString",
+        )
 
     def queue_of(self, function: str) -> tuple[str, str, int]:
         """URL, ARN and batch size of the queue a function's SQS event source reads."""
@@ -1201,36 +1224,50 @@ def price(measured: Measurement, template: dict) -> list[Line]:
     share_allowance([sqs, idle], FREE["sqs_requests"])
     lines += [sqs, idle]
 
-    # Credentials: Secrets Manager's secrets and calls; Parameter Store's standard ones free.
-    secrets = len(resources_of(template, "AWS::SecretsManager::Secret"))
-    if secrets:
-        lines.append(Line("Secrets Manager", "secrets", secrets, "secret-month", SECRET_MONTH))
-        calls = month_counts(measured, lambda r: r.kind if r.service == "secretsmanager" else None)
-        lines.append(
-            Line(
-                "Secrets Manager",
-                "API calls",
-                sum(calls.values()),
-                "requests",
-                SECRETS_API_CALL,
-                note=", ".join(f"{k} {v:,.0f}" for k, v in calls.most_common()),
-            )
-        )
-    parameters = len(resources_of(template, "AWS::SSM::Parameter"))
-    ssm_calls = sum(
-        month_counts(measured, lambda r: r.kind if r.service == "ssm" else None).values()
-    )
-    if parameters or ssm_calls:
+    # Credentials: a standard SecureString in Parameter Store, which bills neither the
+    # parameter nor its calls at standard throughput; each read and write of it is a KMS
+    # request on the AWS-managed key aws/ssm, which Parameter Store makes.
+    ssm_calls = month_counts(measured, lambda r: r.kind if r.service == "ssm" else None)
+    if ssm_calls:
+        parameters = {
+            r.key for hour in measured.hours() for r in hour.requests if r.service == "ssm"
+        }
         lines.append(
             Line(
                 "SSM Parameter Store",
-                "standard parameters and calls",
-                ssm_calls,
-                "requests",
+                "standard parameters",
+                len(parameters),
+                "parameter-month",
                 SSM_STANDARD_PARAMETER,
-                note=f"{parameters} parameter(s)",
+                note="a standard SecureString: no storage charge",
             )
         )
+        lines.append(
+            Line(
+                "SSM Parameter Store",
+                "API calls",
+                sum(ssm_calls.values()),
+                "requests",
+                SSM_STANDARD_THROUGHPUT_CALL,
+                note="free at standard throughput: "
+                + ", ".join(f"{k} {v:,.0f}" for k, v in ssm_calls.most_common()),
+            )
+        )
+    kms_calls = month_counts(measured, lambda r: r.kms)
+    if kms_calls:
+        kms = Line(
+            "KMS",
+            "requests (estimate)",
+            sum(kms_calls.values()),
+            "requests",
+            KMS_REQUEST,
+            note="not seen on moto: Parameter Store's "
+            + ", ".join(f"{k} {v:,.0f}" for k, v in kms_calls.most_common())
+            + " on aws/ssm, one per read with decryption and per write of the SecureString",
+            price_text="$0.03 per 10,000 requests",
+        )
+        share_allowance([kms], FREE["kms_requests"])
+        lines.append(kms)
 
     # CloudWatch: the template's alarms, the EMF metrics the handlers publish, the logs.
     standard, composite = alarm_metrics(template)
@@ -1378,7 +1415,7 @@ def report(measurements: list[tuple[Measurement, list[Line]]], template_path: Pa
         "Not in the totals: ECR storage of the report image ($0.10 per GB-month); with "
         f"AlarmEmail set, the alarm topic's KMS key (${KMS_KEY_MONTH:.2f} a month) and its "
         "requests. The always-free tiers are the account's, shared with anything else it runs; "
-        "S3, Athena and Secrets Manager have none.",
+        "S3 and Athena have none.",
     ]
     return "\n".join(parts)
 

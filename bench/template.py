@@ -45,6 +45,14 @@ def load_template(path: Path = TEMPLATE) -> dict:
     return json.loads(json.dumps(decoded))
 
 
+def credentials_parameter(template: dict, resolve: Resolver) -> str:
+    """The name of the SSM SecureString the extract reads the Spotify credentials from. It is
+    no resource of the template (CloudFormation cannot create a SecureString): whoever stands
+    the stack up creates it where the extract's environment names it."""
+    extract = template["Resources"][FUNCTIONS["extract"]]["Properties"]
+    return resolve(extract["Environment"]["Variables"]["SPOTIFY_ETL_CREDENTIALS_PARAMETER"])
+
+
 def resources_of(template: dict, *types: str) -> dict[str, dict]:
     """The template's resources of these types, by logical id."""
     return {
@@ -73,11 +81,10 @@ class Resolver:
         "AWS::Serverless::Function": ("FunctionName",),
         "AWS::Logs::LogGroup": ("LogGroupName",),
         "AWS::SQS::Queue": ("QueueName",),
-        "AWS::SecretsManager::Secret": ("Name",),
         "AWS::SSM::Parameter": ("Name",),
     }
-    # Types whose !Ref is not their name: a queue's is its URL, a secret's its ARN.
-    REF_IS_NOT_NAME = {"AWS::SQS::Queue", "AWS::SecretsManager::Secret"}
+    # Types whose !Ref is not their name: a queue's is its URL.
+    REF_IS_NOT_NAME = {"AWS::SQS::Queue"}
 
     def __init__(self, template: dict, parameters: dict[str, str] | None = None) -> None:
         self.template = template

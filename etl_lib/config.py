@@ -2,7 +2,7 @@
 
 Reading the settings never reads a secret: the Spotify credentials are loaded by the code
 that calls Spotify (``etl_lib.extract.credentials.loaded``), so a query, a catalog or a report
-runs with a credentials file or secret it cannot read.
+runs with a credentials file or SSM parameter it cannot read.
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ class Credentials:
     user_id: str | None = None
     # Where these came from, for `auth status`.
     origin: str = "none"
-    # Where the refresh token was read ("secret", "environment" or "file"), which is where a
-    # rotated one goes back; None when it was handed over in code.
+    # Where the refresh token was read ("parameter", "environment" or "file"), which is where
+    # a rotated one goes back; None when it was handed over in code.
     refresh_token_source: str | None = None
 
     def as_secret_document(self) -> dict[str, str]:
@@ -119,11 +119,12 @@ class Settings:
     # auto: a user refresh token when one is stored, else client credentials.
     auth_mode: str = "auto"
     # None until the code that calls Spotify loads them (``credentials.loaded``) from the
-    # secret, or from the environment's values (below) over the credentials file.
+    # SSM parameter, or from the environment's values (below) over the credentials file.
     credentials: Credentials | None = None
     environment_credentials: Credentials = field(default_factory=Credentials)
     credentials_file: Path = DEFAULT_CREDENTIALS_FILE
-    secret_id: str | None = None
+    # The name of the SSM Parameter Store SecureString holding the credentials as JSON.
+    credentials_parameter: str | None = None
     # AWS: unset values fall back to what boto3 itself reads (AWS_REGION, AWS_PROFILE,
     # AWS_ENDPOINT_URL, the credential variables and files).
     aws_region: str | None = None
@@ -192,7 +193,7 @@ class Settings:
         env = os.environ if environ is None else environ
         playlists = playlist_ids(env.get("SPOTIFY_ETL_PLAYLISTS", ""))
         credentials_file = Path(env.get("SPOTIFY_ETL_CREDENTIALS_FILE") or DEFAULT_CREDENTIALS_FILE)
-        secret_id = env.get("SPOTIFY_ETL_SECRET_ID") or None
+        credentials_parameter = env.get("SPOTIFY_ETL_CREDENTIALS_PARAMETER") or None
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
         values = {
             "lake": default_lake(env),
@@ -205,7 +206,7 @@ class Settings:
             "auth_mode": env.get("SPOTIFY_ETL_AUTH_MODE") or "auto",
             "environment_credentials": _environment_credentials(env),
             "credentials_file": credentials_file,
-            "secret_id": secret_id,
+            "credentials_parameter": credentials_parameter,
             "aws_region": region,
             "aws_profile": env.get("AWS_PROFILE") or None,
             "glue_database": env.get("SPOTIFY_ETL_GLUE_DATABASE") or "spotify_charts",

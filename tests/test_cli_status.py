@@ -492,7 +492,7 @@ CREDENTIAL_VARIABLES = (
     "SPOTIFY_REFRESH_TOKEN",
     "SPOTIPY_CLIENT_ID",
     "SPOTIPY_CLIENT_SECRET",
-    "SPOTIFY_ETL_SECRET_ID",
+    "SPOTIFY_ETL_CREDENTIALS_PARAMETER",
 )
 
 
@@ -521,14 +521,14 @@ def test_reading_commands_run_with_a_credentials_file_nobody_may_read(
     assert "Report: " in capsys.readouterr().out
 
 
-def test_reading_commands_run_with_a_secret_that_does_not_exist(
+def test_reading_commands_run_with_a_credentials_parameter_that_does_not_exist(
     lake_copy, moto_endpoint, monkeypatch, capsys
 ):
     for name in CREDENTIAL_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SPOTIFY_ETL_SECRET_ID", "spotify-etl/nowhere")
+    monkeypatch.setenv("SPOTIFY_ETL_CREDENTIALS_PARAMETER", "/spotify-etl/nowhere")
     assert cli.main(["auth", "status", "--lake", lake_copy]) == 2
-    assert "cannot read secret 'spotify-etl/nowhere'" in one_error_line(capsys)
+    assert "SSM parameter '/spotify-etl/nowhere' does not exist" in one_error_line(capsys)
 
     assert cli.main(["catalog", "--lake", lake_copy]) == 0
     assert cli.main(["query", "--lake", lake_copy, "SELECT count(*) AS n FROM chart"]) == 0

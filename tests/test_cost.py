@@ -103,6 +103,47 @@ def test_the_prices_are_the_counts_times_the_price_table(measured, template):
     assert f"Biggest line: {biggest.service} {biggest.name}" in text
 
 
+@pytest.mark.slow
+@pytest.mark.aws
+def test_the_credentials_parameter_is_free_and_its_kms_requests_are_estimated(measured, template):
+    """Each extract reads the SecureString (with decryption) and writes the refresh token
+    Spotify rotated back: Parameter Store bills neither; KMS bills one request for each."""
+    extracts = sum(1 for h in measured.hours() for i in h.invocations if i.function == "extract")
+    reads = simulated(measured, lambda r: r.actor == "extract" and r.kind == "GetParameter")
+    writes = simulated(measured, lambda r: r.actor == "extract" and r.kind == "PutParameter")
+    assert reads == writes == extracts
+    assert not simulated(measured, lambda r: r.service == "ssm" and r.actor != "extract")
+    [parameter] = {r.key for h in measured.hours() for r in h.requests if r.service == "ssm"}
+    assert parameter == cost.credentials_parameter(template, cost.Resolver(template))
+    lines = cost.price(measured, template)
+    assert line(lines, "SSM Parameter Store", "standard parameters").quantity == 1
+    calls = line(lines, "SSM Parameter Store", "API calls")
+    assert calls.quantity == pytest.approx(2 * 24 * 30)  # a read and a write per hourly run
+    assert calls.usd == 0
+    kms = line(lines, "KMS", "requests (estimate)")
+    assert kms.quantity == pytest.approx(calls.quantity)
+    assert kms.usd == pytest.approx(kms.quantity * 0.03 / 10_000)
+    assert kms.usd_after_free_tier == 0  # within the 20,000 free requests a month
+    assert "Decrypt 720" in kms.note and "Encrypt 720" in kms.note
+    assert not [x for x in lines if x.service == "Secrets Manager"]
+
+
+@pytest.mark.parametrize(
+    ("operation", "parameters", "kms"),
+    [
+        ("GetParameter", {"Name": "/a", "WithDecryption": True}, "Decrypt"),
+        ("GetParameter", {"Name": "/a"}, None),
+        ("PutParameter", {"Name": "/a", "Type": "SecureString", "Overwrite": True}, "Encrypt"),
+        ("PutParameter", {"Name": "/a", "Type": "String"}, None),
+        ("DescribeParameters", {}, None),
+    ],
+)
+def test_parameter_store_makes_a_kms_request_per_secure_string_read_or_write(
+    operation, parameters, kms
+):
+    assert cost.ssm_kms_request(operation, parameters) == kms
+
+
 def test_a_month_is_day_one_and_the_later_days_mean_with_quiet_hours_weighted():
     def hour(weight: float, requests: int) -> cost.Hour:
         request = cost.Request("extract", "s3", "PUT", "raw/x", 1, 0, 0, None)

@@ -2,8 +2,9 @@
 
 A stack is set up on moto on 127.0.0.1 (not AWS): the lake bucket, the Glue database with the
 six Iceberg tables and the views (``catalog --engine athena``, as the deploy steps say), an
-Athena workgroup, the Spotify secret and the extract's schedule. Every check then passes, and
-each failure a user can meet makes its own line FAIL with its fix while the others still run.
+Athena workgroup, the Spotify credentials' SSM SecureString and the extract's schedule. Every
+check then passes, and each failure a user can meet makes its own line FAIL with its fix while
+the others still run.
 
 What moto cannot show, and these tests therefore do not prove:
 - moto's Athena runs no SQL: every query "succeeds" with canned results, so on moto ``SELECT 1``
@@ -32,12 +33,12 @@ BUCKET = "charts-doctor-lake"
 LAKE = f"s3://{BUCKET}/lake"
 WORKGROUP = "charts"
 RESULTS = f"s3://{BUCKET}/athena-results/"
-SECRET_NAME = "charts/spotify"
+PARAMETER = "/charts/spotify"
 SCHEDULE = "charts-extract"
 CREDENTIALS = {"client_id": "the-client-id", "client_secret": "the-client-secret-value"}
 VIEWS = list(shipped("views"))
-# identity, bucket, probe, missing key, database, the tables, workgroup, the views, secret,
-# schedule.
+# identity, bucket, probe, missing key, database, the tables, workgroup, the views,
+# credentials parameter, schedule.
 LINES = 1 + 3 + 1 + len(schemas.TABLES) + 1 + len(VIEWS) + 2
 
 
@@ -50,7 +51,7 @@ def stack(moto_endpoint, monkeypatch) -> dict[str, str]:
         Name=WORKGROUP,
         Configuration={"ResultConfiguration": {"OutputLocation": RESULTS}},
     )
-    secret_arn = new_secret(CREDENTIALS)
+    put_credentials(CREDENTIALS)
     boto3.client("scheduler").create_schedule(
         Name=SCHEDULE,
         ScheduleExpression="rate(1 hour)",
@@ -66,20 +67,21 @@ def stack(moto_endpoint, monkeypatch) -> dict[str, str]:
         "SPOTIFY_ETL_GLUE_DATABASE": "spotify_charts",
         "SPOTIFY_ETL_ATHENA_WORKGROUP": WORKGROUP,
         "SPOTIFY_ETL_ATHENA_OUTPUT": RESULTS,
-        "SPOTIFY_ETL_SECRET_ID": secret_arn,
+        "SPOTIFY_ETL_CREDENTIALS_PARAMETER": PARAMETER,
     }
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("SPOTIFY_ETL_SOURCE", raising=False)
     # The tables and the views, as the deploy steps create them (infra/README.md).
     assert cli.main(["catalog", "--engine", "athena", "--lake", LAKE]) == 0
-    return {**environment, "secret_arn": secret_arn}
+    return environment
 
 
-def new_secret(document: dict[str, str]) -> str:
-    """The ARN of a new Spotify secret holding ``document``."""
-    secretsmanager = boto3.client("secretsmanager")
-    return secretsmanager.create_secret(Name=SECRET_NAME, SecretString=json.dumps(document))["ARN"]
+def put_credentials(document: dict[str, str], *, kind: str = "SecureString") -> None:
+    """The credentials' parameter holding ``document``, as the deploy steps create it."""
+    boto3.client("ssm").put_parameter(
+        Name=PARAMETER, Value=json.dumps(document), Type=kind, Overwrite=True
+    )
 
 
 def run_doctor(capsys, *args: str) -> tuple[int, list[str]]:
@@ -118,9 +120,9 @@ def test_a_deployed_stack_passes_every_check(stack, capsys):
         assert found[f"Glue table spotify_charts.{name}"] == "ok"
     for view in VIEWS:
         assert found[f"Athena view spotify_charts.{view}"] == "ok"
-    assert f"ok    Spotify secret {stack['secret_arn']}: holds client_id, client_secret" in lines
+    assert f"ok    SSM parameter {PARAMETER}: SecureString, holds client_id, client_secret" in lines
     assert f"ok    EventBridge Scheduler schedule {SCHEDULE}: ENABLED, rate(1 hour)" in lines
-    # The probe object is gone, and the secret's values were never shown.
+    # The probe object is gone, and the credentials' values were never shown.
     listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="lake/doctor/")
     assert listed["KeyCount"] == 0
     assert not any(value in "\n".join(lines) for value in CREDENTIALS.values())
@@ -139,10 +141,12 @@ def _missing_bucket(stack, monkeypatch):
     monkeypatch.setenv("SPOTIFY_ETL_LAKE", "s3://no-such-bucket/lake")
 
 
-def _secret_without_a_secret(stack, monkeypatch):
-    boto3.client("secretsmanager").put_secret_value(
-        SecretId=stack["secret_arn"], SecretString=json.dumps({"client_id": "the-client-id"})
-    )
+def _credentials_without_a_secret(stack, monkeypatch):
+    put_credentials({"client_id": "the-client-id"})
+
+
+def _missing_credentials(stack, monkeypatch):
+    boto3.client("ssm").delete_parameter(Name=PARAMETER)
 
 
 def _disabled_schedule(stack, monkeypatch):
@@ -197,12 +201,21 @@ FAILURES = {
             "HEAD of a missing key",
         ],
     ),
-    "secret missing a key": (
-        _secret_without_a_secret,
+    "credentials missing a key": (
+        _credentials_without_a_secret,
         {
-            "Spotify secret {secret_arn}": "has a client_id but neither client_secret (client "
+            f"SSM parameter {PARAMETER}": "has a client_id but neither client_secret (client "
             "credentials) nor refresh_token (`spotify-etl auth login`): put the credentials "
             "JSON in it (infra/README.md, Deploying, step 1)"
+        },
+        [],
+    ),
+    "credentials missing": (
+        _missing_credentials,
+        {
+            f"SSM parameter {PARAMETER}": "does not exist: create it as a SecureString "
+            "(infra/README.md, Deploying, step 1), or set SPOTIFY_ETL_CREDENTIALS_PARAMETER to "
+            "the stack's CredentialsParameterName output"
         },
         [],
     ),
@@ -248,7 +261,6 @@ def test_each_failure_fails_its_own_line_with_the_fix_and_the_rest_still_run(
     failure, stack, monkeypatch, capsys
 ):
     break_stack, fixes, skipped = FAILURES[failure]
-    fixes = {subject.format(**stack): fix for subject, fix in fixes.items()}
     break_stack(stack, monkeypatch)
 
     code, lines = run_doctor(capsys, "--schedule", SCHEDULE)
@@ -275,7 +287,7 @@ def test_stack_outputs_name_everything(stack, monkeypatch, capsys):
         "GlueDatabaseName": "spotify_charts",
         "AthenaWorkGroupName": WORKGROUP,
         "AthenaOutputLocation": RESULTS,
-        "SpotifySecretArn": stack["secret_arn"],
+        "CredentialsParameterName": PARAMETER,
         "ScheduleName": SCHEDULE,
     }
     template = {
@@ -292,7 +304,7 @@ def test_stack_outputs_name_everything(stack, monkeypatch, capsys):
         "SPOTIFY_ETL_GLUE_DATABASE",
         "SPOTIFY_ETL_ATHENA_WORKGROUP",
         "SPOTIFY_ETL_ATHENA_OUTPUT",
-        "SPOTIFY_ETL_SECRET_ID",
+        "SPOTIFY_ETL_CREDENTIALS_PARAMETER",
     ):
         monkeypatch.delenv(name)
 
@@ -301,15 +313,15 @@ def test_stack_outputs_name_everything(stack, monkeypatch, capsys):
     assert code == 0, lines
     assert lines[1] == (
         "ok    CloudFormation stack charts: CREATE_COMPLETE, outputs used: "
-        "AthenaOutputLocation, AthenaWorkGroupName, GlueDatabaseName, LakeRoot, "
-        "ScheduleName, SpotifySecretArn"
+        "AthenaOutputLocation, AthenaWorkGroupName, CredentialsParameterName, "
+        "GlueDatabaseName, LakeRoot, ScheduleName"
     )
     assert len(check_lines(lines)) == LINES + 1
     found = statuses(lines)
     assert set(found.values()) == {"ok"}
     assert found["S3 bucket " + BUCKET] == "ok"
     assert found[f"Athena workgroup {WORKGROUP}"] == "ok"
-    assert found[f"Spotify secret {stack['secret_arn']}"] == "ok"
+    assert found[f"SSM parameter {PARAMETER}"] == "ok"
     assert found[f"EventBridge Scheduler schedule {SCHEDULE}"] == "ok"
 
 
@@ -325,44 +337,83 @@ def test_a_stack_that_is_not_there_is_one_line(moto_endpoint, capsys):
     assert lines[2:] == ["1 of 2 checks failed"]
 
 
-def secret_check(secret_id: str) -> doctor.Check:
-    settings = Settings(lake=LAKE, secret_id=secret_id)
-    return doctor.check_secret(doctor.Clients(settings), settings)
+def credentials_check(name: str = PARAMETER) -> doctor.Check:
+    settings = Settings(lake=LAKE, credentials_parameter=name)
+    return doctor.check_credentials_parameter(doctor.Clients(settings), settings)
 
 
-def test_the_stacks_empty_placeholder_secret_fails(moto_endpoint):
-    arn = new_secret({"client_id": "", "client_secret": "", "refresh_token": ""})
+def test_a_string_parameter_fails_as_unencrypted(moto_endpoint):
+    put_credentials(CREDENTIALS, kind="String")
 
-    check = secret_check(arn)
+    check = credentials_check()
 
     assert check.line == (
-        f"FAIL  Spotify secret {arn}: holds only the stack's empty placeholder: put the "
-        "credentials JSON in it (infra/README.md, Deploying, step 1)"
+        f"FAIL  SSM parameter {PARAMETER}: is a String, which stores the credentials "
+        f"unencrypted: delete it (aws ssm delete-parameter --name {PARAMETER}) and create it "
+        "as a SecureString (infra/README.md, Deploying, step 1)"
     )
 
 
-def test_a_user_token_secret_needs_no_client_secret(moto_endpoint):
-    document = {"client_id": "the-client-id", "refresh_token": "a-refresh-token", "scope": ""}
-    arn = new_secret(document)
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("not json", "does not hold a JSON object with client_id and client_secret or "),
+        ('["client_id"]', "does not hold a JSON object"),
+        ('{"client_id": "", "client_secret": "", "refresh_token": ""}', "has no client_id"),
+        ('{"client_secret": "s3cret-value"}', "has no client_id"),
+    ],
+)
+def test_a_document_that_is_not_credentials_fails_with_the_fix(moto_endpoint, value, problem):
+    boto3.client("ssm").put_parameter(Name=PARAMETER, Value=value, Type="SecureString")
 
-    check = secret_check(arn)
-
-    assert check.line == f"ok    Spotify secret {arn}: holds client_id, refresh_token"
-
-
-def test_a_missing_secret_names_the_setting(moto_endpoint):
-    check = secret_check("no-such-secret")
+    check = credentials_check()
 
     assert check.status == doctor.FAIL
-    assert "does not exist (or has no value yet): set SPOTIFY_ETL_SECRET_ID" in check.detail
+    assert check.detail.startswith(problem)
+    assert check.detail.endswith(
+        ": put the credentials JSON in it (infra/README.md, Deploying, step 1)"
+    )
+    assert "s3cret-value" not in check.line
 
 
-def test_the_archive_source_needs_no_secret():
-    settings = Settings(lake=LAKE, source="archive", secret_id="never-read")
+def test_a_user_token_parameter_needs_no_client_secret(moto_endpoint):
+    put_credentials({"client_id": "the-client-id", "refresh_token": "a-refresh-token", "scope": ""})
 
-    check = doctor.check_secret(_no_aws, settings)
+    check = credentials_check()
 
-    assert check.line == "skip  Spotify secret: the source is archive, which needs no credentials"
+    assert (
+        check.line
+        == f"ok    SSM parameter {PARAMETER}: SecureString, holds client_id, refresh_token"
+    )
+
+
+def test_a_missing_parameter_names_the_setting(moto_endpoint):
+    check = credentials_check("/no/such/parameter")
+
+    assert check.status == doctor.FAIL
+    assert "does not exist: create it as a SecureString" in check.detail
+    assert "set SPOTIFY_ETL_CREDENTIALS_PARAMETER" in check.detail
+
+
+def test_an_unset_parameter_name_is_skipped_with_the_setting():
+    settings = Settings(lake=LAKE)
+
+    check = doctor.check_credentials_parameter(_no_aws, settings)
+
+    assert check.line == (
+        "skip  Spotify credentials: SPOTIFY_ETL_CREDENTIALS_PARAMETER is not set: set it to the "
+        "stack's CredentialsParameterName output, or give --stack NAME"
+    )
+
+
+def test_the_archive_source_needs_no_credentials():
+    settings = Settings(lake=LAKE, source="archive", credentials_parameter="/never/read")
+
+    check = doctor.check_credentials_parameter(_no_aws, settings)
+
+    assert check.line == (
+        "skip  Spotify credentials: the source is archive, which needs no credentials"
+    )
 
 
 def test_without_a_schedule_name_its_check_is_skipped():

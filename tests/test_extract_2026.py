@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from conftest import LoopbackServer, QuietHandler, use_fake_aws
 
 from etl_lib import cli, pipeline
 from etl_lib.errors import (
     ConfigError,
+    EtlError,
     PlaylistForbidden,
     PlaylistNotFound,
     QuotaExceeded,
@@ -437,7 +439,10 @@ def test_entries_with_item_track_or_both_give_the_same_chart(tmp_path, entry_fie
     assert result.tables["chart_entries"].column("track_id").to_pylist() == expected
 
 
-def test_user_credentials_from_secrets_manager_with_rotation(tmp_path, moto_endpoint):
+PARAMETER = "/spotify-etl/test"
+
+
+def test_user_credentials_from_an_ssm_parameter_with_rotation(tmp_path, moto_endpoint):
     import boto3
 
     from etl_lib.config import Settings
@@ -446,14 +451,15 @@ def test_user_credentials_from_secrets_manager_with_rotation(tmp_path, moto_endp
         ChartSimulator(), now=NOON, extended_quota=False, rotate_refresh_tokens=True
     ) as server:
         original = server.mint_refresh_token()
-        secrets = boto3.client("secretsmanager")
-        secrets.create_secret(
-            Name="spotify-etl/test",
-            SecretString=json.dumps({"client_id": server.client_id, "refresh_token": original}),
+        ssm = boto3.client("ssm")
+        ssm.put_parameter(
+            Name=PARAMETER,
+            Value=json.dumps({"client_id": server.client_id, "refresh_token": original}),
+            Type="SecureString",
         )
         settings = Settings.from_env(
             {
-                "SPOTIFY_ETL_SECRET_ID": "spotify-etl/test",
+                "SPOTIFY_ETL_CREDENTIALS_PARAMETER": PARAMETER,
                 "SPOTIFY_ETL_LAKE": str(tmp_path / "lake"),
                 "SPOTIFY_API_BASE_URL": server.base_url,
                 "SPOTIFY_TOKEN_URL": server.token_url,
@@ -464,17 +470,159 @@ def test_user_credentials_from_secrets_manager_with_rotation(tmp_path, moto_endp
         # Read by the code that calls Spotify, not with the settings.
         assert settings.credentials is None
         loaded = credentials.loaded(settings)
-        assert loaded.credentials.origin == "secret spotify-etl/test"
+        assert loaded.credentials.origin == f"SSM parameter {PARAMETER}"
         assert loaded.uses_user_token
         [outcome] = pipeline.extract(settings)
         assert outcome.status == "extracted"
-        stored = json.loads(secrets.get_secret_value(SecretId="spotify-etl/test")["SecretString"])
-        assert stored["refresh_token"] not in (None, original)
+        # The rotated token went back, encrypted, and the client id with it.
+        stored = ssm.get_parameter(Name=PARAMETER, WithDecryption=True)["Parameter"]
+        assert stored["Type"] == "SecureString" and stored["Version"] > 1
+        document = json.loads(stored["Value"])
+        assert document["refresh_token"] not in (None, original)
+        assert document["client_id"] == server.client_id
 
 
-def test_missing_secret_is_named(moto_endpoint):
+def test_login_stores_the_refresh_token_in_the_ssm_parameter(
+    strict_server, tmp_path, moto_endpoint
+):
+    import boto3
+
+    settings = _settings_for(
+        strict_server,
+        tmp_path,
+        credentials=Credentials(strict_server.client_id),
+        credentials_parameter=PARAMETER,
+        aws_region="us-east-1",
+    )
+    shown: list[str] = []
+
+    def paste() -> str:
+        answer = requests.get(shown[0], allow_redirects=False, timeout=5)
+        return answer.headers["Location"]
+
+    stored = auth.login(settings, show_url=shown.append, paste=paste)
+    assert stored.origin == f"SSM parameter {PARAMETER}"
+    assert not (tmp_path / "credentials.json").exists()
+    parameter = boto3.client("ssm").get_parameter(Name=PARAMETER, WithDecryption=True)
+    assert parameter["Parameter"]["Type"] == "SecureString"
+    # What the next run reads, and where it writes a rotated token back.
+    read = credentials.read_parameter(PARAMETER, region="us-east-1")
+    assert read.refresh_token == stored.refresh_token and read.client_id == strict_server.client_id
+    assert read.refresh_token_source == "parameter" and read.user_id == "local-user"
+
+
+def _parameter_settings(name: str = PARAMETER):
     from etl_lib.config import Settings
 
-    missing = Settings(secret_id="spotify-etl/missing", aws_region="us-east-1")
-    with pytest.raises(ConfigError, match="spotify-etl/missing"):
-        credentials.load(missing)
+    return Settings(credentials_parameter=name, aws_region="us-east-1")
+
+
+def test_a_missing_parameter_is_named_with_the_fix(moto_endpoint):
+    with pytest.raises(ConfigError) as raised:
+        credentials.load(_parameter_settings("/spotify-etl/missing"))
+    assert str(raised.value) == (
+        "SSM parameter '/spotify-etl/missing' does not exist: create it as a SecureString "
+        "(infra/README.md, Deploying, step 1), or set SPOTIFY_ETL_CREDENTIALS_PARAMETER to the "
+        "stack's CredentialsParameterName output"
+    )
+
+
+def test_a_parameter_that_is_not_a_secure_string_is_refused(moto_endpoint):
+    import boto3
+
+    document = {"client_id": "the-id", "client_secret": "plain-text-secret"}
+    boto3.client("ssm").put_parameter(Name=PARAMETER, Value=json.dumps(document), Type="String")
+    with pytest.raises(ConfigError) as raised:
+        credentials.load(_parameter_settings())
+    message = str(raised.value)
+    assert message.startswith(
+        f"SSM parameter '{PARAMETER}' is a String, which stores the credentials unencrypted: "
+        f"delete it (aws ssm delete-parameter --name {PARAMETER}) and create it as a SecureString"
+    )
+    assert "plain-text-secret" not in message
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        ({"client_secret": "the-secret-value"}, "has no client_id"),
+        ({"client_id": "the-id"}, "has a client_id but neither client_secret"),
+        ({"client_id": "the-id", "refresh_token": ""}, "has a client_id but neither"),
+    ],
+)
+def test_a_parameter_missing_keys_names_them_not_the_values(moto_endpoint, document, problem):
+    import boto3
+
+    boto3.client("ssm").put_parameter(
+        Name=PARAMETER, Value=json.dumps(document), Type="SecureString"
+    )
+    with pytest.raises(ConfigError) as raised:
+        credentials.load(_parameter_settings())
+    message = str(raised.value)
+    assert message.startswith(f"SSM parameter '{PARAMETER}' {problem}")
+    assert message.endswith(": put the credentials JSON in it (infra/README.md, Deploying, step 1)")
+    assert "the-secret-value" not in message
+
+
+@pytest.mark.aws
+def test_no_region_or_no_endpoint_is_one_line_naming_the_parameter(bare_aws, monkeypatch):
+    from etl_lib.config import Settings
+
+    with pytest.raises(ConfigError) as raised:
+        credentials.load(Settings(credentials_parameter=PARAMETER))
+    assert str(raised.value) == (
+        f"no AWS region for SSM Parameter Store (SSM parameter '{PARAMETER}'): set AWS_REGION"
+    )
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with pytest.raises(EtlError, match=rf"cannot reach SSM Parameter Store at .*'{PARAMETER}'"):
+        credentials.load(Settings(credentials_parameter=PARAMETER, aws_region="us-east-1"))
+
+
+class _DeniedSsm(QuietHandler):
+    """Parameter Store answering every call as AWS does a caller its policy does not allow."""
+
+    def do_POST(self):
+        operation = self.headers["X-Amz-Target"].split(".")[-1]
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = json.dumps(
+            {
+                "__type": "AccessDeniedException",
+                "message": f"User: arn:aws:sts::123456789012:assumed-role/extract is not "
+                f"authorized to perform: ssm:{operation} on resource: parameter{PARAMETER}",
+            }
+        ).encode()
+        self.send_response(400)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def denied_ssm(monkeypatch):
+    server = LoopbackServer(_DeniedSsm)
+    use_fake_aws(monkeypatch, server.origin)
+    yield
+    server.close()
+
+
+@pytest.mark.aws
+def test_access_denied_names_the_parameter_and_the_grant(denied_ssm):
+    with pytest.raises(ConfigError) as raised:
+        credentials.load(_parameter_settings())
+    assert str(raised.value) == (
+        f"AWS denied GetParameter on SSM parameter '{PARAMETER}': allow ssm:GetParameter on it "
+        "to the credentials in use (and kms:Decrypt on its key, if that is not the AWS-managed "
+        "aws/ssm)"
+    )
+    stored = Credentials("the-id", refresh_token="old", refresh_token_source="parameter")
+    with pytest.raises(ConfigError, match=r"allow ssm:PutParameter on it .*kms:Encrypt"):
+        credentials.store_rotated_refresh_token(
+            stored,
+            "rotated",
+            parameter=PARAMETER,
+            credentials_file=Path("/nonexistent/credentials.json"),
+            region="us-east-1",
+        )

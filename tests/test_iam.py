@@ -59,6 +59,7 @@ from bench.template import (
     FUNCTIONS,
     REGION,
     Resolver,
+    credentials_parameter,
     load_template,
     resources_of,
 )
@@ -109,6 +110,10 @@ ON_BEHALF = {
         "Athena User Guide: 'Specify a query result location' and 'Control access to Amazon S3 "
         "from Athena'",
     ),
+    # Not added, since no grant of the role is needed for it: Parameter Store's KMS Decrypt
+    # (a SecureString read with decryption) and Encrypt (written) on the AWS-managed key
+    # aws/ssm, whose key policy grants its use to every IAM principal of the account.
+    # (Systems Manager User Guide: 'Restricting decryption of SecureString parameter values')
     "lambda_polls_the_queue": (
         "the Lambda service, per SQS event source",
         "sqs:ReceiveMessage, sqs:DeleteMessage, sqs:GetQueueAttributes on the function's queue",
@@ -196,10 +201,10 @@ def recorded(recording: Path) -> list[dict]:
 
 
 class Recording:
-    """Maps what moto's server recorded to IAM calls. ``aliases`` names a real ARN (a queue,
-    the secret) as the template's resolver names it; ``athena`` is moto's Athena backend,
-    which knows the workgroup of a query id. moto's Athena keeps no view in Glue, so the
-    views Athena would have created so far are remembered here (``views``)."""
+    """Maps what moto's server recorded to IAM calls. ``aliases`` names a real ARN (a queue)
+    as the template's resolver names it; ``athena`` is moto's Athena backend, which knows the
+    workgroup of a query id. moto's Athena keeps no view in Glue, so the views Athena would have
+    created so far are remembered here (``views``)."""
 
     def __init__(self, *, aliases: dict[str, str], athena, bucket: str, database: str) -> None:
         self.aliases = aliases
@@ -225,9 +230,8 @@ class Recording:
                 calls += s3_calls(entry["method"], url, headers, body)
             elif service == "glue":
                 calls += glue_calls(target, json.loads(body))
-            elif service == "secretsmanager":
-                secret = json.loads(body)["SecretId"]
-                calls.append((f"secretsmanager:{target}", self.aliases.get(secret, secret), {}))
+            elif service == "ssm":
+                calls.append(ssm_call(target, json.loads(body)))
             elif service == "athena":
                 calls += self.athena_calls(target, json.loads(body))
             elif service == "sqs":
@@ -307,6 +311,15 @@ def s3_calls(method: str, url, headers: dict, body) -> list[Call]:
         action = "s3:AbortMultipartUpload" if "uploadId" in query else "s3:DeleteObject"
         return [(action, object_arn, {})]
     raise AssertionError(f"an S3 object request no test maps: {method} {url.geturl()}")
+
+
+def ssm_call(operation: str, params: dict) -> Call:
+    """A Parameter Store call, authorized on the parameter's ARN (its name without the leading
+    slash after ``parameter/``)."""
+    if operation not in ("GetParameter", "PutParameter"):
+        raise AssertionError(f"an SSM call no test maps: {operation}")
+    name = params["Name"].lstrip("/")
+    return (f"ssm:{operation}", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{name}", {})
 
 
 def glue_calls(operation: str, params: dict) -> list[Call]:
@@ -391,7 +404,8 @@ def transform_event(keys: list[str], bucket: str) -> dict:
 
 class Stack:
     """moto with what the stack creates and the handlers expect: the lake bucket, the Glue
-    database, the Athena workgroup, the secret, the queues the functions' environments name;
+    database, the Athena workgroup, the queues the functions' environments name, and the
+    credentials' SecureString the deploy steps create;
     ``run`` runs one handler with that function's environment from the template and returns
     its response and the IAM calls its requests (and AWS on its behalf) made."""
 
@@ -420,21 +434,22 @@ class Stack:
             },
         )
         # A user's refresh token, which the local server replaces on every refresh: the
-        # extract writes the new one back to the secret.
+        # extract writes the new one back to the parameter.
         spotify_server.rotate_refresh_tokens = True
-        secret_arn = boto3.client("secretsmanager").create_secret(
-            Name=self.resolve(props(template, "SpotifySecret")["Name"]),
-            SecretString=json.dumps(
+        boto3.client("ssm").put_parameter(
+            Name=credentials_parameter(template, self.resolve),
+            Value=json.dumps(
                 {
                     "client_id": spotify_server.client_id,
                     "client_secret": spotify_server.client_secret,
                     "refresh_token": spotify_server.mint_refresh_token(),
                 }
             ),
-        )["ARN"]
-        # Real names of what the resolver calls <SpotifySecret>, <Queue> (URL), <Queue.Arn>.
-        self.stand_ins = {"<SpotifySecret>": secret_arn}
-        aliases = {secret_arn: "<SpotifySecret>"}
+            Type="SecureString",
+        )
+        # Real names of what the resolver calls <Queue> (URL) and <Queue.Arn>.
+        self.stand_ins: dict[str, str] = {}
+        aliases: dict[str, str] = {}
         sqs = boto3.client("sqs")
         for name in resources_of(template, "AWS::SQS::Queue"):
             url = sqs.create_queue(QueueName=name)["QueueUrl"]
@@ -672,8 +687,8 @@ def test_every_call_the_handlers_make_is_allowed_to_them(handler_calls, template
 
     actions = {function: {a for a, _, _ in calls} for function, calls in handler_calls.items()}
     assert {
-        "secretsmanager:GetSecretValue",
-        "secretsmanager:PutSecretValue",
+        "ssm:GetParameter",
+        "ssm:PutParameter",
         "s3:PutObject",
     } <= actions["extract"]
     assert {"glue:CreateTable", "glue:UpdateTable"} <= actions["transform"]
@@ -735,7 +750,18 @@ def without_action(template: dict, function: str, sid: str, action: str) -> dict
             r"table/.+/(snapshots|chart_entries)",
         ),
         ("transform", "ReadWriteTables", "s3:PutObject", rf"/{re.escape(iceberg.WAREHOUSE)}/"),
-        ("extract", "SpotifyCredentials", "secretsmanager:PutSecretValue", r"<SpotifySecret>"),
+        (
+            "extract",
+            "SpotifyCredentials",
+            "ssm:PutParameter",
+            r":parameter/spotify-charts/spotify$",
+        ),
+        (
+            "extract",
+            "SpotifyCredentials",
+            "ssm:GetParameter",
+            r":parameter/spotify-charts/spotify$",
+        ),
         ("report", "AthenaQueriesInTheWorkgroup", "athena:GetQueryResults", r"workgroup/"),
         ("views", "ReadWriteTableMetadata", "s3:PutObject", r"/warehouse/.+/metadata/"),
         ("views", "CatalogTablesAndViews", "glue:UpdateTable", r"table/.+/latest_tracks$"),

@@ -6,8 +6,8 @@
   variant expanded (so the IAM roles SAM generates are checked too): no failed check, and
   every suppression carries a reason and is actually used;
 - the IAM policies, evaluated by a small simulator: the report may read and write what it
-  does; no function writes anywhere else; no data action (s3, glue, athena,
-  secretsmanager) is granted on ``Resource: "*"`` (the calls the handlers really make are
+  does; no function writes anywhere else; no data action (s3, glue, athena, ssm) is
+  granted on ``Resource: "*"`` (the calls the handlers really make are
   checked against their roles in tests/test_iam.py);
 - Glue holds the database only: the Iceberg tables in it are pyiceberg's to create;
 - every resource the deployment relies on is there, wired as the handlers expect.
@@ -39,6 +39,7 @@ from bench.template import (
     REGION,
     TEMPLATE,
     Resolver,
+    credentials_parameter,
     load_template,
     resources_of,
 )
@@ -49,7 +50,7 @@ from etl_lib.transform import iceberg
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
-DATA_SERVICES = ("s3:", "glue:", "athena:", "secretsmanager:")
+DATA_SERVICES = ("s3:", "glue:", "athena:", "ssm:")
 # The only managed policies allowed, and only as the ARNs SAM itself adds (logs, X-Ray).
 ALLOWED_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
@@ -441,17 +442,46 @@ def test_transform_cannot_retrigger_itself(template, policies, bucket):
         assert not KEYS[key].startswith(rules["prefix"]), key
 
 
-def test_only_the_extract_touches_the_secret(template, resolve, policies):
-    secret_arn = "<SpotifySecret>"  # !Ref of the secret (its ARN), as the resolver names it
+def parameter_arn(name: str) -> str:
+    return f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{name}"
+
+
+def test_only_the_extract_touches_the_credentials_parameter(template, resolve, policies):
+    name = credentials_parameter(template, resolve)
+    assert name == "/spotify-charts/spotify"  # /<NamePrefix>/spotify when none is given
     extract = policies["extract"]
-    assert extract.allows("secretsmanager:GetSecretValue", secret_arn)
-    assert extract.allows("secretsmanager:PutSecretValue", secret_arn)
-    other = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:other"
-    assert not extract.allows("secretsmanager:GetSecretValue", other)
+    for action in ("ssm:GetParameter", "ssm:PutParameter"):
+        assert extract.allows(action, parameter_arn(name)), action
+        for other in ("/spotify-charts/other", "/spotify-charts/spotify/below", "/other"):
+            assert not extract.allows(action, parameter_arn(other)), (action, other)
+    for action in ("ssm:DeleteParameter", "ssm:GetParametersByPath", "ssm:LabelParameterVersion"):
+        assert not extract.allows(action, parameter_arn(name)), action
+    # No KMS grant: the AWS-managed key aws/ssm encrypts the parameter, and its key policy
+    # lets every principal of the account use it through Parameter Store.
+    statements = function_statements(template, "ExtractFunction")
+    actions = [a for statement in statements for a in as_list(statement["Action"])]
+    assert not [a for a in actions if a.lower().startswith("kms:")]
     for function in ("transform", "report"):
-        assert not policies[function].allows("secretsmanager:GetSecretValue", secret_arn)
+        assert not policies[function].allows("ssm:GetParameter", parameter_arn(name))
         env = resolve(props(template, FUNCTIONS[function])["Environment"]["Variables"])
-        assert "SPOTIFY_ETL_SECRET_ID" not in env
+        assert "SPOTIFY_ETL_CREDENTIALS_PARAMETER" not in env
+
+
+def test_a_given_credentials_parameter_name_is_used_everywhere(template):
+    given = Resolver(template, {"CredentialsParameterName": "/team/charts/spotify"})
+    assert credentials_parameter(template, given) == "/team/charts/spotify"
+    assert given(template["Outputs"]["CredentialsParameterName"]["Value"]) == (
+        "/team/charts/spotify"
+    )
+    extract = Policy(function_statements(template, "ExtractFunction"), given)
+    assert extract.allows("ssm:PutParameter", parameter_arn("/team/charts/spotify"))
+    assert not extract.allows("ssm:PutParameter", parameter_arn("/spotify-charts/spotify"))
+    # The ARN is built as arn:...:parameter<name>: a name must start with a slash.
+    pattern = template["Parameters"]["CredentialsParameterName"]["AllowedPattern"]
+    for accepted in ("", "/spotify", "/team/charts/spotify", "/a_b/c-d.e"):
+        assert re.fullmatch(pattern, accepted), accepted
+    for refused in ("spotify", "/", "/team//spotify", "/team/spotify/", "/a b"):
+        assert not re.fullmatch(pattern, refused), refused
 
 
 def test_glue_access_is_limited_to_the_lake_database(policies, resolve, template):
@@ -618,7 +648,7 @@ def test_environment_is_what_settings_read(template, resolve, bucket):
     )
     assert extract.playlists == config.DEFAULT_PLAYLISTS
     assert extract.source == "api"
-    assert extract.secret_id == "<SpotifySecret>"
+    assert extract.credentials_parameter == credentials_parameter(template, resolve)
     assert template["Parameters"]["Source"]["AllowedValues"] == list(config.SOURCES)
     report_env = resolve(props(template, "ReportFunction")["Environment"]["Variables"])
     report = config.Settings.from_env(report_env, credentials=Credentials())
@@ -737,10 +767,10 @@ def test_athena_workgroup_enforces_its_limits(template, resolve):
     assert configuration["ResultConfiguration"]["EncryptionConfiguration"]["EncryptionOption"]
 
 
-def test_secret_is_a_placeholder_never_a_parameter(template):
-    secret = props(template, "SpotifySecret")
-    document = json.loads(secret["SecretString"])
-    assert document == {"client_id": "", "client_secret": "", "refresh_token": ""}
+def test_the_credentials_are_never_in_the_template(template):
+    """The stack names the credentials' SecureString; its value is the user's to put. No
+    secret or parameter resource holds them (a Secrets Manager secret is $0.40 a month)."""
+    assert not resources_of(template, "AWS::SecretsManager::Secret", "AWS::SSM::Parameter")
     for name, spec in template["Parameters"].items():
         assert not re.search(r"secret|token|password|key$", name, re.IGNORECASE), name
         assert "NoEcho" not in spec
@@ -865,6 +895,7 @@ def test_parameters_and_outputs(template):
         "RawTransitionDays",
         "QueryResultsRetentionDays",
         "Source",
+        "CredentialsParameterName",
         "ImageUri",
     ):
         assert name in parameters, name
@@ -876,7 +907,7 @@ def test_parameters_and_outputs(template):
         "TransformFunctionName",
         "ReportFunctionName",
         "AthenaWorkGroupName",
-        "SpotifySecretArn",
+        "CredentialsParameterName",
         "RawObjectsQueueUrl",
         "RawObjectsDeadLetterQueueUrl",
         "ReportRequestsQueueUrl",

@@ -1,10 +1,10 @@
 """The Lambda handlers, the image's packages and its Dockerfile.
 
-Handlers run in-process against moto's AWS server on 127.0.0.1 (S3, Glue, Secrets Manager,
-SQS) and the local Spotify server, not against AWS. moto's server stores objects, catalogs
-tables and keeps queues, but runs neither S3 event notifications nor Lambda event source
-mappings, so the tests play those parts: they build the SQS batch of S3 notifications the
-raw-objects queue would hand the transform, and hand the report function the messages the
+Handlers run in-process against moto's AWS server on 127.0.0.1 (S3, Glue, SSM Parameter
+Store, SQS) and the local Spotify server, not against AWS. moto's server stores objects,
+catalogs tables and keeps queues, but runs neither S3 event notifications nor Lambda event
+source mappings, so the tests play those parts: they build the SQS batch of S3 notifications
+the raw-objects queue would hand the transform, and hand the report function the messages the
 transform put on the report-requests queue.
 """
 
@@ -43,7 +43,7 @@ LAMBDAS = ROOT / "lambdas"
 EVENTS = Path(__file__).resolve().parent / "events"
 BUCKET = "charts-lake"
 LAKE = f"s3://{BUCKET}/lake"
-SECRET_ID = "spotify-etl/lambda-test"
+CREDENTIALS_PARAMETER = "/spotify-etl/lambda-test"
 GLOBAL = "37i9dQZEVXbNG2KDcFcKOF"
 OTHER = "37i9dQZEVXbMDoHDwVN2tF"
 MISSING = "0000000000000000000000"
@@ -165,22 +165,24 @@ def powertools(monkeypatch):
 
 @pytest.fixture
 def aws(moto_endpoint, spotify_server, powertools, tmp_path, monkeypatch):
-    """A bucket and a client-credentials secret on moto, the environment a function gets."""
+    """A bucket and client credentials in an SSM SecureString on moto, the environment a
+    function gets."""
     # moto keeps its state per process, not per server: start from an empty account.
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
     # Catalogs opened by an earlier test hold Glue clients bound to that test's server.
     iceberg.forget(LAKE)
     boto3.client("s3").create_bucket(Bucket=BUCKET)
-    boto3.client("secretsmanager").create_secret(
-        Name=SECRET_ID,
-        SecretString=json.dumps(
+    boto3.client("ssm").put_parameter(
+        Name=CREDENTIALS_PARAMETER,
+        Value=json.dumps(
             {"client_id": spotify_server.client_id, "client_secret": spotify_server.client_secret}
         ),
+        Type="SecureString",
     )
     for name, value in {
         "SPOTIFY_ETL_LAKE": LAKE,
         "SPOTIFY_ETL_PLAYLISTS": f"{GLOBAL},{OTHER}",
-        "SPOTIFY_ETL_SECRET_ID": SECRET_ID,
+        "SPOTIFY_ETL_CREDENTIALS_PARAMETER": CREDENTIALS_PARAMETER,
         "SPOTIFY_API_BASE_URL": spotify_server.base_url,
         "SPOTIFY_TOKEN_URL": spotify_server.token_url,
         "SPOTIFY_ETL_CREDENTIALS_FILE": str(tmp_path / "no-such-credentials.json"),

@@ -12,14 +12,14 @@ What is checked, in the order of the data's flow: the lake bucket (reachable; a 
 written, read back and deleted under ``<lake>/doctor/``; a HEAD of a missing key answering
 404), the Glue database and its six Iceberg tables (``table_type`` ICEBERG and the current
 metadata file readable), the Athena workgroup (``SELECT 1``) and every shipped view
-(``SELECT * FROM <view> LIMIT 1``), the Spotify secret (the keys the extract needs, never
-their values) and the extract's EventBridge Scheduler schedule (ENABLED).
+(``SELECT * FROM <view> LIMIT 1``), the Spotify credentials' SSM parameter (a SecureString
+with the keys the extract needs; never their values) and the extract's EventBridge Scheduler
+schedule (ENABLED).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -48,7 +48,7 @@ _OUTPUT_SETTINGS = {
     "GlueDatabaseName": "glue_database",
     "AthenaWorkGroupName": "athena_workgroup",
     "AthenaOutputLocation": "athena_output_location",
-    "SpotifySecretArn": "secret_id",
+    "CredentialsParameterName": "credentials_parameter",
 }
 # Every output read: the settings' and the schedule's name.
 _STACK_OUTPUTS = (*_OUTPUT_SETTINGS, "ScheduleName")
@@ -124,7 +124,7 @@ def add_doctor(add: AddCommand) -> None:
         "doctor",
         cmd_doctor,
         "Check a deployed stack, one line per check with what to fix: the lake bucket, the "
-        "Glue tables, Athena and the views, the Spotify secret and the schedule.",
+        "Glue tables, Athena and the views, the Spotify credentials and the schedule.",
     )
     doctor.add_argument(
         "--aws", action="store_true", help="check the AWS deployment (the only check so far)"
@@ -132,8 +132,8 @@ def add_doctor(add: AddCommand) -> None:
     doctor.add_argument(
         "--stack",
         metavar="NAME",
-        help="read the lake, database, workgroup, results location, secret and schedule from "
-        "this CloudFormation stack's outputs (over the SPOTIFY_ETL_* settings)",
+        help="read the lake, database, workgroup, results location, credentials parameter and "
+        "schedule from this CloudFormation stack's outputs (over the SPOTIFY_ETL_* settings)",
     )
     doctor.add_argument(
         "--schedule",
@@ -296,7 +296,7 @@ def run_checks(clients: Clients, target: Target) -> Iterator[Check]:
     yield check_missing_key(clients, settings, bucket_ok)
     yield from check_glue(clients, settings)
     yield from check_athena(clients, settings)
-    yield check_secret(clients, settings)
+    yield check_credentials_parameter(clients, settings)
     yield check_schedule(clients, target.schedule_name)
 
 
@@ -647,54 +647,40 @@ class AthenaRunner:
             pass  # the query being late is what is reported
 
 
-def check_secret(clients: Clients, settings: Settings) -> Check:
-    """The secret holds what the extract needs: a client_id, and a client_secret (client
-    credentials) or a refresh_token (a user's authorization). Only key names are shown."""
+def check_credentials_parameter(clients: Clients, settings: Settings) -> Check:
+    """The SSM parameter holds what the extract needs, encrypted: it is a SecureString whose
+    JSON has a client_id, and a client_secret (client credentials) or a refresh_token (a
+    user's authorization). Only key names are shown, never values."""
+    from etl_lib.extract.credentials import PARAMETER_MISSING, parameter_document
+
     if settings.source == "archive":
-        return Check(SKIP, "Spotify secret", "the source is archive, which needs no credentials")
-    if not settings.secret_id:
+        return Check(
+            SKIP, "Spotify credentials", "the source is archive, which needs no credentials"
+        )
+    name = settings.credentials_parameter
+    if not name:
         return Check(
             SKIP,
-            "Spotify secret",
-            "SPOTIFY_ETL_SECRET_ID is not set: set it to the stack's SpotifySecretArn output, "
-            "or give --stack NAME",
+            "Spotify credentials",
+            "SPOTIFY_ETL_CREDENTIALS_PARAMETER is not set: set it to the stack's "
+            "CredentialsParameterName output, or give --stack NAME",
         )
-    subject = f"Spotify secret {settings.secret_id}"
-    how_to_fill = "put the credentials JSON in it (infra/README.md, Deploying, step 1)"
+    subject = f"SSM parameter {name}"
 
     def attempt() -> Check:
-        secret = _found(
-            lambda: clients("secretsmanager").get_secret_value(SecretId=settings.secret_id),
-            "ResourceNotFoundException",
+        answer = _found(
+            lambda: clients("ssm").get_parameter(Name=name, WithDecryption=True),
+            "ParameterNotFound",
         )
-        if secret is None:
-            return Check(
-                FAIL,
-                subject,
-                "does not exist (or has no value yet): set SPOTIFY_ETL_SECRET_ID to the "
-                f"stack's SpotifySecretArn output, then {how_to_fill}",
-            )
-        try:
-            document = json.loads(secret.get("SecretString") or "")
-        except json.JSONDecodeError:
-            document = None
-        if not isinstance(document, dict):
-            return Check(FAIL, subject, f"does not hold a JSON object: {how_to_fill}")
+        if answer is None:
+            return Check(FAIL, subject, PARAMETER_MISSING)
+        document, problem = parameter_document(answer["Parameter"])
+        if problem:
+            return Check(FAIL, subject, problem)
         present = sorted(key for key, value in document.items() if isinstance(value, str) and value)
-        if not present:
-            return Check(FAIL, subject, f"holds only the stack's empty placeholder: {how_to_fill}")
-        if "client_id" not in present:
-            return Check(FAIL, subject, f"has no client_id: {how_to_fill}")
-        if "client_secret" not in present and "refresh_token" not in present:
-            return Check(
-                FAIL,
-                subject,
-                "has a client_id but neither client_secret (client credentials) nor "
-                f"refresh_token (`spotify-etl auth login`): {how_to_fill}",
-            )
-        return Check(OK, subject, f"holds {', '.join(present)}")
+        return Check(OK, subject, f"SecureString, holds {', '.join(present)}")
 
-    return _guarded(subject, "Secrets Manager", subject, attempt)
+    return _guarded(subject, "SSM Parameter Store", subject, attempt)
 
 
 def check_schedule(clients: Clients, schedule_name: str | None) -> Check:

@@ -3,7 +3,7 @@
 Since February/March 2026 playlist items are served only to the playlist's owner or a
 collaborator, which takes a user token. ``login`` runs the Authorization Code flow with PKCE
 on a loopback redirect (``http://127.0.0.1:<port>/callback``, as Spotify requires), stores
-the refresh token (owner-only file, or Secrets Manager), and extraction then refreshes
+the refresh token (owner-only file, or the SSM parameter), and extraction then refreshes
 access tokens from it on every run.
 """
 
@@ -175,13 +175,10 @@ def login(
         scope=token.get("scope") or settings.scope,
         user_id=user.get("id"),
     )
-    if settings.secret_id:
-        credential_sources.write_secrets_manager(
-            settings.secret_id, stored, region=settings.aws_region
-        )
-        return replace(
-            stored, origin=f"secret {settings.secret_id}", refresh_token_source="secret"
-        )
+    if settings.credentials_parameter:
+        name = settings.credentials_parameter
+        credential_sources.write_parameter(name, stored, region=settings.aws_region)
+        return replace(stored, origin=f"SSM parameter {name}", refresh_token_source="parameter")
     path = credential_sources.write_file(settings.credentials_file, stored)
     return replace(stored, origin=f"file {path}", refresh_token_source="file")
 

@@ -1,11 +1,12 @@
 """Where Spotify secrets come from, and where a rotated refresh token goes back to.
 
-Three sources, first match wins: AWS Secrets Manager (``SPOTIFY_ETL_SECRET_ID``, for the
-Lambda), environment variables, then a local JSON file outside the repository
-(``~/.config/spotify-etl/credentials.json`` by default) that must be readable by its owner
-only. ``etl_lib.config`` reads where they are (and the environment's values); ``loaded``
-reads them, which only the code that calls Spotify does. Secrets are never logged, printed
-or written to the lake: ``Credentials`` hides them from ``repr``.
+Three sources, first match wins: an SSM Parameter Store SecureString holding the credentials
+JSON (``SPOTIFY_ETL_CREDENTIALS_PARAMETER``, for the Lambda: a standard parameter has no
+monthly charge, unlike a Secrets Manager secret), environment variables, then a local JSON
+file outside the repository (``~/.config/spotify-etl/credentials.json`` by default) that must
+be readable by its owner only. ``etl_lib.config`` reads where they are (and the environment's
+values); ``loaded`` reads them, which only the code that calls Spotify does. Secrets are never
+logged, printed or written to the lake: ``Credentials`` hides them from ``repr``.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from typing import Any
 
 from etl_lib.config import CREDENTIAL_FIELDS as FIELDS
 from etl_lib.config import Credentials, Settings
-from etl_lib.errors import ConfigError
+from etl_lib.errors import ConfigError, EtlError
 
 
 def _from_document(document: Any, origin: str, kind: str) -> Credentials:
-    """Credentials read from a file or a secret (``kind``: "file" or "secret")."""
+    """Credentials read from a file or the SSM parameter (``kind``: "file", "parameter")."""
     if not isinstance(document, dict):
         raise ConfigError(f"{origin} does not hold a JSON object with Spotify credentials")
     values = {name: document.get(name) for name in FIELDS}
@@ -92,42 +93,134 @@ def write_file(path: Path, credentials: Credentials) -> Path:
     return path
 
 
-def read_secrets_manager(secret_id: str, *, region: str | None = None) -> Credentials:
+# Where the deploy steps say how to create the parameter, for the errors that need it made.
+PARAMETER_HOW_TO = "infra/README.md, Deploying, step 1"
+PARAMETER_MISSING = (
+    f"does not exist: create it as a SecureString ({PARAMETER_HOW_TO}), or set "
+    "SPOTIFY_ETL_CREDENTIALS_PARAMETER to the stack's CredentialsParameterName output"
+)
+
+
+def document_problem(document: Any) -> str | None:
+    """What a credentials document lacks for any run against Spotify, in words for an error
+    line (never a value), or None: a JSON object with a client_id, and a client_secret
+    (client credentials) or a refresh_token (a user's authorization)."""
+    if not isinstance(document, dict):
+        return "does not hold a JSON object with client_id and client_secret or refresh_token"
+    present = {name for name in FIELDS if isinstance(document.get(name), str) and document[name]}
+    if "client_id" not in present:
+        return "has no client_id"
+    if not present & {"client_secret", "refresh_token"}:
+        return (
+            "has a client_id but neither client_secret (client credentials) nor refresh_token "
+            "(`spotify-etl auth login`)"
+        )
+    return None
+
+
+def parameter_document(parameter: dict) -> tuple[dict | None, str | None]:
+    """The credentials document of a GetParameter answer's ``Parameter`` (decrypted), or what
+    is wrong with it and the fix, in words for an error line after the parameter's name."""
+    if parameter.get("Type") != "SecureString":
+        return None, (
+            f"is a {parameter.get('Type')}, which stores the credentials unencrypted: delete it "
+            f"(aws ssm delete-parameter --name {parameter.get('Name')}) and create it as a "
+            f"SecureString ({PARAMETER_HOW_TO})"
+        )
     try:
-        import boto3
-        from botocore.exceptions import BotoCoreError, ClientError
+        document = json.loads(parameter.get("Value") or "")
+    except json.JSONDecodeError:
+        document = None
+    problem = document_problem(document)
+    if problem:
+        return None, f"{problem}: put the credentials JSON in it ({PARAMETER_HOW_TO})"
+    return document, None
+
+
+def _require_boto3() -> None:
+    try:
+        import boto3  # noqa: F401
     except ImportError as exc:
         raise ConfigError(
-            "reading SPOTIFY_ETL_SECRET_ID needs boto3: pip install 'spotify-charts-lake[aws]'"
+            "reading SPOTIFY_ETL_CREDENTIALS_PARAMETER needs boto3: "
+            "pip install 'spotify-charts-lake[aws]'"
         ) from exc
-    try:
-        client = boto3.client("secretsmanager", region_name=region)
-        secret = client.get_secret_value(SecretId=secret_id)
-    except (BotoCoreError, ClientError) as exc:
-        raise ConfigError(f"cannot read secret {secret_id!r} from Secrets Manager: {exc}") from exc
-    try:
-        document = json.loads(secret.get("SecretString") or "")
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"secret {secret_id!r} is not a JSON object with client_id, client_secret, "
-            "refresh_token"
-        ) from exc
-    return _from_document(document, f"secret {secret_id}", "secret")
 
 
-def write_secrets_manager(secret_id: str, credentials: Credentials, *, region=None) -> None:
+def _ssm_client(region: str | None):
+    """A Parameter Store client; without a region, botocore's NoRegionError (a BotoCoreError)."""
     import boto3
+
+    from etl_lib.aws import client_config
+
+    return boto3.client("ssm", region_name=region, config=client_config())
+
+
+def read_parameter(name: str, *, region: str | None = None) -> Credentials:
+    """The credentials JSON in the SSM Parameter Store SecureString ``name``, decrypted.
+
+    A parameter that is missing, not a SecureString (its value is stored unencrypted) or
+    lacks keys is refused with one line naming it and the fix; the values are never shown.
+    """
+    _require_boto3()
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    subject = f"SSM parameter {name!r}"
+    try:
+        ssm = _ssm_client(region)
+        parameter = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "ParameterNotFound":
+            raise ConfigError(f"{subject} {PARAMETER_MISSING}") from exc
+        raise _aws_problem(exc, subject, "ssm:GetParameter", "kms:Decrypt") from exc
+    except BotoCoreError as exc:
+        raise _aws_problem(exc, subject, "ssm:GetParameter", "kms:Decrypt") from exc
+    document, problem = parameter_document(parameter)
+    if problem:
+        raise ConfigError(f"{subject} {problem}")
+    return _from_document(document, f"SSM parameter {name}", "parameter")
+
+
+def write_parameter(name: str, credentials: Credentials, *, region: str | None = None) -> None:
+    """Store the credentials as the SecureString ``name``'s new value, creating it if need be.
+
+    Each write is a new version (Parameter Store keeps the newest 100), encrypted with the
+    account's AWS-managed key aws/ssm: a write without a key id uses it.
+    """
+    _require_boto3()
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        boto3.client("secretsmanager", region_name=region).put_secret_value(
-            SecretId=secret_id, SecretString=json.dumps(credentials.as_secret_document())
+        _ssm_client(region).put_parameter(
+            Name=name,
+            Value=json.dumps(credentials.as_secret_document()),
+            Type="SecureString",
+            Overwrite=True,
         )
     except (BotoCoreError, ClientError) as exc:
-        raise ConfigError(
-            f"cannot write secret {secret_id!r} to Secrets Manager ({exc}): allow "
-            "secretsmanager:PutSecretValue on it"
+        raise _aws_problem(
+            exc, f"SSM parameter {name!r}", "ssm:PutParameter", "kms:Encrypt"
         ) from exc
+
+
+def _aws_problem(exc: BaseException, subject: str, action: str, kms_action: str) -> EtlError:
+    """One line for an AWS error reading or writing the parameter: denied, unreachable or
+    without credentials, each with its fix; anything else as AWS said it."""
+    from botocore.exceptions import ClientError
+
+    from etl_lib.aws import aws_error
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        if error.get("Code") in ("AccessDenied", "AccessDeniedException"):
+            return ConfigError(
+                f"AWS denied {exc.operation_name} on {subject}: allow {action} on it to the "
+                f"credentials in use (and {kms_action} on its key, if that is not the "
+                "AWS-managed aws/ssm)"
+            )
+    known = aws_error(exc, service="SSM Parameter Store", resource=subject)
+    return known if known is not None else ConfigError(f"cannot use {subject}: {exc}")
 
 
 def loaded(settings: Settings) -> Settings:
@@ -138,9 +231,9 @@ def loaded(settings: Settings) -> Settings:
 
 
 def load(settings: Settings) -> Credentials:
-    """Secrets Manager if a secret id is set; else the environment's values over the file."""
-    if settings.secret_id:
-        return read_secrets_manager(settings.secret_id, region=settings.aws_region)
+    """The SSM parameter if one is set; else the environment's values over the file."""
+    if settings.credentials_parameter:
+        return read_parameter(settings.credentials_parameter, region=settings.aws_region)
     from_file = read_file(settings.credentials_file)
     from_env = settings.environment_credentials
     merged = {name: getattr(from_env, name) or getattr(from_file, name) for name in FIELDS}
@@ -157,7 +250,7 @@ def store_rotated_refresh_token(
     credentials: Credentials,
     refresh_token: str,
     *,
-    secret_id: str | None,
+    parameter: str | None,
     credentials_file: Path,
     region: str | None = None,
 ) -> str | None:
@@ -167,10 +260,8 @@ def store_rotated_refresh_token(
     code), for the caller to say once; None once saved.
     """
     source = credentials.refresh_token_source
-    if source == "secret" and secret_id:
-        write_secrets_manager(
-            secret_id, replace(credentials, refresh_token=refresh_token), region=region
-        )
+    if source == "parameter" and parameter:
+        write_parameter(parameter, replace(credentials, refresh_token=refresh_token), region=region)
         return None
     if source == "file":
         # From the file as it is now, so values from the environment stay out of it, except

@@ -295,9 +295,7 @@ class SpotifyReader:
             f"attempts): check the network or {setting}"
         )
 
-    def _wait_out_rate_limit(
-        self, what: str, exc: spotipy.SpotifyException, backoffs: int
-    ) -> int:
+    def _wait_out_rate_limit(self, what: str, exc: spotipy.SpotifyException, backoffs: int) -> int:
         """Sleep as the 429 asks, or raise; returns 1 when it was a backoff, else 0."""
         if _says_quota_exceeded(exc):
             raise QuotaExceeded(
@@ -528,7 +526,7 @@ def _store_rotated_refresh_token(settings: Settings) -> Callable[[str], None]:
         problem = credential_sources.store_rotated_refresh_token(
             settings.credentials,
             refresh_token,
-            secret_id=settings.secret_id,
+            parameter=settings.credentials_parameter,
             credentials_file=settings.credentials_file,
             region=settings.aws_region,
         )

@@ -1,8 +1,8 @@
 """Extract function: on a schedule, land each configured playlist's snapshot in the raw zone.
 
 Event: an EventBridge Scheduler or rule event; only its ``id`` is read, as the correlation id.
-Settings come from the environment (``Settings.from_env``), the Spotify secret from Secrets
-Manager (``SPOTIFY_ETL_SECRET_ID``).
+Settings come from the environment (``Settings.from_env``), the Spotify credentials from an
+SSM Parameter Store SecureString (``SPOTIFY_ETL_CREDENTIALS_PARAMETER``).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ class ExtractFailed(RuntimeError):
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @metrics.log_metrics
 def handler(event: dict, context) -> dict:
-    # Read per invocation, not at import. The secret is read when the run calls Spotify, so a
-    # refresh token the previous run rotated (and wrote back to the secret) is the one used.
+    # Read per invocation, not at import. The credentials are read when the run calls Spotify,
+    # so a refresh token the previous run rotated (and wrote back to the parameter) is used.
     settings = Settings.from_env()
     outcomes = [
         {

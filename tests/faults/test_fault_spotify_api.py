@@ -243,7 +243,11 @@ def _cli_environment(server, bounded: Settings, monkeypatch) -> None:
         "SPOTIFY_ETL_CREDENTIALS_FILE": str(bounded.credentials_file),
     }.items():
         monkeypatch.setenv(name, value)
-    for name in ("SPOTIFY_REFRESH_TOKEN", "SPOTIFY_ETL_SECRET_ID", "SPOTIFY_ETL_AUTH_MODE"):
+    for name in (
+        "SPOTIFY_REFRESH_TOKEN",
+        "SPOTIFY_ETL_CREDENTIALS_PARAMETER",
+        "SPOTIFY_ETL_AUTH_MODE",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
