@@ -33,8 +33,10 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 demo: $(INSTALLED)
 	$(BIN)/spotify-etl demo --lake $(LAKE)
 
+# The tests run in one process per core (pytest-xdist); PYTEST_WORKERS=0 runs them in this one.
+PYTEST_WORKERS ?= auto
 test: $(INSTALLED) notebook-filter
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
 # The lower bounds in pyproject.toml, proven: a separate venv gets every direct dependency of the
 # product (base and MINIMUM_EXTRAS) at exactly its lower bound, the test tools (dev) at whatever
@@ -56,7 +58,7 @@ test-minimums:
 	@# Left to make test: the image, which installs today's releases for its Python 3.12
 	@# (lambdas/package.py pins what is installed, here the oldest, some without a 3.12 wheel),
 	@# and the cost simulation, tooling that measures with today's DuckDB (bench/queries.py).
-	$(MINIMUM_VENV)/bin/python -m pytest -m aws -p no:cacheprovider --ignore=tests/test_cost.py \
+	$(MINIMUM_VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) -m aws -p no:cacheprovider --ignore=tests/test_cost.py \
 	  --deselect tests/test_lambda_handlers.py::test_the_image_packages_install_and_the_handlers_run_from_them
 
 $(LAKE)/iceberg_catalog.db: | $(INSTALLED)
