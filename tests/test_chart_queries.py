@@ -34,6 +34,7 @@ CHARTS = {
     USA: {7: "GAZD"},
 }
 ARTISTS = {"amy": "Amy", "zed": "Zed", "mo": "Mo", "psi": "Ψ Band"}
+ARTIST_ID = {key: f"artist{key.capitalize():0<16}" for key in ARTISTS}
 # Track -> (id, name, credited artists in credited order). Z's id is not Spotify-shaped.
 TRACKS = {
     "A": ("trackAlphaAAAAAAAAAAAA", "Alpha", ["amy"]),
@@ -55,7 +56,7 @@ def day(number: int) -> str:
 
 def _track(letter: str) -> dict:
     track_id, name, artists = TRACKS[letter]
-    credited = [(f"artist{key.capitalize():0<16}", ARTISTS[key]) for key in artists]
+    credited = [(ARTIST_ID[key], ARTISTS[key]) for key in artists]
     album = {"id": "albumAAAAAAAAAAAAAAAAA", "name": "Album", "artists": []}
     return chart_lake.track(track_id, name, credited, album)
 
@@ -192,7 +193,7 @@ def test_the_report_chart_is_the_last_chart_day_of_the_window(lake):
 
 
 # The report's queries and the window analyses, each of which takes a set of playlists.
-BATCHED = sorted(set(reports.INPUT_NAMES) | set(analysis.WINDOW_QUERIES))
+BATCHED = sorted(set(reports.QUERY_NAMES) | set(analysis.WINDOW_QUERIES))
 EVERY_PLAYLIST = (GLOBAL, TOP50, USA)
 
 
@@ -222,7 +223,7 @@ def test_one_statement_for_several_playlists_gives_each_what_it_gives_alone(
     together = execute.query(lake, *_bound(name, EVERY_PLAYLIST, as_of, days))
     assert list(together.columns)[0] == "playlist_id"
     assert set(together["playlist_id"]) <= set(EVERY_PLAYLIST)
-    split = reports._by_playlist(together, EVERY_PLAYLIST)
+    split = reports._split_by(together, "playlist_id", EVERY_PLAYLIST)
     for playlist_id in EVERY_PLAYLIST:
         alone = execute.query(lake, *_bound(name, playlist_id, as_of, days))
         pd.testing.assert_frame_equal(split[playlist_id], alone, obj=f"{name} of {playlist_id}")
@@ -249,6 +250,95 @@ def test_several_playlists_are_ranked_each_on_its_own(lake):
     ]
     freshness = execute.query(lake, *_bound("freshness", EVERY_PLAYLIST, day(3), 3))
     assert _records(freshness, ["playlist_id", "playlist_name"]) == [(GLOBAL, "Top Songs - Global")]
+
+
+@pytest.mark.parametrize(
+    ("as_of", "days"),
+    [
+        # Each playlist has its own #1: A, D and G.
+        (day(7), 7),
+        # GLOBAL and TOP50 share their #1 (A); USA has no chart in the window.
+        (day(6), 3),
+        # Only GLOBAL has a chart.
+        (day(3), 3),
+    ],
+)
+def test_each_report_follows_up_on_its_own_number_one_and_leading_artist(
+    lake, monkeypatch, as_of, days
+):
+    """One statement per follow-up for every playlist, binding each id once; each playlist's
+    piece is what the lookup of its own id gives, and a playlist with no chart gets the
+    lookup's columns without rows."""
+    ran: list[tuple[str, list]] = []
+    query_all = execute.query_all
+
+    def recording(lake_root, statements, **kwargs):
+        ran.extend((statement, list(params)) for statement, params in statements.values())
+        return query_all(lake_root, statements, **kwargs)
+
+    monkeypatch.setattr(execute, "query_all", recording)
+    inputs = reports.query_inputs(lake, dict.fromkeys(EVERY_PLAYLIST, as_of), days)
+    monkeypatch.undo()
+
+    first_day, last_day = analysis.window_bounds(as_of, days)
+    assert list(inputs[GLOBAL]) == list(reports.INPUT_NAMES)
+    for name, follow_up in reports.FOLLOW_UPS.items():
+        statement = sql.shipped("queries")[follow_up.lookup]
+        ids = {
+            playlist_id: inputs[playlist_id][follow_up.of][follow_up.key].iloc[0]
+            for playlist_id in EVERY_PLAYLIST
+            if len(inputs[playlist_id][follow_up.of])
+        }
+        [bound] = [params for text, params in ran if text == statement]
+        assert sorted(bound[0].split(",")) == sorted(set(ids.values()))
+        for playlist_id in EVERY_PLAYLIST:
+            # An id the lake does not hold: the lookup's columns, without rows.
+            looked_up = ids.get(playlist_id, "notInTheLake")
+            alone = _shipped(
+                lake,
+                follow_up.lookup,
+                **{follow_up.key: looked_up},
+                first_day=first_day,
+                last_day=last_day,
+            )
+            frame = inputs[playlist_id][name]
+            pd.testing.assert_frame_equal(frame, alone, obj=f"{name} of {playlist_id}")
+            assert len(frame) > 0 if playlist_id in ids else frame.empty
+    # One statement per query, and one per follow-up.
+    assert len(ran) == len(reports.INPUT_NAMES)
+
+
+def test_a_playlist_without_a_chart_follows_up_on_nothing(lake):
+    """No statement covers it, and its follow-ups still have the lookup's columns."""
+    inputs = reports.query_inputs(lake, {USA: day(3)}, 3)[USA]
+    assert inputs["chart"].empty
+    for name, follow_up in reports.FOLLOW_UPS.items():
+        alone = _shipped(lake, follow_up.lookup, **{follow_up.key: "notInTheLake"})
+        pd.testing.assert_frame_equal(inputs[name], alone, obj=name)
+
+
+@pytest.mark.parametrize(
+    ("name", "ids"),
+    [
+        # A charts on all three playlists, H on TOP50 alone, Z's id is not Spotify-shaped,
+        # and the lake holds nothing of the last.
+        ("track_rank_history", [ID["Z"], ID["A"], ID["H"], "trackNotInTheLakeQQQQQ"]),
+        # Bravo credits Zed, Amy and Mo: it is on each one's page.
+        ("artist_page", [ARTIST_ID["zed"], ARTIST_ID["mo"], ARTIST_ID["amy"], "artistNobody"]),
+    ],
+)
+def test_a_lookup_of_several_ids_is_the_lookups_of_each_one_after_another(lake, name, ids):
+    column = analysis.SEVERAL_IDS[name]
+    together = _shipped(lake, name, **{column: ids})
+    assert list(together.columns)[0] == column
+    alone = {one: _shipped(lake, name, **{column: one}) for one in ids}
+    # By id, then in the order the lookup of each gives.
+    in_order = [alone[one] for one in sorted(ids) if len(alone[one])]
+    pd.testing.assert_frame_equal(together, pd.concat(in_order, ignore_index=True))
+    split = reports._split_by(together, column, ids)
+    for one in ids:
+        pd.testing.assert_frame_equal(split[one], alone[one], obj=one)
+    assert alone[ids[-1]].empty
 
 
 def test_compare_track_ranks_lists_every_chart_of_the_day(lake):
@@ -380,9 +470,19 @@ def test_lookup_params_bind_by_name():
         analysis.FIRST_POSSIBLE_DAY,
         analysis.LAST_POSSIBLE_DAY,
     ]
+    # One id, or several joined.
+    assert analysis.lookup_params("track_rank_history", track_id="t", last_day="2026-03-07") == [
+        "t",
+        analysis.FIRST_POSSIBLE_DAY,
+        "2026-03-07",
+    ]
+    assert analysis.lookup_params("artist_page", artist_id=("a", "b"))[0] == "a,b"
     for name, values in [
         ("track_search", {"text": "   "}),
         ("track_rank_history", {}),
+        ("track_rank_history", {"track_id": []}),
+        ("artist_page", {"artist_id": ["a,b"]}),
+        ("compare_track_ranks", {"day": "2026-03-07", "track_id": ["a", "b"]}),
         ("charts_per_track", {}),
         ("charts_per_track", {"day": "2026-03-07", "playlists": ["a,b"]}),
         ("no_such_query", {}),

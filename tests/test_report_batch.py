@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from datetime import timedelta
 
 import pandas as pd
@@ -16,7 +17,7 @@ from etl_lib.cli.demo import DEMO_LAST_DAY, DEMO_PLAYLISTS, run_demo
 from etl_lib.errors import ConfigError
 from etl_lib.lake import storage
 from etl_lib.reporting import reports
-from etl_lib.warehouse import execute
+from etl_lib.warehouse import execute, sql
 
 AS_OF = DEMO_LAST_DAY.date().isoformat()
 DAYS = 7
@@ -214,37 +215,63 @@ def test_requests_are_checked_with_one_query_of_the_tables(lake, monkeypatch):
     assert len(listed) == 1 + len(DEMO_PLAYLISTS)  # raw/, then each playlist's folder
 
 
+def _statements() -> dict[str, str]:
+    """The statement of each of the report's inputs, by name (``reports.INPUT_NAMES``): its
+    queries', then its follow-ups' lookups."""
+    queries = reports.input_queries(DEMO_PLAYLISTS[0], AS_OF, DAYS)
+    return {name: statement for name, (statement, _) in queries.items()} | {
+        name: sql.shipped("queries")[follow_up.lookup]
+        for name, follow_up in reports.FOLLOW_UPS.items()
+    }
+
+
 def test_athena_queries_go_together_but_never_more_than_the_bound(monkeypatch):
     in_flight, most = 0, 0
     lock = threading.Lock()
+    submitted: list[tuple[str, str]] = []
+    follow_up_statements = {_statements()[name] for name in reports.FOLLOW_UPS}
 
     def fake_run(lake_root, statement, params, *, engine, settings):
+        """Each statement answers one row per id it binds first, every id column holding it
+        (so a playlist's #1 and leading artist are ids of its own); the follow-ups of
+        playlist "c" fail."""
         nonlocal in_flight, most
         with lock:
             in_flight += 1
             most = max(most, in_flight)
+            submitted.append((statement, params[0]))
         time.sleep(0.05)
         with lock:
             in_flight -= 1
         covered = params[0].split(",")
-        if "broken" in covered:
+        if "broken" in covered or ("c" * 22 in covered and statement in follow_up_statements):
             raise ConfigError("query failed: TABLE_NOT_FOUND")
-        return pd.DataFrame({"playlist_id": covered, "statement": statement}), 10
+        ids = dict.fromkeys(["playlist_id", "track_id", "artist_id"], covered)
+        return pd.DataFrame({**ids, "statement": statement}), 10
 
     monkeypatch.setattr(execute, "run", fake_run)
-    # Two playlists on one day share their statements; the third, on another day, has its own.
-    wanted = {"a" * 22: AS_OF, "broken": AS_OF, "b" * 22: "2026-10-30"}
+    # Two playlists on one day share their statements; the others, on other days, have their
+    # own.
+    wanted = {"a" * 22: AS_OF, "broken": AS_OF, "b" * 22: "2026-10-30", "c" * 22: "2026-10-29"}
     inputs = reports.query_inputs("s3://lake", wanted, DAYS, engine="athena")
 
     assert most == reports.ATHENA_CONCURRENT_QUERIES
-    # A statement that fails fails every playlist it covered, and those alone.
+    # A statement that fails fails every playlist it covered, and those alone; the reports
+    # of a failed query are not followed up on.
     assert isinstance(inputs["broken"], ConfigError)
     assert isinstance(inputs["a" * 22], ConfigError)
-    queries = reports.input_queries("b" * 22, wanted["b" * 22], DAYS)
+    assert isinstance(inputs["c" * 22], ConfigError)
+    follow_ups = [ids for statement, ids in submitted if statement in follow_up_statements]
+    assert sorted(follow_ups) == sorted(["b" * 22, "c" * 22] * len(reports.FOLLOW_UPS))
     frames = inputs["b" * 22]
-    assert list(frames) == list(queries)
-    for name, (statement, _) in queries.items():
-        assert frames[name].to_dict("list") == {"playlist_id": ["b" * 22], "statement": [statement]}
+    assert list(frames) == list(reports.INPUT_NAMES)
+    for name, statement in _statements().items():
+        assert frames[name].to_dict("list") == {
+            "playlist_id": ["b" * 22],
+            "track_id": ["b" * 22],
+            "artist_id": ["b" * 22],
+            "statement": [statement],
+        }, name
 
 
 def _recording_query_all(monkeypatch) -> list[tuple[str, list]]:
@@ -269,23 +296,36 @@ def test_the_reports_of_one_day_run_one_statement_per_query_for_all_playlists(la
     ran = _recording_query_all(monkeypatch)
     inputs = reports.query_inputs(lake, wanted, DAYS)
 
-    # Each query once for the playlists of AS_OF, once for the one of the day before.
-    assert len(ran) == 2 * len(reports.INPUT_NAMES)
-    covered = sorted({params[0] for _, params in ran})
+    # Each query, and each follow-up, once for the playlists of AS_OF, once for the one of
+    # the day before.
+    statements = _statements()
+    assert Counter(statement for statement, _ in ran) == dict.fromkeys(statements.values(), 2)
+    queried = {statement for name, statement in statements.items() if name in reports.QUERY_NAMES}
+    covered = sorted({params[0] for statement, params in ran if statement in queried})
     assert covered == sorted([",".join(others), late])
+    for name, follow_up in reports.FOLLOW_UPS.items():
+        # The ids of the playlists of one day, each once.
+        bound = sorted(params[0] for statement, params in ran if statement == statements[name])
+        ids_of = {p: inputs[p][follow_up.of][follow_up.key].iloc[0] for p in wanted}
+        assert bound == sorted([",".join(dict.fromkeys(ids_of[p] for p in others)), ids_of[late]])
     for playlist_id in wanted:
         assert list(inputs[playlist_id]) == list(reports.INPUT_NAMES)
         for name, frame in inputs[playlist_id].items():
             pd.testing.assert_frame_equal(frame, alone[playlist_id][name], obj=name)
-            assert set(frame["playlist_id"]) <= {playlist_id}
+            if name in reports.QUERY_NAMES:
+                assert set(frame["playlist_id"]) <= {playlist_id}
         assert len(inputs[playlist_id]["chart"]) > 0
+        for name, follow_up in reports.FOLLOW_UPS.items():
+            followed = inputs[playlist_id][follow_up.of][follow_up.key].iloc[0]
+            assert set(inputs[playlist_id][name][follow_up.key]) == {followed}, name
 
 
 def test_the_reports_of_one_day_send_athena_one_query_per_query_name(
     lake, moto_endpoint, monkeypatch
 ):
     """On the Athena path (moto, each query answered by DuckDB over the demo lake): one
-    submission per query for every playlist, split into what DuckDB gives each."""
+    submission per query, and per follow-up, for every playlist, split into what DuckDB
+    gives each."""
     import boto3
     from moto.athena.models import AthenaBackend
 
@@ -312,7 +352,7 @@ def test_the_reports_of_one_day_send_athena_one_query_per_query_name(
         for name, frame in inputs[playlist_id].items():
             expected = on_duckdb[playlist_id][name]
             assert list(frame.columns) == list(expected.columns), name
-            for column in {"playlist_id", "track_id"} & set(expected.columns):
+            for column in {"playlist_id", "track_id", "artist_id"} & set(expected.columns):
                 assert frame[column].tolist() == expected[column].tolist(), (name, column)
             assert list(frame.index) == list(range(len(frame))), name
 

@@ -12,7 +12,7 @@ split by ``playlist_id``, holds what each would give alone. A playlist's *first 
 *last day* are the first and last dates inside the window that have its chart, so a day the
 extraction missed at either edge shifts the comparison by a day instead of making every track
 look like an entry or an exit. ``query_params`` gives their positional parameters. The other shipped
-queries compare charts on one day or follow one track or artist over time
+queries compare charts on one day or follow tracks or artists over time
 (``LOOKUP_QUERIES``): ``lookup_params`` binds their parameters by name, and ``side_by_side``
 lays the top 10 of several charts out as one column per chart. ``with_labels`` names the
 tracks of a result with the report's ``labels`` query.
@@ -43,7 +43,7 @@ TOP_N_QUERIES = ("climbers_and_fallers",)
 # year 1 or 9999 overflow.
 MAX_DAYS = 3660
 
-# The queries that compare charts or follow one track or artist, each with its parameters'
+# The queries that compare charts or follow tracks or artists, each with its parameters'
 # names in binding order (a name bound twice appears twice); ``lookup_params`` binds them.
 # Most read the ``chart`` view, whose movement, peak and days on chart count from each
 # playlist's first chart day: run them on tables planned from the first day
@@ -57,6 +57,9 @@ LOOKUP_QUERIES: dict[str, tuple[str, ...]] = {
     "artist_search": ("text", "first_day", "last_day"),
     "artist_page": ("artist_id", "first_day", "last_day"),
 }
+# The lookups whose parameter named here is one id or several (a list, bound joined with
+# ','): their rows carry the id they are of in a column of that name, the first.
+SEVERAL_IDS = {"track_rank_history": "track_id", "artist_page": "artist_id"}
 # The days a lookup covers unless told otherwise: every day the lake can hold.
 FIRST_POSSIBLE_DAY = envelope.EARLIEST.date().isoformat()
 LAST_POSSIBLE_DAY = envelope.LATEST.date().isoformat()
@@ -97,7 +100,7 @@ def query_params(
         return [playlists, playlists, int(top)]
     if name not in WINDOW_QUERIES:
         raise ValueError(f"no shipped query named {name!r}")
-    joined = playlists_param(playlists)
+    joined = ids_param(playlists)
     if not joined:
         raise ValueError(f"query {name!r} needs at least one playlist id")
     params: list = [joined, *window_bounds(as_of, days)]
@@ -111,8 +114,8 @@ def lookup_params(
     *,
     day: date | str | None = None,
     playlists: Iterable[str] | None = None,
-    track_id: str | None = None,
-    artist_id: str | None = None,
+    track_id: str | Iterable[str] | None = None,
+    artist_id: str | Iterable[str] | None = None,
     text: str | None = None,
     first_day: date | str | None = None,
     last_day: date | str | None = None,
@@ -122,12 +125,14 @@ def lookup_params(
     ``day``, ``first_day`` and ``last_day`` are dates or 'YYYY-MM-DD'; the range defaults to
     every day. ``playlists`` limits a comparison to those playlist ids (default: every
     playlist with a chart that day). ``text`` is searched for literally, ignoring case.
+    ``track_id`` and ``artist_id`` are one id, or a list of them for the lookups of
+    ``SEVERAL_IDS``.
     """
     if name not in LOOKUP_QUERIES:
         raise ValueError(f"no shipped lookup query named {name!r}")
     values = {
         "day": None if day is None else _as_date(day).isoformat(),
-        "playlists": playlists_param(playlists or ()),
+        "playlists": ids_param(playlists or ()),
         "track_id": track_id,
         "artist_id": artist_id,
         "text": text.strip() if isinstance(text, str) else None,
@@ -137,19 +142,23 @@ def lookup_params(
     params = []
     for parameter in LOOKUP_QUERIES[name]:
         value = values[parameter]
+        if parameter == SEVERAL_IDS.get(name) and value is not None:
+            value = ids_param(value, kind=parameter.removesuffix("_id"))
+        elif value is not None and not isinstance(value, str):
+            raise ValueError(f"query {name!r} takes one {parameter}, got {list(value)!r}")
         if value is None or value == "" and parameter != "playlists":
             raise ValueError(f"query {name!r} needs {parameter}")
         params.append(value)
     return params
 
 
-def playlists_param(playlists: str | Iterable[str]) -> str:
-    """The ``playlists`` parameter of the shipped queries: one playlist id as it is, several
-    joined with ','."""
-    ids = [playlists] if isinstance(playlists, str) else list(playlists)
-    if any("," in playlist for playlist in ids):
-        raise ValueError(f"a playlist id holds no comma: {ids!r}")
-    return ",".join(ids)
+def ids_param(ids: str | Iterable[str], *, kind: str = "playlist") -> str:
+    """The parameter of the shipped queries that take one id or several (``playlists``, and
+    the ids of ``SEVERAL_IDS``): one id as it is, several joined with ','."""
+    joined = [ids] if isinstance(ids, str) else list(ids)
+    if any("," in one for one in joined):
+        raise ValueError(f"a {kind} id holds no comma: {joined!r}")
+    return ",".join(joined)
 
 
 def side_by_side(top10: pd.DataFrame) -> pd.DataFrame:

@@ -88,7 +88,32 @@ REPORT_ANALYSES = (
 )
 # The report's own queries (``etl_lib/warehouse/sql/report``), then its analyses: the names of
 # ``input_queries``, in its order.
-INPUT_NAMES = ("chart", "freshness", "labels", *REPORT_ANALYSES)
+QUERY_NAMES = ("chart", "freshness", "labels", *REPORT_ANALYSES)
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A lookup of the id in the first row of one of the report's query results, over the
+    report's window: queried once that result is in."""
+
+    lookup: str  # a shipped lookup of one id or several (``analysis.SEVERAL_IDS``)
+    of: str  # the result (``QUERY_NAMES``) whose first row it follows up on
+
+    @property
+    def key(self) -> str:
+        """The id's column, in ``of`` and in the lookup's result, and its parameter."""
+        return analysis.SEVERAL_IDS[self.lookup]
+
+
+# The report's follow-ups, by the name its notebook reads them by: the report day's #1 on
+# every chart in the lake, and the page of the artist with the largest share of the chart.
+FOLLOW_UPS = {
+    "top_song_history": FollowUp("track_rank_history", "chart"),
+    "artist_spotlight": FollowUp("artist_page", "artist_share"),
+}
+# Every result the report notebook is handed (``load_inputs``): its queries, then its
+# follow-ups.
+INPUT_NAMES = (*QUERY_NAMES, *FOLLOW_UPS)
 # The most climbers, and the most fallers, the report lists.
 REPORT_TOP = 10
 
@@ -105,7 +130,7 @@ def input_queries(
     only the window's days, but those of ``HISTORY_QUERIES``."""
     first_day, last_day = analysis.window_bounds(as_of, days)
     playlist_ids = [playlists] if isinstance(playlists, str) else list(playlists)
-    joined = analysis.playlists_param(playlist_ids)
+    joined = analysis.ids_param(playlist_ids)
     report = sql.shipped("report")
     shipped = sql.shipped("queries")
     params = {
@@ -128,15 +153,31 @@ def input_queries(
 # queries nor starves the others.
 ATHENA_CONCURRENT_QUERIES = 5
 
-# The window of days a query's tables hold (first day or None for every day before, last day)
-Window = tuple[str | None, str]
+# The days a query's tables hold: (first day or None for every day before, last day), or None
+# for every day.
+Window = tuple[str | None, str] | None
 # A statement of the reports of several playlists: the playlists it covers, and its name.
 Covered = tuple[tuple[str, ...], str]
+# Whose rows each statement's result holds: the column that says, and each playlist it
+# covers with its value there (the playlist's id, or the id its follow-up looks up).
+Owners = dict[Covered, tuple[str, dict[str, str]]]
 
 
-def _planned_inputs(wanted: dict[str, str], days: int) -> dict[Window, dict[Covered, tuple]]:
-    """The queries of the reports of ``wanted`` (playlist id -> as_of), grouped by the days
-    their tables hold, each keyed by the playlists it covers and its name.
+def _on_date(wanted: dict[str, str], days: int) -> dict[tuple[str, str], list[str]]:
+    """The playlists of ``wanted`` (playlist id -> as_of) by their window's first and last
+    day."""
+    on_date: dict[tuple[str, str], list[str]] = {}
+    for playlist_id, as_of in wanted.items():
+        on_date.setdefault(analysis.window_bounds(as_of, days), []).append(playlist_id)
+    return on_date
+
+
+def _planned_inputs(
+    on_date: dict[tuple[str, str], list[str]], days: int
+) -> tuple[dict[Window, dict[Covered, tuple]], Owners]:
+    """The queries of the reports of the playlists of ``on_date`` (``_on_date``), grouped by
+    the days their tables hold, each keyed by the playlists it covers and its name, and
+    whose rows each holds.
 
     Playlists reported on the same date share one statement per query (``input_queries`` of
     all of them): Athena bills every query at least 10 MB and reads the tables' files again
@@ -145,15 +186,48 @@ def _planned_inputs(wanted: dict[str, str], days: int) -> dict[Window, dict[Cove
     too), or for every day up to its last for ``HISTORY_QUERIES``, which count from the
     first day.
     """
-    on_date: dict[tuple[str, str], list[str]] = {}
-    for playlist_id, as_of in wanted.items():
-        on_date.setdefault(analysis.window_bounds(as_of, days), []).append(playlist_id)
     planned: dict[Window, dict[Covered, tuple]] = {}
+    owners: Owners = {}
     for (first_day, last_day), playlist_ids in on_date.items():
         for name, statement in input_queries(playlist_ids, last_day, days).items():
             window = (None, last_day) if name in HISTORY_QUERIES else (first_day, last_day)
-            planned.setdefault(window, {})[(tuple(playlist_ids), name)] = statement
-    return planned
+            covered = (tuple(playlist_ids), name)
+            planned.setdefault(window, {})[covered] = statement
+            owners[covered] = ("playlist_id", {p: p for p in playlist_ids})
+    return planned, owners
+
+
+def _planned_follow_ups(
+    on_date: dict[tuple[str, str], list[str]], results: dict[tuple[str, str], pd.DataFrame]
+) -> tuple[dict[Window, dict[Covered, tuple]], Owners]:
+    """The follow-ups (``FOLLOW_UPS``) of the reports of the playlists of ``on_date``, from
+    their ``results`` by (playlist id, name): per date, one lookup each for the ids of all of
+    them (two playlists with the same #1 look it up once), keyed and described like
+    ``_planned_inputs``' queries; a playlist whose result has no row has nothing to follow
+    and is not covered.
+
+    They read the whole lake, as ``lookup`` does: ``artist_page``'s names and credits are
+    the latest the lake knows, whatever the report's date.
+    """
+    statements: dict[Covered, tuple] = {}
+    owners: Owners = {}
+    for (first_day, last_day), playlist_ids in on_date.items():
+        for name, follow_up in FOLLOW_UPS.items():
+            followed = {
+                p: str(results[(p, follow_up.of)][follow_up.key].iloc[0])
+                for p in playlist_ids
+                if len(results[(p, follow_up.of)])
+            }
+            if not followed:
+                continue
+            ids = list(dict.fromkeys(followed.values()))
+            params = analysis.lookup_params(
+                follow_up.lookup, **{follow_up.key: ids}, first_day=first_day, last_day=last_day
+            )
+            covered = (tuple(followed), name)
+            statements[covered] = (sql.shipped("queries")[follow_up.lookup], params)
+            owners[covered] = (follow_up.key, followed)
+    return ({None: statements} if statements else {}), owners
 
 
 def _run_planned(
@@ -165,9 +239,10 @@ def _run_planned(
     """Each planned statement's result, and the error of each that has none.
 
     On DuckDB the statements of one window run over one connection whose tables hold those
-    days only (a failure fails its window's statements); on Athena (whose tables are the Glue
-    catalog's, whole) they are submitted together, at most ``ATHENA_CONCURRENT_QUERIES`` at a
-    time, each on a connection of its own (pyathena's are not shared between threads).
+    days only, or every day for the window None (a failure fails its window's statements);
+    on Athena (whose tables are the Glue catalog's, whole) they are submitted together, at
+    most ``ATHENA_CONCURRENT_QUERIES`` at a time, each on a connection of its own (pyathena's
+    are not shared between threads).
     """
     frames: dict = {}
     failures: dict[object, EtlError] = {}
@@ -196,22 +271,20 @@ def _run_planned(
     return frames, failures
 
 
-def _by_playlist(frame: pd.DataFrame, playlist_ids: Iterable[str]) -> dict[str, pd.DataFrame]:
-    """A result of several playlists' statement as each playlist's own: its rows, in the
-    result's order, indexed from 0 (none: the result's columns, empty)."""
-    rows = frame.groupby("playlist_id", sort=False).indices
-    return {
-        playlist_id: _typed_alone(frame.iloc[rows.get(playlist_id, [])].reset_index(drop=True))
-        for playlist_id in playlist_ids
-    }
+def _split_by(frame: pd.DataFrame, column: str, keys: Iterable[str]) -> dict[str, pd.DataFrame]:
+    """A result of several playlists', or several ids', statement as each one's own: the rows
+    whose ``column`` holds the key, in the result's order, indexed from 0 (none: the result's
+    columns, empty)."""
+    rows = frame.groupby(column, sort=False).indices
+    return {key: _typed_alone(frame.iloc[rows.get(key, [])].reset_index(drop=True)) for key in keys}
 
 
 def _typed_alone(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` (one playlist's rows of a statement of several) with the column types DuckDB
-    gives the playlist's statement alone. pandas types a column by its values, so the other
-    playlists' rows must not change them: an integer or boolean column holding another
-    playlist's NULL comes nullable (Int32, boolean), and text without a row comes as object,
-    not str. (Athena's frames are pandas' guesses from the values whichever way.)"""
+    """``frame`` (one playlist's, or one id's, rows of a statement of several) with the column
+    types DuckDB gives the statement of that one alone. pandas types a column by its values,
+    so the others' rows must not change them: an integer or boolean column holding another
+    one's NULL comes nullable (Int32, boolean), and text without a row comes as object, not
+    str. (Athena's frames are pandas' guesses from the values whichever way.)"""
     types = {}
     for column, dtype in frame.dtypes.items():
         if getattr(dtype, "numpy_dtype", None) is not None and not frame[column].hasnans:
@@ -219,6 +292,23 @@ def _typed_alone(frame: pd.DataFrame) -> pd.DataFrame:
         elif frame.empty and isinstance(dtype, pd.StringDtype):
             types[column] = object
     return frame.astype(types) if types else frame
+
+
+def _per_playlist(
+    owners: Owners, frames: dict, failures: dict[object, EtlError]
+) -> dict[tuple[str, str], pd.DataFrame | EtlError]:
+    """Each covered playlist's piece of each statement's result by (playlist id, name), or
+    the statement's error: a statement that failed fails every playlist it covered."""
+    results: dict[tuple[str, str], pd.DataFrame | EtlError] = {}
+    for covered, (column, key_of) in owners.items():
+        name = covered[1]
+        if covered in failures:
+            results |= {(p, name): failures[covered] for p in key_of}
+            continue
+        pieces = _split_by(frames[covered], column, set(key_of.values()))
+        # A copy each: playlists with the same #1 get equal frames, not one shared frame.
+        results |= {(p, name): pieces[key].copy() for p, key in key_of.items()}
+    return results
 
 
 def query_inputs(
@@ -229,29 +319,41 @@ def query_inputs(
     engine: str = "duckdb",
     settings=None,
 ) -> dict[str, dict[str, pd.DataFrame] | EtlError]:
-    """The results of ``input_queries`` of every playlist and date of ``wanted``, all queried
-    before any report runs: per playlist its results by name, or the error of a query.
+    """The results the reports of every playlist and date of ``wanted`` show (``INPUT_NAMES``),
+    all queried before any report runs: per playlist its results by name, or the error of a
+    query.
 
-    The playlists of one date are queried together, one statement per query, whose result
-    is split by playlist_id: a statement that fails fails the reports of every playlist it
-    covered."""
-    planned = _planned_inputs(wanted, days)
-    frames, failures = _run_planned(lake_root, planned, engine, settings)
-    results: dict[tuple[str, str], pd.DataFrame | EtlError] = {}
-    for statements in planned.values():
-        for covered in statements:
-            playlist_ids, name = covered
-            if covered in failures:
-                results |= {(p, name): failures[covered] for p in playlist_ids}
-            else:
-                pieces = _by_playlist(frames[covered], playlist_ids)
-                results |= {(p, name): piece for p, piece in pieces.items()}
+    The playlists of one date are queried together, one statement per query of
+    ``input_queries``, whose result is split by playlist_id; then, those results in, one
+    statement per follow-up (``FOLLOW_UPS``) for all of their #1 songs and one for all of
+    their leading artists, split by the id looked up. A statement that fails fails the
+    reports of every playlist it covered. A playlist with nothing to follow up on (no chart,
+    no artist) gets the lookup's columns without rows."""
+    on_date = _on_date(wanted, days)
+    planned, owners = _planned_inputs(on_date, days)
+    results = _per_playlist(owners, *_run_planned(lake_root, planned, engine, settings))
+    failed = {p for (p, _), outcome in results.items() if isinstance(outcome, EtlError)}
+    ready = {window: [p for p in ids if p not in failed] for window, ids in on_date.items()}
+    planned, owners = _planned_follow_ups(ready, results)
+    results |= _per_playlist(owners, *_run_planned(lake_root, planned, engine, settings))
     inputs: dict[str, dict[str, pd.DataFrame] | EtlError] = {}
     for playlist_id in wanted:
-        outcomes = {name: results[(playlist_id, name)] for name in INPUT_NAMES}
-        failed = [o for o in outcomes.values() if isinstance(o, EtlError)]
-        inputs[playlist_id] = failed[0] if failed else outcomes
+        outcomes = {name: results.get((playlist_id, name)) for name in INPUT_NAMES}
+        errors = [o for o in outcomes.values() if isinstance(o, EtlError)]
+        if errors:
+            inputs[playlist_id] = errors[0]
+            continue
+        inputs[playlist_id] = {
+            name: _nothing_followed(name) if outcome is None else outcome
+            for name, outcome in outcomes.items()
+        }
     return inputs
+
+
+def _nothing_followed(name: str) -> pd.DataFrame:
+    """The follow-up ``name`` of a report whose result has no row to follow (no chart, no
+    artist): the lookup's columns, without rows."""
+    return execute.no_rows(sql.shipped("queries")[FOLLOW_UPS[name].lookup])
 
 
 # Results that a run of several reports queried beforehand, handed to the report notebook's
@@ -266,8 +368,8 @@ def _preload_key(lake_root: str, playlist_id: str, as_of: date | str, days: int,
 def preload_inputs(
     folder: str, lake_root: str, playlist_id: str, as_of: str, days: int, engine: str
 ) -> None:
-    """Keep the report's results saved in ``folder`` (one Parquet file per query of
-    ``input_queries``) for the next ``load_inputs`` of this request, in place of any kept
+    """Keep the report's results saved in ``folder`` (one Parquet file per name of
+    ``INPUT_NAMES``) for the next ``load_inputs`` of this request, in place of any kept
     before."""
     _PRELOADED.clear()
     _PRELOADED[_preload_key(lake_root, playlist_id, as_of, days, engine)] = {
@@ -284,8 +386,8 @@ def load_inputs(
     engine: str = "duckdb",
     settings=None,
 ) -> dict[str, pd.DataFrame]:
-    """The results the report notebook shows, one per query of ``input_queries``: those a
-    run of reports queried beforehand (``preload_inputs``), else queried now."""
+    """The results the report notebook shows, by name (``INPUT_NAMES``: ``query_inputs``):
+    those a run of reports queried beforehand (``preload_inputs``), else queried now."""
     preloaded = _PRELOADED.pop(_preload_key(lake_root, playlist_id, as_of, days, engine), None)
     if preloaded is not None:
         return preloaded

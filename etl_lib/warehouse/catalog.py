@@ -53,6 +53,14 @@ def connection_schema(connection: duckdb.DuckDBPyConnection) -> sql.Schema:
 
 def schema_with_views() -> sql.Schema:
     """Column types of the lake tables and the shipped views, without any data."""
+    with connect_empty() as connection:
+        return connection_schema(connection)
+
+
+@contextlib.contextmanager
+def connect_empty():
+    """An in-memory DuckDB connection whose tables, and so the shipped views, have the lake's
+    columns and no rows: what a statement gives is its columns, and nothing is read."""
     types = table_schema()
     with duckdb.connect() as connection:
         for table, columns in types.items():
@@ -60,7 +68,7 @@ def schema_with_views() -> sql.Schema:
             connection.execute(f"CREATE VIEW {table} AS SELECT {typed_nulls} WHERE false")
         for name, view in sql.shipped("views").items():
             connection.execute(f"CREATE VIEW {name} AS {sql.to_duckdb(view, types)}")
-        return connection_schema(connection)
+        yield connection
 
 
 def _quote(text: str) -> str:

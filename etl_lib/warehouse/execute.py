@@ -44,6 +44,15 @@ def query_all(
         return frames
 
 
+def no_rows(statement: str) -> pd.DataFrame:
+    """What an Athena-dialect statement gives over tables without rows: its result's columns,
+    typed as DuckDB types them, with nothing read (each parameter is bound NULL: over no rows
+    its value changes nothing)."""
+    with catalog.connect_empty() as connection:
+        duckdb_sql = sql.to_duckdb(statement, catalog.connection_schema(connection))
+        return connection.execute(duckdb_sql, [None] * sql.parameter_count(statement)).df()
+
+
 def _clearer_message(connection, statement: str, params, exc: duckdb.Error) -> str:
     """DuckDB's message for a statement it refused, as one line.
 

@@ -76,6 +76,11 @@ def parse(sql: str) -> exp.Expression:
     return statements[0]
 
 
+def parameter_count(sql: str) -> int:
+    """The number of ``?`` parameters a statement binds."""
+    return len(list(parse(sql).find_all(exp.Placeholder)))
+
+
 def _parse_failure(sql: str, exc: ParseError | TokenError) -> str:
     """What is wrong with ``sql``, in one line: DuckDB's parser message (the engine's own
     words, with its position) when DuckDB cannot parse it either, else the transpiler's first
