@@ -27,16 +27,21 @@ versions, say), ``corrupt_version`` serves one version cut short (not valid JSON
 ``Authorization`` may get their own, larger budget), and ``fail_next`` scripts failures of any
 request. Unknown files get the plain-text 404 GitHub's raw host sends; ``requests`` records
 every request target in order.
+
+``python -m etl_lib.local_spotify.archive_server`` runs it in the foreground and prints its
+URLs (``--help`` for the history length, the repository name and the rate limit).
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import math
 import re
 import sys
 import threading
+import time as wall_time
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -44,7 +49,7 @@ from http import HTTPStatus
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-from etl_lib.local_spotify.loopback import LoopbackHandler, LoopbackServer
+from etl_lib.local_spotify.loopback import DEFAULT_NOW, LoopbackHandler, LoopbackServer
 from etl_lib.local_spotify.simulator import OPEN_SPOTIFY_URL, ChartSimulator, utc_day
 
 DEFAULT_ARCHIVE_REPO = "mackorone/spotify-playlist-archive"
@@ -578,3 +583,86 @@ class _Handler(LoopbackHandler):
 
     def do_HEAD(self) -> None:
         self._serve("HEAD")
+
+
+def _parse_moment(text: str) -> datetime:
+    try:
+        return _parse_github_time(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m etl_lib.local_spotify.archive_server",
+        description="Serve the simulated playlist archive and its GitHub commit history "
+        "on 127.0.0.1: the API (commits listing) and raw content host share one origin.",
+    )
+    parser.add_argument("--port", type=int, default=8766, help="0 picks a free port")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--now",
+        type=_parse_moment,
+        default=DEFAULT_NOW,
+        help=f"simulated time, ISO 8601, UTC unless an offset is given "
+        f"(default {DEFAULT_NOW.isoformat()})",
+    )
+    parser.add_argument(
+        "--history-days",
+        type=int,
+        default=DEFAULT_HISTORY_DAYS,
+        help="days of daily commits up to --now (default %(default)s)",
+    )
+    parser.add_argument("--repo", default=DEFAULT_ARCHIVE_REPO, help="owner/name it answers to")
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=DEFAULT_RATE_LIMIT,
+        help="API requests per simulated hour (GitHub: 60 without a token, 5000 with one; "
+        "default %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    if args.history_days < 1:
+        parser.error(f"--history-days must be at least 1, got {args.history_days}")
+
+    server = LocalArchiveServer(
+        ChartSimulator(seed=args.seed),
+        now=args.now,
+        port=args.port,
+        repo=args.repo,
+        history_days=args.history_days,
+    )
+    server.rate_limit(args.rate_limit, args.now + RATE_LIMIT_WINDOW)
+    server.start()
+    try:
+        base, repo = server.base_url, server.repo
+        first_day = utc_day(args.now) - timedelta(days=args.history_days - 1)
+        # base_url comes first: scripts read the first line.
+        print(f"base_url:      {base}  (the archive, GitHub's API and its raw host)")
+        print(f"repo:          {repo}")
+        print(f"simulated now: {server.clock.isoformat()}")
+        print(
+            f"history:       {first_day} to {utc_day(args.now)}, a commit a day around "
+            f"{DAILY_COMMIT_TIME:%H:%M} UTC, some days two"
+        )
+        print(f"rate limit:    {args.rate_limit} API requests an hour")
+        print(f"today's file:  GET {base}/playlists/pretty/<id>.json")
+        print(
+            f"commits:       GET {base}/repos/{repo}/commits?path=playlists/pretty/<id>.json"
+            "[&since=ISO][&until=ISO][&per_page=N][&page=K]"
+        )
+        print(f"file at sha:   GET {base}/{repo}/<sha>/playlists/pretty/<id>.json")
+        for playlist_id, name in server.simulator.playlists.items():
+            print(f"playlist:      {playlist_id}  {name}")
+        print("Ctrl-C stops the server.", flush=True)
+        while True:
+            wall_time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
