@@ -131,6 +131,10 @@ def test_the_history_is_deterministic_and_grows_with_the_clock(server):
     assert {committed_at(c).date() for c in later[: len(later) - len(before)]} == {
         (NOW + timedelta(days=n)).date() for n in (1, 2)
     }
+    server.history(days=5)
+    assert {committed_at(c).date() for c in all_commits(server)} == {
+        (NOW + timedelta(days=n)).date() for n in range(-2, 3)
+    }
 
 
 def test_since_and_until_are_inclusive(server):

@@ -1,9 +1,10 @@
 """A local stand-in for the public playlist archive and its history on GitHub.
 
-On one origin on 127.0.0.1 it serves what the archive's three hosts serve:
+On one origin on 127.0.0.1 it serves what GitHub serves of the archive:
 
-* ``GET /playlists/pretty/<playlist_id>.json``: the archive's JSON file as of now, rendered
-  from the ``ChartSimulator`` chart of the simulated clock's UTC day.
+* ``GET /playlists/pretty/<playlist_id>.json`` (the raw host's URL of the newest file): the
+  archive's JSON file as of now, rendered from the ``ChartSimulator`` chart of the simulated
+  clock's UTC day.
 * ``GET /repos/{owner}/{repo}/commits?path=playlists/pretty/<id>.json`` (GitHub's REST API,
   ``api.github.com``): the commits that touched the file, newest first, filtered by ``since``
   and ``until`` (inclusive), paged by ``per_page`` (default 30, capped at 100) and ``page``
@@ -13,8 +14,8 @@ On one origin on 127.0.0.1 it serves what the archive's three hosts serve:
 * ``GET /{owner}/{repo}/{sha}/<path>`` (GitHub's raw host, ``raw.githubusercontent.com``,
   not rate limited): the file at that commit.
 
-The history is simulated: the archive has committed every playlist's file once a day since
-``history_days`` before the clock's day (``history()`` changes that), at about 11:30 UTC with
+The history is simulated: the archive has committed every playlist's file once a day for the
+``history_days`` days up to the clock's day (``history()`` changes that), at about 11:30 UTC with
 some minutes of deterministic jitter, and on about one day in five a second, earlier commit
 that the daily one replaces (the previous day's ranking, or the same ranking with the previous
 day's follower count). The last commit of a day holds ``archive_document`` of that day;
@@ -238,7 +239,7 @@ def link_header(url: str, page: int, last_page: int) -> str | None:
     if last_page <= 1 and page <= 1:
         return None
     parts = urlsplit(url)
-    query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True)]
+    query = parse_qsl(parts.query, keep_blank_values=True)
 
     def at(number: int) -> str:
         paged = [(k, v) for k, v in query if k != "page"] + [("page", str(number))]
@@ -352,6 +353,8 @@ class LocalArchiveServer(LoopbackServer):
         Returns the commit's sha.
         """
         path = path if path is not None else playlist_file_path(playlist_id)
+        if isinstance(commit, datetime) and commit.tzinfo is None:
+            raise ValueError(f"commit time {commit!r} is naive; pass an aware datetime")
         for candidate in self._commits(path):
             if isinstance(commit, str):
                 if candidate.sha != commit:
