@@ -19,7 +19,7 @@ help:
 	@echo "make package  - install the Lambda image's packages into build/image, import each handler"
 	@echo "make lint     - ruff, and the layers contract (import-linter)"
 	@echo "make bench    - benchmark on a generated year of hourly snapshots (about 8 minutes)"
-	@echo "make cost     - the monthly AWS bill for 1 and 73 charts, simulated on moto (about 40 minutes)"
+	@echo "make cost     - the monthly AWS bill for 1 and 73 charts, simulated on moto (about 12 minutes)"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; found " + sys.version.split()[0] + " (set PYTHON=python3.11)")'
