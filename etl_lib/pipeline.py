@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from etl_lib.config import Settings
 from etl_lib.errors import ConfigError, CorruptPayload, EtlError, QuotaExceeded, RateLimited
-from etl_lib.extract import archive, envelope, sources
+from etl_lib.extract import archive, archive_history, envelope, sources
 from etl_lib.extract.outcome import ExtractStatus
 from etl_lib.lake import layout, storage
 from etl_lib.progress import Progress, no_progress
@@ -737,3 +737,147 @@ def backfill(
         "backfill",
         progress,
     )
+
+
+@dataclass
+class HistoryOutcome:
+    """What the history backfill did for one playlist: the versions the archive listed in
+    the window, the ones landed (``written``: new raw files; the rest were there already),
+    skipped (known from an earlier run) and refused (sha -> why), and the error that stopped
+    it (with ``attempted`` False when an earlier playlist's rate limit stopped the run)."""
+
+    playlist_id: str
+    found: int = 0
+    landed: list[Landed] = field(default_factory=list)
+    skipped: int = 0
+    refused: dict[str, str] = field(default_factory=dict)
+    error: EtlError | None = None
+    attempted: bool = True
+
+    @property
+    def written(self) -> int:
+        return sum(landed.written for landed in self.landed)
+
+
+def backfill_archive_history(
+    settings: Settings,
+    playlist_ids: Iterable[str] | None = None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    client: archive_history.HistoryClient | None = None,
+    say: Say = _quiet,
+) -> list[HistoryOutcome]:
+    """Land every version of each playlist the archive committed between ``since`` and
+    ``until`` (either open) in the raw zone, each captured at its commit time (UTC).
+
+    Every version lands, so the raw zone keeps the archive's history as it was; a day's
+    ranking is its last version, as ``daily_chart`` reads it. The versions landed or refused
+    are recorded in the lake (``layout.archive_history_key``) after each page of the
+    listing and however the playlist ends, so a re-run downloads none of them again and an
+    interrupted run resumes; a version downloaded again after a hard kill lands nothing
+    twice (``RawLanding`` keeps identical bytes once). A version that is not archive JSON or
+    markdown is quarantined under the raw key it would have had, with its reason. One
+    playlist's failure is recorded and the others go on, except a spent rate limit, which
+    stops the run: the playlists after it are not attempted. Nothing is transformed here.
+    """
+    storage.ensure_root(settings.lake)
+    ids = [layout.check_playlist_id(p) for p in (playlist_ids or settings.playlists)]
+    outcomes: list[HistoryOutcome] = []
+    history = client if client is not None else archive_history.HistoryClient(settings)
+    with history:
+        for number, playlist_id in enumerate(ids):
+            outcome = HistoryOutcome(playlist_id)
+            outcomes.append(outcome)
+            try:
+                _backfill_history_of(settings.lake, history, outcome, since, until)
+            except archive_history.ArchiveRateLimited as exc:
+                outcome.error = exc
+                outcomes.extend(
+                    HistoryOutcome(skipped, error=exc, attempted=False)
+                    for skipped in ids[number + 1 :]
+                )
+                say(_history_line(outcome))
+                break
+            except EtlError as exc:
+                outcome.error = exc
+            say(_history_line(outcome))
+    return outcomes
+
+
+def _history_line(outcome: HistoryOutcome) -> str:
+    counts = (
+        f"{outcome.playlist_id}: {outcome.found} versions found, {outcome.written} landed, "
+        f"{outcome.skipped + len(outcome.landed) - outcome.written} skipped (landed before), "
+        f"{len(outcome.refused)} refused"
+    )
+    return counts + (" (stopped)" if outcome.error is not None else "")
+
+
+def _backfill_history_of(
+    lake_root: str,
+    history: archive_history.HistoryClient,
+    outcome: HistoryOutcome,
+    since: datetime | None,
+    until: datetime | None,
+) -> None:
+    playlist_id = outcome.playlist_id
+    record_key = layout.archive_history_key(playlist_id)
+    known = archive_history.KnownCommits.loads(storage.read_bytes_if_exists(lake_root, record_key))
+    recorded = len(known.commits)
+    landing = RawLanding(lake_root)
+
+    def save() -> None:
+        nonlocal recorded
+        if len(known.commits) != recorded:
+            storage.write_bytes(lake_root, record_key, known.dumps())
+            recorded = len(known.commits)
+
+    try:
+        for page in history.commits(playlist_id, since, until):
+            listed = [c for c in page if archive_history.in_window(c, since, until)]
+            fresh = archive_history.versions_to_fetch(listed, known)
+            outcome.found += len(listed)
+            outcome.skipped += len(listed) - len(fresh)
+            for commit in fresh:
+                _land_version(lake_root, history, landing, playlist_id, commit, known, outcome)
+            save()
+    finally:
+        # Also when a rate limit, an interrupt or a bug ends the playlist half-way.
+        save()
+
+
+def _land_version(
+    lake_root: str,
+    history: archive_history.HistoryClient,
+    landing: RawLanding,
+    playlist_id: str,
+    commit: archive_history.Commit,
+    known: archive_history.KnownCommits,
+    outcome: HistoryOutcome,
+) -> None:
+    try:
+        url, data = history.version(playlist_id, commit.sha)
+    except archive_history.VersionMissing as exc:
+        known.refused[commit.sha] = outcome.refused[commit.sha] = failure_reason(commit.sha, exc)
+        return
+    try:
+        payload = archive.envelope_from_archive_bytes(
+            data, extracted_at=commit.committed_at, origin={"url": url}, source_name=url
+        )
+        prepared = prepare_envelope(payload, url)
+        if prepared.playlist_id != playlist_id:
+            raise CorruptPayload(
+                f"{url}: the file at this commit is playlist {prepared.playlist_id}, not "
+                f"{playlist_id}"
+            )
+    except MemoryError:
+        raise  # this machine's limit, not the version's fault: quarantine would shelve it
+    except Exception as exc:  # anything wrong with this version's content
+        reason = failure_reason(url, exc)
+        quarantine(lake_root, layout.raw_key(playlist_id, commit.committed_at), reason, data)
+        known.refused[commit.sha] = outcome.refused[commit.sha] = reason
+        return
+    landed = landing.land(prepared)
+    outcome.landed.append(landed)
+    known.landed[commit.sha] = landed.raw_key
