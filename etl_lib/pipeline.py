@@ -753,10 +753,16 @@ class HistoryOutcome:
     refused: dict[str, str] = field(default_factory=dict)
     error: EtlError | None = None
     attempted: bool = True
+    known: int = 0  # versions landed or refused by this run and earlier ones
 
     @property
     def written(self) -> int:
         return sum(landed.written for landed in self.landed)
+
+
+# Commits younger than this may still be on their way to the API's listing (a push takes a
+# moment): they are listed again by the next run rather than taken as complete.
+HISTORY_LISTING_GRACE = timedelta(hours=1)
 
 
 def backfill_archive_history(
@@ -766,23 +772,28 @@ def backfill_archive_history(
     since: datetime | None = None,
     until: datetime | None = None,
     client: archive_history.HistoryClient | None = None,
+    clock: Callable[[], datetime] = layout.now_utc,
     say: Say = _quiet,
 ) -> list[HistoryOutcome]:
     """Land every version of each playlist the archive committed between ``since`` and
     ``until`` (either open) in the raw zone, each captured at its commit time (UTC).
 
     Every version lands, so the raw zone keeps the archive's history as it was; a day's
-    ranking is its last version, as ``daily_chart`` reads it. The versions landed or refused
-    are recorded in the lake (``layout.archive_history_key``) after each page of the
-    listing and however the playlist ends, so a re-run downloads none of them again and an
-    interrupted run resumes; a version downloaded again after a hard kill lands nothing
-    twice (``RawLanding`` keeps identical bytes once). A version that is not archive JSON or
-    markdown is quarantined under the raw key it would have had, with its reason. One
-    playlist's failure is recorded and the others go on, except a spent rate limit, which
-    stops the run: the playlists after it are not attempted. Nothing is transformed here.
+    ranking is its last version, as ``daily_chart`` reads it. The versions landed or refused,
+    and the spans of commit times listed in full, are recorded in the lake
+    (``layout.archive_history_key``) after each page of the listing and however the playlist
+    ends: a re-run lists only what it has not seen and downloads nothing twice, and a run
+    stopped by the rate limit or an interrupt resumes where it stopped; a version downloaded
+    again after a hard kill lands nothing twice (``RawLanding`` keeps identical bytes once).
+    A version that is not archive JSON or markdown is quarantined under the raw key it would
+    have had, with its reason. One playlist's failure is recorded and the others go on,
+    except a spent rate limit, which stops the run: the playlists after it are not
+    attempted. Nothing is transformed here.
     """
     storage.ensure_root(settings.lake)
     ids = [layout.check_playlist_id(p) for p in (playlist_ids or settings.playlists)]
+    # Listed in full up to here: later commits may not all be visible yet.
+    settled = clock() - HISTORY_LISTING_GRACE
     outcomes: list[HistoryOutcome] = []
     history = client if client is not None else archive_history.HistoryClient(settings)
     with history:
@@ -790,7 +801,7 @@ def backfill_archive_history(
             outcome = HistoryOutcome(playlist_id)
             outcomes.append(outcome)
             try:
-                _backfill_history_of(settings.lake, history, outcome, since, until)
+                _backfill_history_of(settings.lake, history, outcome, since, until, settled)
             except archive_history.ArchiveRateLimited as exc:
                 outcome.error = exc
                 outcomes.extend(
@@ -809,7 +820,7 @@ def _history_line(outcome: HistoryOutcome) -> str:
     counts = (
         f"{outcome.playlist_id}: {outcome.found} versions found, {outcome.written} landed, "
         f"{outcome.skipped + len(outcome.landed) - outcome.written} skipped (landed before), "
-        f"{len(outcome.refused)} refused"
+        f"{len(outcome.refused)} refused; {outcome.known} known in all"
     )
     return counts + (" (stopped)" if outcome.error is not None else "")
 
@@ -820,27 +831,45 @@ def _backfill_history_of(
     outcome: HistoryOutcome,
     since: datetime | None,
     until: datetime | None,
+    settled: datetime,
 ) -> None:
     playlist_id = outcome.playlist_id
     record_key = layout.archive_history_key(playlist_id)
     known = archive_history.KnownCommits.loads(storage.read_bytes_if_exists(lake_root, record_key))
-    recorded = len(known.commits)
+    saved = known.dumps()
     landing = RawLanding(lake_root)
 
     def save() -> None:
-        nonlocal recorded
-        if len(known.commits) != recorded:
-            storage.write_bytes(lake_root, record_key, known.dumps())
-            recorded = len(known.commits)
+        nonlocal saved
+        outcome.known = len(known.commits)
+        if (data := known.dumps()) != saved:
+            storage.write_bytes(lake_root, record_key, data)
+            saved = data
 
+    start, end = since or envelope.EARLIEST, until or envelope.LATEST
     try:
-        for page in history.commits(playlist_id, since, until):
-            listed = [c for c in page if archive_history.in_window(c, since, until)]
-            fresh = archive_history.versions_to_fetch(listed, known)
-            outcome.found += len(listed)
-            outcome.skipped += len(listed) - len(fresh)
-            for commit in fresh:
-                _land_version(lake_root, history, landing, playlist_id, commit, known, outcome)
+        for gap_start, gap_end in known.unlisted(start, end):
+            # What a complete listing of this gap proves known: nothing after ``settled``.
+            complete_to = min(gap_end, settled)
+            pages = history.commits(
+                playlist_id,
+                None if gap_start == envelope.EARLIEST else gap_start,
+                None if gap_end == envelope.LATEST else gap_end,
+            )
+            for page in pages:
+                listed = [c for c in page if archive_history.in_window(c, gap_start, gap_end)]
+                fresh = archive_history.versions_to_fetch(listed, known)
+                outcome.found += len(listed)
+                outcome.skipped += len(listed) - len(fresh)
+                for commit in fresh:
+                    _land_version(lake_root, history, landing, playlist_id, commit, known, outcome)
+                if listed:
+                    # Newest first: all from this page's oldest on is known now, bar others
+                    # in that same second on the next page.
+                    oldest = min(commit.committed_at for commit in listed)
+                    known.mark_listed(oldest + timedelta(seconds=1), complete_to)
+                save()
+            known.mark_listed(gap_start, complete_to)
             save()
     finally:
         # Also when a rate limit, an interrupt or a bug ends the playlist half-way.

@@ -29,7 +29,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -181,24 +181,63 @@ def versions_to_fetch(commits: list[Commit], known: KnownCommits) -> list[Commit
 # -- the record of known versions --------------------------------------------------------------
 
 
+Span = tuple[datetime, datetime]  # commit times from..to, both included, whole seconds
+_SECOND = timedelta(seconds=1)
+
+
 @dataclass
 class KnownCommits:
-    """The versions of one playlist a lake holds (sha -> raw key) or refused (sha -> reason).
+    """The versions of one playlist a lake holds (sha -> raw key) or refused (sha -> reason),
+    and the spans of commit times already listed in full (``listed``, merged, oldest first),
+    so that a re-run asks the API only for the spans it has not seen: a backfill stopped by
+    the rate limit goes on where its listing stopped instead of listing everything again.
 
-    Stored as JSON under ``layout.archive_history_key``; ``dumps``/``loads`` are pure.
+    Stored as JSON under ``layout.archive_history_key``; all of it is pure.
     """
 
     landed: dict[str, str] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
+    listed: list[Span] = field(default_factory=list)
 
     @property
     def commits(self) -> set[str]:
         return self.landed.keys() | self.refused.keys()
 
+    def mark_listed(self, start: datetime, end: datetime) -> None:
+        """Every commit from ``start`` to ``end`` is known (listed, and landed or refused)."""
+        if start > end:
+            return
+        spans = sorted([*self.listed, (start, end)])
+        merged: list[Span] = [spans[0]]
+        for span_start, span_end in spans[1:]:
+            last_start, last_end = merged[-1]
+            if span_start <= last_end + _SECOND:  # overlapping or adjacent seconds
+                merged[-1] = (last_start, max(last_end, span_end))
+            else:
+                merged.append((span_start, span_end))
+        self.listed = merged
+
+    def unlisted(self, start: datetime, end: datetime) -> list[Span]:
+        """The parts of ``start``..``end`` not listed yet, newest first (as the API lists)."""
+        gaps: list[Span] = []
+        cursor = start
+        for span_start, span_end in self.listed:
+            if span_end < cursor or span_start > end:
+                continue
+            if span_start > cursor:
+                gaps.append((cursor, span_start - _SECOND))
+            cursor = span_end + _SECOND
+        if cursor <= end:
+            gaps.append((cursor, end))
+        return gaps[::-1]
+
     def dumps(self) -> bytes:
-        return json.dumps(
-            {"landed": self.landed, "refused": self.refused}, ensure_ascii=False, sort_keys=True
-        ).encode("utf-8")
+        record = {
+            "landed": self.landed,
+            "refused": self.refused,
+            "listed": [[envelope.format_utc(a), envelope.format_utc(b)] for a, b in self.listed],
+        }
+        return json.dumps(record, ensure_ascii=False, sort_keys=True).encode("utf-8")
 
     @classmethod
     def loads(cls, data: bytes | None) -> KnownCommits:
@@ -211,7 +250,17 @@ class KnownCommits:
             record = {}
         if not isinstance(record, dict):
             record = {}
-        return cls(landed=_text_map(record.get("landed")), refused=_text_map(record.get("refused")))
+        known = cls(
+            landed=_text_map(record.get("landed")), refused=_text_map(record.get("refused"))
+        )
+        spans = record.get("listed")
+        for span in spans if isinstance(spans, list) else []:
+            try:
+                start, end = (envelope.parse_utc(moment) for moment in span)
+            except (TypeError, ValueError):
+                continue  # that span is listed again: a few requests, nothing landed twice
+            known.mark_listed(start, end)
+        return known
 
 
 def _text_map(value: Any) -> dict[str, str]:
