@@ -520,3 +520,18 @@ def test_real_archived_versions_backfilled_from_history_land_once_with_their_ran
         capsys.readouterr().err
     )
     assert len(raw_keys(lake_root, TOP_50)) == 58
+
+
+def test_the_demo_with_history_backfills_its_three_charts_days_before_its_own(lake_root):
+    from etl_lib.cli.demo import DEMO_HISTORY_DAYS, DEMO_PLAYLISTS, run_demo
+
+    result = run_demo(lake_root, days=2, history=True)
+    assert [o.playlist_id for o in result.history] == list(DEMO_PLAYLISTS)
+    assert all(o.error is None and not o.refused and o.written > 0 for o in result.history)
+    days = query(
+        lake_root,
+        "SELECT playlist_id, count(DISTINCT dt) AS n FROM daily_chart GROUP BY playlist_id",
+    )
+    assert dict(zip(days["playlist_id"], days["n"], strict=True)) == dict.fromkeys(
+        DEMO_PLAYLISTS, DEMO_HISTORY_DAYS + 2
+    )
