@@ -1027,6 +1027,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m etl_lib.local_spotify",
         description="Serve simulated Spotify charts on 127.0.0.1 with the Web API's URLs.",
+        epilog="The same charts in the public archive's format, with the archive's GitHub "
+        "commit history: python -m etl_lib.local_spotify.archive_server",
     )
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument("--seed", type=int, default=2026)
