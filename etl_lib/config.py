@@ -22,6 +22,13 @@ DEFAULT_AUTHORIZE_URL = "https://accounts.spotify.com/authorize"
 DEFAULT_ARCHIVE_BASE_URL = (
     "https://raw.githubusercontent.com/mackorone/spotify-playlist-archive/main"
 )
+# The archive's history: GitHub's REST API lists the commits of a playlist's file, and the raw
+# content host serves the file as it was at each commit.
+DEFAULT_ARCHIVE_API_URL = "https://api.github.com"
+DEFAULT_ARCHIVE_RAW_URL = "https://raw.githubusercontent.com"
+DEFAULT_ARCHIVE_REPO = "mackorone/spotify-playlist-archive"
+# GitHub's owner and repository names: letters, digits, "-", "_" and "." (no "." or ".." alone).
+_GITHUB_REPO = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/(?!\.\.?$)[A-Za-z0-9._-]{1,100}")
 DEFAULT_REDIRECT_URI = "http://127.0.0.1:8888/callback"
 DEFAULT_SCOPE = "playlist-read-private playlist-read-collaborative"
 # "Top Songs - Global": the chart this product was built for.
@@ -116,6 +123,11 @@ class Settings:
     token_url: str = DEFAULT_TOKEN_URL
     authorize_url: str = DEFAULT_AUTHORIZE_URL
     archive_base_url: str = DEFAULT_ARCHIVE_BASE_URL
+    archive_api_url: str = DEFAULT_ARCHIVE_API_URL
+    archive_raw_url: str = DEFAULT_ARCHIVE_RAW_URL
+    archive_repo: str = DEFAULT_ARCHIVE_REPO
+    # Optional: raises GitHub's API rate limit from 60 requests an hour to 5,000.
+    archive_token: str | None = field(default=None, repr=False)
     # auto: a user refresh token when one is stored, else client credentials.
     auth_mode: str = "auto"
     # None until the code that calls Spotify loads them (``credentials.loaded``) from the
@@ -160,6 +172,13 @@ class Settings:
                 f"report engine {self.report_engine!r} is not one of {', '.join(ENGINES)}: "
                 "set SPOTIFY_ETL_REPORT_ENGINE to one"
             )
+        check_http_url("SPOTIFY_ARCHIVE_API_URL", self.archive_api_url, DEFAULT_ARCHIVE_API_URL)
+        check_http_url("SPOTIFY_ARCHIVE_RAW_URL", self.archive_raw_url, DEFAULT_ARCHIVE_RAW_URL)
+        if not isinstance(self.archive_repo, str) or not _GITHUB_REPO.fullmatch(self.archive_repo):
+            raise ConfigError(
+                f"SPOTIFY_ARCHIVE_REPO={self.archive_repo!r} is not a GitHub repository: set it "
+                f"to owner/name, such as {DEFAULT_ARCHIVE_REPO}"
+            )
 
     @property
     def athena_results(self) -> str | None:
@@ -203,6 +222,10 @@ class Settings:
             "token_url": env.get("SPOTIFY_TOKEN_URL") or DEFAULT_TOKEN_URL,
             "authorize_url": env.get("SPOTIFY_AUTHORIZE_URL") or DEFAULT_AUTHORIZE_URL,
             "archive_base_url": env.get("SPOTIFY_ARCHIVE_BASE_URL") or DEFAULT_ARCHIVE_BASE_URL,
+            "archive_api_url": env.get("SPOTIFY_ARCHIVE_API_URL") or DEFAULT_ARCHIVE_API_URL,
+            "archive_raw_url": env.get("SPOTIFY_ARCHIVE_RAW_URL") or DEFAULT_ARCHIVE_RAW_URL,
+            "archive_repo": env.get("SPOTIFY_ARCHIVE_REPO") or DEFAULT_ARCHIVE_REPO,
+            "archive_token": env.get("SPOTIFY_ARCHIVE_TOKEN") or None,
             "auth_mode": env.get("SPOTIFY_ETL_AUTH_MODE") or "auto",
             "environment_credentials": _environment_credentials(env),
             "credentials_file": credentials_file,
@@ -226,6 +249,32 @@ class Settings:
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def check_http_url(name: str, value: str, default: str) -> str:
+    """``value`` when it is an http(s) URL with a host and nothing after its path (no query,
+    fragment or user part); else a ConfigError naming the setting ``name``."""
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+        port_ok = parts is not None and (parts.port is None or parts.port > 0)
+    except ValueError:  # a port that is not a number, brackets that do not close
+        parts, port_ok = None, False
+    if (
+        parts is None
+        or not port_ok
+        or parts.scheme.lower() not in ("http", "https")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.query
+        or parts.fragment
+        or any(char.isspace() for char in value)
+    ):
+        shown = repr(value) if len(repr(value)) <= 90 else repr(value)[:80] + "..."
+        raise ConfigError(
+            f"{name}={shown} is not an http:// or https:// URL: set it to one such as "
+            f"{default} (no query, fragment or credentials in it), or unset it"
+        )
+    return value
 
 
 def default_lake(environ: dict[str, str] | None = None) -> str:

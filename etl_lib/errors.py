@@ -62,6 +62,15 @@ class ArchiveError(EtlError):
     """The public playlist archive (or the local server standing in for it) could not be read."""
 
 
+class ArchiveRateLimited(ArchiveError):
+    """GitHub's API rate limit is spent (403 or 429 with ``X-RateLimit-Remaining: 0``): the
+    history backfill stops until ``until`` (None when the reply did not say when)."""
+
+    def __init__(self, message: str, until):
+        super().__init__(message)
+        self.until = until
+
+
 class SpotifyProtocolError(SpotifyError):
     """The API answered what no correct server sends: a body that is not a JSON object, a
     redirect, a token reply spotipy cannot use, a ``next`` link to another origin, pages

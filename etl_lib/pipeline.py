@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from etl_lib.config import Settings
 from etl_lib.errors import ConfigError, CorruptPayload, EtlError, QuotaExceeded, RateLimited
-from etl_lib.extract import archive, envelope, sources
+from etl_lib.extract import archive, archive_history, envelope, sources
 from etl_lib.extract.outcome import ExtractStatus
 from etl_lib.lake import layout, storage
 from etl_lib.progress import Progress, no_progress
@@ -737,3 +737,176 @@ def backfill(
         "backfill",
         progress,
     )
+
+
+@dataclass
+class HistoryOutcome:
+    """What the history backfill did for one playlist: the versions the archive listed in
+    the window, the ones landed (``written``: new raw files; the rest were there already),
+    skipped (known from an earlier run) and refused (sha -> why), and the error that stopped
+    it (with ``attempted`` False when an earlier playlist's rate limit stopped the run)."""
+
+    playlist_id: str
+    found: int = 0
+    landed: list[Landed] = field(default_factory=list)
+    skipped: int = 0
+    refused: dict[str, str] = field(default_factory=dict)
+    error: EtlError | None = None
+    attempted: bool = True
+    known: int = 0  # versions landed or refused by this run and earlier ones
+
+    @property
+    def written(self) -> int:
+        return sum(landed.written for landed in self.landed)
+
+
+# Commits younger than this may still be on their way to the API's listing (a push takes a
+# moment): they are listed again by the next run rather than taken as complete.
+HISTORY_LISTING_GRACE = timedelta(hours=1)
+
+
+def backfill_archive_history(
+    settings: Settings,
+    playlist_ids: Iterable[str] | None = None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    client: archive_history.HistoryClient | None = None,
+    clock: Callable[[], datetime] = layout.now_utc,
+    say: Say = _quiet,
+) -> list[HistoryOutcome]:
+    """Land every version of each playlist the archive committed between ``since`` and
+    ``until`` (either open) in the raw zone, each captured at its commit time (UTC).
+
+    Every version lands, so the raw zone keeps the archive's history as it was; a day's
+    ranking is its last version, as ``daily_chart`` reads it. The versions landed or refused,
+    and the spans of commit times listed in full, are recorded in the lake
+    (``layout.archive_history_key``) after each page of the listing and however the playlist
+    ends: a re-run lists only what it has not seen and downloads nothing twice, and a run
+    stopped by the rate limit or an interrupt resumes where it stopped; a version downloaded
+    again after a hard kill lands nothing twice (``RawLanding`` keeps identical bytes once).
+    A version that is not archive JSON or markdown is quarantined under the raw key it would
+    have had, with its reason. One playlist's failure is recorded and the others go on,
+    except a spent rate limit, which stops the run: the playlists after it are not
+    attempted. Nothing is transformed here.
+    """
+    storage.ensure_root(settings.lake)
+    ids = [layout.check_playlist_id(p) for p in (playlist_ids or settings.playlists)]
+    # Listed in full up to here: later commits may not all be visible yet.
+    settled = clock() - HISTORY_LISTING_GRACE
+    outcomes: list[HistoryOutcome] = []
+    history = client if client is not None else archive_history.HistoryClient(settings)
+    with history:
+        for number, playlist_id in enumerate(ids):
+            outcome = HistoryOutcome(playlist_id)
+            outcomes.append(outcome)
+            try:
+                _backfill_history_of(settings.lake, history, outcome, since, until, settled)
+            except archive_history.ArchiveRateLimited as exc:
+                outcome.error = exc
+                outcomes.extend(
+                    HistoryOutcome(skipped, error=exc, attempted=False)
+                    for skipped in ids[number + 1 :]
+                )
+                say(_history_line(outcome))
+                break
+            except EtlError as exc:
+                outcome.error = exc
+            say(_history_line(outcome))
+    return outcomes
+
+
+def _history_line(outcome: HistoryOutcome) -> str:
+    counts = (
+        f"{outcome.playlist_id}: {outcome.found} versions found, {outcome.written} landed, "
+        f"{outcome.skipped + len(outcome.landed) - outcome.written} skipped (landed before), "
+        f"{len(outcome.refused)} refused; {outcome.known} known in all"
+    )
+    return counts + (" (stopped)" if outcome.error is not None else "")
+
+
+def _backfill_history_of(
+    lake_root: str,
+    history: archive_history.HistoryClient,
+    outcome: HistoryOutcome,
+    since: datetime | None,
+    until: datetime | None,
+    settled: datetime,
+) -> None:
+    playlist_id = outcome.playlist_id
+    record_key = layout.archive_history_key(playlist_id)
+    known = archive_history.KnownCommits.loads(storage.read_bytes_if_exists(lake_root, record_key))
+    saved = known.dumps()
+    landing = RawLanding(lake_root)
+
+    def save() -> None:
+        nonlocal saved
+        outcome.known = len(known.commits)
+        if (data := known.dumps()) != saved:
+            storage.write_bytes(lake_root, record_key, data)
+            saved = data
+
+    start, end = since or envelope.EARLIEST, until or envelope.LATEST
+    try:
+        for gap_start, gap_end in known.unlisted(start, end):
+            # What a complete listing of this gap proves known: nothing after ``settled``.
+            complete_to = min(gap_end, settled)
+            pages = history.commits(
+                playlist_id,
+                None if gap_start == envelope.EARLIEST else gap_start,
+                None if gap_end == envelope.LATEST else gap_end,
+            )
+            for page in pages:
+                listed = [c for c in page if archive_history.in_window(c, gap_start, gap_end)]
+                fresh = archive_history.versions_to_fetch(listed, known)
+                outcome.found += len(listed)
+                outcome.skipped += len(listed) - len(fresh)
+                for commit in fresh:
+                    _land_version(lake_root, history, landing, playlist_id, commit, known, outcome)
+                if listed:
+                    # Newest first: all from this page's oldest on is known now, bar others
+                    # in that same second on the next page.
+                    oldest = min(commit.committed_at for commit in listed)
+                    known.mark_listed(oldest + timedelta(seconds=1), complete_to)
+                save()
+            known.mark_listed(gap_start, complete_to)
+            save()
+    finally:
+        # Also when a rate limit, an interrupt or a bug ends the playlist half-way.
+        save()
+
+
+def _land_version(
+    lake_root: str,
+    history: archive_history.HistoryClient,
+    landing: RawLanding,
+    playlist_id: str,
+    commit: archive_history.Commit,
+    known: archive_history.KnownCommits,
+    outcome: HistoryOutcome,
+) -> None:
+    try:
+        url, data = history.version(playlist_id, commit.sha)
+    except archive_history.VersionMissing as exc:
+        known.refused[commit.sha] = outcome.refused[commit.sha] = failure_reason(commit.sha, exc)
+        return
+    try:
+        payload = archive.envelope_from_archive_bytes(
+            data, extracted_at=commit.committed_at, origin={"url": url}, source_name=url
+        )
+        prepared = prepare_envelope(payload, url)
+        if prepared.playlist_id != playlist_id:
+            raise CorruptPayload(
+                f"{url}: the file at this commit is playlist {prepared.playlist_id}, not "
+                f"{playlist_id}"
+            )
+    except MemoryError:
+        raise  # this machine's limit, not the version's fault: quarantine would shelve it
+    except Exception as exc:  # anything wrong with this version's content
+        reason = failure_reason(url, exc)
+        quarantine(lake_root, layout.raw_key(playlist_id, commit.committed_at), reason, data)
+        known.refused[commit.sha] = outcome.refused[commit.sha] = reason
+        return
+    landed = landing.land(prepared)
+    outcome.landed.append(landed)
+    known.landed[commit.sha] = landed.raw_key

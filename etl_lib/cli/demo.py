@@ -1,6 +1,8 @@
 """The offline demo: the local Spotify server, 30 simulated days, the whole pipeline.
 
 The Global chart and two country charts, so the lake holds several playlists to compare.
+With ``history``, the three charts' earlier days come first from the local archive server's
+commit history (``backfill --archive-history``, offline), as a new user's lake would.
 
 Extraction goes through spotipy over HTTP exactly as against Spotify; only the base URL,
 the token URL and the credentials differ. The simulated clock, not wall time, dates every
@@ -21,6 +23,7 @@ from etl_lib.config import Settings
 from etl_lib.extract import spotify
 from etl_lib.extract.credentials import Credentials
 from etl_lib.local_spotify import ChartSimulator, LocalSpotifyServer
+from etl_lib.local_spotify.archive_server import LocalArchiveServer
 from etl_lib.transform.schemas import TABLES
 from etl_lib.warehouse import catalog, execute, sql
 
@@ -34,6 +37,8 @@ DEMO_LAST_DAY = datetime(2026, 10, 31, tzinfo=UTC)
 # Two checks a day: the chart changes daily, so the second finds the same snapshot_id and
 # costs one small call (the playlist's metadata) instead of a download.
 DEMO_HOURS_UTC = (6, 18)
+# With --history: the days before the demo's first that the archive's history backfills.
+DEMO_HISTORY_DAYS = 60
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class DemoResult:
     table_rows: dict[str, int]
     distinct: dict[str, int]
     top10: pd.DataFrame
+    history: list[pipeline.HistoryOutcome] | None = None
 
 
 def snapshot_times(days: int) -> list[datetime]:
@@ -68,10 +74,36 @@ def count_rows(lake_root: str, relations) -> dict[str, int]:
     return {name: int(frame["n"].iloc[0]) for name, frame in frames.items()}
 
 
+def backfill_history(
+    lake_root: str, before: datetime, say: Callable[[str], None]
+) -> tuple[list[pipeline.HistoryOutcome], pipeline.TransformSummary]:
+    """The demo charts' ``DEMO_HISTORY_DAYS`` days before ``before`` from the local archive
+    server's commit history, landed and transformed in bulk."""
+    archive_clock = before - timedelta(seconds=1)  # commits after it do not exist yet
+    with LocalArchiveServer(ChartSimulator(), now=archive_clock) as server:
+        server.history(days=DEMO_HISTORY_DAYS)
+        settings = Settings(
+            lake=lake_root,
+            archive_api_url=server.base_url,
+            archive_raw_url=server.base_url,
+            playlists=DEMO_PLAYLISTS,
+        )
+        say(f"local archive history at {server.base_url} (simulated GitHub, offline)")
+        outcomes = pipeline.backfill_archive_history(settings, clock=lambda: archive_clock, say=say)
+    return outcomes, pipeline.transform_bulk(lake_root)
+
+
 def run_demo(
-    lake_root: str, days: int = 30, say: Callable[[str], None] = lambda _: None
+    lake_root: str,
+    days: int = 30,
+    say: Callable[[str], None] = lambda _: None,
+    *,
+    history: bool = False,
 ) -> DemoResult:
     times = snapshot_times(days)
+    history_outcomes, summary = None, pipeline.TransformSummary()
+    if history:
+        history_outcomes, summary = backfill_history(lake_root, times[0].replace(hour=0), say)
     with LocalSpotifyServer(ChartSimulator(), now=times[0]) as server:
         settings = Settings(
             lake=lake_root,
@@ -92,7 +124,7 @@ def run_demo(
             "simulated days: "
             + ", ".join(f"{n} {status.words}" for status, n in sorted(statuses.items()))
         )
-    summary = pipeline.transform(lake_root)
+    summary.merge(pipeline.transform(lake_root))
     catalog.build_catalog(lake_root)
     return DemoResult(
         lake=lake_root,
@@ -101,4 +133,5 @@ def run_demo(
         table_rows=count_rows(lake_root, TABLES),
         distinct=count_rows(lake_root, ("latest_tracks", "latest_albums", "latest_artists")),
         top10=top_tracks(lake_root, DEMO_PLAYLIST),
+        history=history_outcomes,
     )

@@ -10,12 +10,13 @@ from etl_lib import config
 from etl_lib.cli.options import (
     AddCommand,
     add_workers_option,
+    iso_day,
     settings_for,
     utc_datetime,
 )
 from etl_lib.cli.output import EXIT_TEMPORARY_FAILURE, progress_bar, say
 from etl_lib.cli.tables import cmd_catalog
-from etl_lib.errors import ConfigError, QuotaExceeded, RateLimited
+from etl_lib.errors import ArchiveRateLimited, ConfigError, QuotaExceeded, RateLimited
 from etl_lib.lake import layout
 
 if TYPE_CHECKING:
@@ -91,17 +92,78 @@ def cmd_transform(args: argparse.Namespace) -> int:
 def cmd_backfill(args: argparse.Namespace) -> int:
     from etl_lib import pipeline
 
-    imported = pipeline.backfill(
-        args.lake, args.path, extracted_at=args.extracted_at, progress=progress_bar
-    )
-    import_status = _report_import(imported, "landed {} archived snapshots")
+    if args.archive_history:
+        landed, import_status = _backfill_archive_history(args)
+    else:
+        _check_backfill_path_options(args)
+        imported = pipeline.backfill(
+            args.lake, args.path, extracted_at=args.extracted_at, progress=progress_bar
+        )
+        import_status = _report_import(imported, "landed {} archived snapshots")
+        landed = imported.landed
     status = report_transform(pipeline.transform_bulk(args.lake, progress=progress_bar))
     cmd_catalog(args)
     # History loads without a report per snapshot (the transform function asks for none for
     # old captures); the backfill ends with one per playlist, as of its newest day landed.
-    newest = layout.newest_day_by_playlist([s.raw_key for s in imported.landed if s.written])
+    newest = layout.newest_day_by_playlist([s.raw_key for s in landed if s.written])
     report_status = _backfill_reports(args, newest) if newest and not args.no_report else 0
+    # A spent rate limit says "try later" (75) even when everything landed transformed.
+    if import_status == EXIT_TEMPORARY_FAILURE:
+        return import_status
     return status or import_status or report_status
+
+
+def _check_backfill_path_options(args: argparse.Namespace) -> None:
+    if args.path is None:
+        raise ConfigError(
+            "backfill needs a PATH (an archived snapshot file or a folder of them), or "
+            "--archive-history to read the archive's commit history"
+        )
+    for option in ("playlist", "since", "until"):
+        if getattr(args, option):
+            raise ConfigError(f"--{option} only applies with --archive-history")
+
+
+def _backfill_archive_history(args: argparse.Namespace) -> tuple[list, int]:
+    """Land the archive's history of each playlist; what landed, and the exit status so far
+    (75 when the rate limit stopped it, 1 when a playlist failed or a version was refused)."""
+    from etl_lib import pipeline
+    from etl_lib.extract import envelope
+
+    if args.path is not None or args.extracted_at is not None:
+        raise ConfigError(
+            "--archive-history reads the archive's commits: give no PATH or --extracted-at"
+        )
+    if args.since and args.until and args.since > args.until:
+        raise ConfigError(f"--since {args.since} is after --until {args.until}: swap them")
+    since = envelope.parse_utc(f"{args.since}T00:00:00Z") if args.since else None
+    until = envelope.parse_utc(f"{args.until}T23:59:59Z") if args.until else None
+    settings = settings_for(args)
+    if not settings.archive_token:
+        say(
+            "no SPOTIFY_ARCHIVE_TOKEN: the archive's API allows 60 requests an hour without "
+            "one (a request lists 100 versions of a chart)"
+        )
+    outcomes = pipeline.backfill_archive_history(
+        settings, args.playlist or None, since=since, until=until, say=say
+    )
+    landed = [landed for outcome in outcomes for landed in outcome.landed]
+    for outcome in outcomes:
+        for reason in outcome.refused.values():
+            say(f"error: {outcome.playlist_id}: {reason} (refused; quarantined when unreadable)")
+        if outcome.error is not None and outcome.attempted:
+            say(f"error: {outcome.playlist_id}: {outcome.error}")
+    not_attempted = [o.playlist_id for o in outcomes if not o.attempted]
+    if not_attempted:
+        say(f"not attempted (the rate limit stopped the run): {', '.join(not_attempted)}")
+    say(
+        f"landed {sum(o.written for o in outcomes)} new versions of {len(outcomes)} "
+        "playlists from the archive's history"
+    )
+    if any(isinstance(o.error, ArchiveRateLimited) for o in outcomes):
+        return landed, EXIT_TEMPORARY_FAILURE
+    failed = any(o.error is not None or o.refused for o in outcomes)
+    return landed, 1 if failed else 0
 
 
 def _backfill_reports(args: argparse.Namespace, newest: dict[str, str]) -> int:
@@ -224,10 +286,37 @@ def add_backfill(add: AddCommand) -> None:
     backfill = add(
         "backfill",
         cmd_backfill,
-        "Import archived ranked snapshots (archive JSON or markdown, detected by content), "
-        "then transform and catalog.",
+        "Import archived ranked snapshots (archive JSON or markdown, detected by content) from "
+        "files or from the public archive's commit history, then transform and catalog.",
     )
-    backfill.add_argument("path", help="a snapshot file, or a folder of them")
+    backfill.add_argument(
+        "path", nargs="?", help="a snapshot file, or a folder of them (not with --archive-history)"
+    )
+    backfill.add_argument(
+        "--archive-history",
+        action="store_true",
+        help="instead of PATH: every version the public archive committed of each playlist "
+        "(GitHub's API; SPOTIFY_ARCHIVE_TOKEN raises its limit of 60 requests an hour)",
+    )
+    backfill.add_argument(
+        "--playlist",
+        action="append",
+        metavar="ID",
+        help="with --archive-history: playlist id, open.spotify.com link or spotify:playlist: "
+        "URI (repeatable; default: $SPOTIFY_ETL_PLAYLISTS)",
+    )
+    backfill.add_argument(
+        "--since",
+        type=iso_day,
+        metavar="YYYY-MM-DD",
+        help="with --archive-history: versions committed on this day (UTC) or later",
+    )
+    backfill.add_argument(
+        "--until",
+        type=iso_day,
+        metavar="YYYY-MM-DD",
+        help="with --archive-history: versions committed on this day (UTC) or earlier",
+    )
     backfill.add_argument(
         "--extracted-at",
         type=utc_datetime,

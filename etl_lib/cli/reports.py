@@ -183,8 +183,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from etl_lib.reporting import reports
     from etl_lib.transform import iceberg
 
-    result = run_demo(args.lake, days=args.days, say=say)
+    result = run_demo(args.lake, days=args.days, say=say, history=args.history)
     status = report_transform(result.summary)
+    for outcome in result.history or []:
+        if outcome.error is not None or outcome.refused:
+            why = outcome.error or f"{len(outcome.refused)} versions refused"
+            say(f"error: the history of {outcome.playlist_id} did not land whole: {why}")
+            status |= 1
     print(f"\nLake: {storage.url(args.lake)}")
     print("Rows per table: " + ", ".join(f"{t} {n}" for t, n in result.table_rows.items()))
     distinct = ", ".join(f"{n} {v.removeprefix('latest_')}" for v, n in result.distinct.items())
@@ -288,3 +293,9 @@ def add_status(add: AddCommand) -> None:
 def add_demo(add: AddCommand) -> None:
     demo = add("demo", cmd_demo, "Run the whole pipeline offline against the local simulated API.")
     demo.add_argument("--days", type=day_count, default=30, help="simulated days (default: 30)")
+    demo.add_argument(
+        "--history",
+        action="store_true",
+        help="first backfill the charts' 60 days before those from the local archive server's "
+        "commit history, as backfill --archive-history does from GitHub",
+    )

@@ -423,19 +423,30 @@ def envelope_from_archive_file(path: Path, *, extracted_at: datetime | None = No
     except OSError as exc:
         raise ConfigError(f"cannot read archive file {path}: {exc.strerror or exc}") from exc
     name = str(path)
-    archive_format = detect_format(data, name)
     captured_at = extracted_at or capture_time_from_name(path)
     if captured_at is None:
+        detect_format(data, name)  # a file that is no archive file says so first
         raise ConfigError(
             f"{name}: its name is not a UTC capture time like 2021-03-06T00:13:23Z.md, so "
             "when it was captured is unknown: pass --extracted-at"
         )
+    return envelope_from_archive_bytes(
+        data, extracted_at=captured_at, origin={"file": path.name}, source_name=name
+    )
+
+
+def envelope_from_archive_bytes(
+    data: bytes, *, extracted_at: datetime, origin: dict[str, str], source_name: str
+) -> dict:
+    """The envelope of one archive document's bytes, JSON or markdown (judged by content),
+    captured at ``extracted_at``; ``CorruptPayload`` naming ``source_name`` otherwise."""
+    archive_format = detect_format(data, source_name)
     # JSON within the payload limits (nesting, number size, text), as every import is.
     document: dict[str, Any] | str = (
-        loads(data, name) if archive_format == "json" else _decode(data, name)
+        loads(data, source_name) if archive_format == "json" else _decode(data, source_name)
     )
     return make_archive_envelope(
-        document, extracted_at=captured_at, origin={"file": path.name}, source_name=name
+        document, extracted_at=extracted_at, origin=origin, source_name=source_name
     )
 
 

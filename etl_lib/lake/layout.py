@@ -144,6 +144,12 @@ def last_snapshot_key(playlist_id: str) -> str:
     return f"{STATE}/last_snapshot/playlist_id={check_playlist_id(playlist_id)}.json"
 
 
+def archive_history_key(playlist_id: str) -> str:
+    """The record of the archive versions of a playlist the lake holds or refused (sha -> raw
+    key or reason), which makes ``backfill --archive-history`` resumable and idempotent."""
+    return f"{STATE}/archive_history/playlist_id={check_playlist_id(playlist_id)}.json"
+
+
 def quarantine_key(raw: str) -> str:
     return f"{QUARANTINE}/{raw.removeprefix(RAW + '/')}"
 
