@@ -71,6 +71,11 @@ def test_a_commit_listing_becomes_commits_with_their_utc_commit_times():
     ]
 
 
+def test_a_commit_without_a_committer_date_is_taken_at_its_author_date():
+    body = [{"sha": SHA, "commit": {"author": {"date": "2021-03-06T00:13:23Z"}}}]
+    assert archive_history.parse_commits(body, "page") == [Commit(at("2021-03-06T00:13:23Z"), SHA)]
+
+
 @pytest.mark.parametrize(
     ("body", "says"),
     [

@@ -79,7 +79,7 @@ def parse_commits(body: Any, where: str) -> list[Commit]:
     """A page of the commit listing as ``Commit``s, in the server's order.
 
     ``ArchiveError`` naming ``where`` for anything but a list of commits with a hex sha and
-    a UTC committer date: such a page cannot be trusted for the versions it lists.
+    a UTC committer (else author) date: such a page cannot be trusted for the versions it lists.
     """
     if not isinstance(body, list):
         raise ArchiveError(
@@ -90,8 +90,7 @@ def parse_commits(body: Any, where: str) -> list[Commit]:
     for number, entry in enumerate(body, start=1):
         sha = entry.get("sha") if isinstance(entry, dict) else None
         commit = entry.get("commit") if isinstance(entry, dict) else None
-        committer = commit.get("committer") if isinstance(commit, dict) else None
-        date = committer.get("date") if isinstance(committer, dict) else None
+        date = _commit_date(commit)
         if not isinstance(sha, str) or not _SHA.fullmatch(sha):
             raise ArchiveError(
                 f"{where}: commit {number} has no usable sha ({envelope.shown(sha)}; expected "
@@ -105,6 +104,17 @@ def parse_commits(body: Any, where: str) -> list[Commit]:
             ) from None
         commits.append(Commit(committed_at, sha))
     return commits
+
+
+def _commit_date(commit: Any) -> Any:
+    """The commit's committer date, else its author date (GitHub gives both; the committer's
+    is when the version reached the archive, which is what a capture time is)."""
+    for role in ("committer", "author"):
+        person = commit.get(role) if isinstance(commit, dict) else None
+        date = person.get("date") if isinstance(person, dict) else None
+        if date is not None:
+            return date
+    return None
 
 
 def rate_limit_reset(headers: Any) -> datetime | None:
