@@ -540,3 +540,11 @@ def test_the_demo_with_history_backfills_its_three_charts_days_before_its_own(la
     assert dict(zip(days["playlist_id"], days["n"], strict=True)) == dict.fromkeys(
         DEMO_PLAYLISTS, DEMO_HISTORY_DAYS + 2
     )
+
+
+def test_the_token_goes_with_every_api_request(server, lake_root):
+    """SPOTIFY_ARCHIVE_TOKEN raises GitHub's limit only if every API request carries it."""
+    server.history(days=3)
+    [outcome] = backfill(settings_for(server, lake_root, archive_token="ghp_secret"))
+    assert outcome.error is None and outcome.written > 0
+    assert server.api_tokens and set(server.api_tokens) == {"ghp_secret"}
