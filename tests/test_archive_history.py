@@ -548,3 +548,12 @@ def test_the_token_goes_with_every_api_request(server, lake_root):
     [outcome] = backfill(settings_for(server, lake_root, archive_token="ghp_secret"))
     assert outcome.error is None and outcome.written > 0
     assert server.api_tokens and set(server.api_tokens) == {"ghp_secret"}
+
+
+def test_the_demo_help_names_the_days_of_history_it_backfills(capsys):
+    """The parser stays light (no demo import), so its help states the days itself."""
+    from etl_lib.cli.demo import DEMO_HISTORY_DAYS
+
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["demo", "--help"])
+    assert f"{DEMO_HISTORY_DAYS} days" in " ".join(capsys.readouterr().out.split())
