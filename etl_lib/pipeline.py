@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import groupby
+from itertools import groupby, pairwise
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -856,6 +856,7 @@ def _backfill_history_of(
                 None if gap_start == envelope.EARLIEST else gap_start,
                 None if gap_end == envelope.LATEST else gap_end,
             )
+            newest_first, previous_oldest = True, None
             for page in pages:
                 listed = [c for c in page if archive_history.in_window(c, gap_start, gap_end)]
                 fresh = archive_history.versions_to_fetch(listed, known)
@@ -863,11 +864,17 @@ def _backfill_history_of(
                 outcome.skipped += len(listed) - len(fresh)
                 for commit in fresh:
                     _land_version(lake_root, history, landing, playlist_id, commit, known, outcome)
-                if listed:
-                    # Newest first: all from this page's oldest on is known now, bar others
-                    # in that same second on the next page.
-                    oldest = min(commit.committed_at for commit in listed)
-                    known.mark_listed(oldest + timedelta(seconds=1), complete_to)
+                times = [commit.committed_at for commit in listed]
+                # A page proves the span after its oldest commit listed only if the listing is
+                # newest first, as GitHub's is; another order proves nothing until it ends.
+                newest_first = newest_first and all(a >= b for a, b in pairwise(times))
+                if times and previous_oldest is not None and times[0] > previous_oldest:
+                    newest_first = False
+                if times and newest_first:
+                    # All from this page's oldest on is known now, bar others in that same
+                    # second on the next page.
+                    previous_oldest = times[-1]
+                    known.mark_listed(previous_oldest + timedelta(seconds=1), complete_to)
                 save()
             known.mark_listed(gap_start, complete_to)
             save()

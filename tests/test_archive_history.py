@@ -557,3 +557,38 @@ def test_the_demo_help_names_the_days_of_history_it_backfills(capsys):
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["demo", "--help"])
     assert f"{DEMO_HISTORY_DAYS} days" in " ".join(capsys.readouterr().out.split())
+
+
+class OldestFirst(archive_history.HistoryClient):
+    """A listing in the other order than GitHub's (a mirror or proxy might), stopped by the
+    rate limit after its first page when ``stop`` is set."""
+
+    stop = True
+
+    def commits(self, playlist_id, since, until):
+        listed = sorted(
+            (c for page in super().commits(playlist_id, since, until) for c in page),
+            key=lambda commit: commit.committed_at,
+        )
+        per_page = archive_history.PER_PAGE
+        for number, start in enumerate(range(0, len(listed), per_page)):
+            if number and self.stop:
+                raise ArchiveRateLimited("rate limit (test)", None)
+            yield listed[start : start + per_page]
+
+
+def test_a_listing_not_newest_first_stopped_half_way_still_resumes_whole(server, lake_root):
+    """Only a newest-first page proves the span after its oldest commit: a listing in another
+    order proves nothing until it ends, so a run it stops leaves the rest for the next."""
+    server.history(days=150)
+    commits = server.commits(file_path(GLOBAL))
+    assert len(commits) > archive_history.PER_PAGE
+    settings = settings_for(server, lake_root)
+    with OldestFirst(settings) as client:
+        [first] = backfill(settings, client=client)
+    assert isinstance(first.error, ArchiveRateLimited)
+    assert first.written == archive_history.PER_PAGE
+    [second] = backfill(settings)  # GitHub's order, whole
+    assert second.error is None
+    assert first.written + second.written == len(commits)
+    assert len(raw_keys(lake_root, GLOBAL)) == len(commits)
