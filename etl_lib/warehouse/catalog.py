@@ -131,6 +131,11 @@ def connect(
         if not storage.is_local(lake_root):
             fs, _ = storage.filesystem(lake_root)
             connection.register_filesystem(fs)
+            # One thread: every read goes through Python (fsspec) and holds the GIL, so more
+            # threads only wait for it; and a worker thread still releasing a Python file when
+            # the connection closes deadlocks with the closing thread, which holds the GIL
+            # (seen with DuckDB 1.1, the oldest release pyproject.toml allows).
+            connection.execute("SET threads = 1")
         # Creating a view reads its files' footers: a store failure there is one line too.
         with object_store_errors(lake_root), _damaged_data_files(lake_root):
             for _, statement in duckdb_view_statements(lake_root, days):
