@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import contextlib
 import http.server
 import multiprocessing
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -169,3 +174,29 @@ def in_environment(environ: dict[str, str], target, *args) -> None:
     os.environ.clear()
     os.environ.update(environ)
     target(*args)
+
+
+@contextlib.contextmanager
+def foreground_server(*arguments: str) -> Iterator[list[str]]:
+    """``python -m <arguments>``, a local server run as a user runs it: yields the lines of
+    its banner once it says 'Ctrl-C stops the server.', then presses Ctrl-C, and checks that
+    the server stopped cleanly."""
+    with subprocess.Popen(
+        [sys.executable, "-m", *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        try:
+            banner: list[str] = []
+            while not banner or not banner[-1].startswith("Ctrl-C"):
+                line = process.stdout.readline()
+                assert line, "the banner ended before 'Ctrl-C stops the server.'"
+                banner.append(line)
+            yield banner
+            process.send_signal(signal.SIGINT)
+            _, errors = process.communicate(timeout=10)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 0, errors

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import math
 import re
-import signal
-import subprocess
 import sys
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+from conftest import foreground_server
 
 from etl_lib.local_spotify import ChartSimulator
 from etl_lib.local_spotify.archive_server import (
@@ -314,33 +313,18 @@ def test_requests_are_recorded_for_counting(server):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT cannot be sent to a child there")
 def test_module_serves_the_history_in_the_foreground_until_interrupted():
-    command = [sys.executable, "-m", "etl_lib.local_spotify.archive_server", "--port", "0"]
-    with subprocess.Popen(
-        [*command, "--history-days", "3", "--rate-limit", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as process:
-        try:
-            banner: list[str] = []
-            while not banner or not banner[-1].startswith("Ctrl-C"):
-                line = process.stdout.readline()
-                assert line, "the banner ended before 'Ctrl-C stops the server.'"
-                banner.append(line)
-            base_url = re.match(r"base_url: +(http://127\.0\.0\.1:\d+)", banner[0])[1]
-            url = f"{base_url}/repos/{DEFAULT_ARCHIVE_REPO}/commits"
-            listed = [requests.get(url, params={"path": PATH}, timeout=5) for _ in range(3)]
-            newest = listed[0].json()[0]["sha"]
-            content = requests.get(f"{base_url}/{DEFAULT_ARCHIVE_REPO}/{newest}/{PATH}", timeout=5)
-            process.send_signal(signal.SIGINT)
-            _, errors = process.communicate(timeout=10)
-        finally:
-            if process.poll() is None:
-                process.kill()
+    module = "etl_lib.local_spotify.archive_server"
+    with foreground_server(module, "--port", "0", "--history-days", "3", "--rate-limit", "2") as (
+        banner
+    ):
+        base_url = re.match(r"base_url: +(http://127\.0\.0\.1:\d+)", banner[0])[1]
+        url = f"{base_url}/repos/{DEFAULT_ARCHIVE_REPO}/commits"
+        listed = [requests.get(url, params={"path": PATH}, timeout=5) for _ in range(3)]
+        newest = listed[0].json()[0]["sha"]
+        content = requests.get(f"{base_url}/{DEFAULT_ARCHIVE_REPO}/{newest}/{PATH}", timeout=5)
     text = "".join(banner)
     assert f"commits:       GET {base_url}/repos/{DEFAULT_ARCHIVE_REPO}/commits?path=" in text
     assert f"file at sha:   GET {base_url}/{DEFAULT_ARCHIVE_REPO}/<sha>/" in text
     assert 3 <= len(listed[0].json()) <= 6
     assert [r.status_code for r in listed] == [200, 200, 403]
     assert json.loads(content.content)["url"].endswith(TOP_50)
-    assert process.returncode == 0, errors

@@ -7,8 +7,6 @@ import copy
 import hashlib
 import re
 import secrets
-import signal
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
+from conftest import foreground_server
 
 from etl_lib.local_spotify import ChartSimulator, LocalSpotifyServer
 from etl_lib.local_spotify.server import select_fields
@@ -401,23 +400,8 @@ def test_spotipy_reads_the_local_server(server):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT cannot be sent to a child there")
 def test_module_runs_in_the_foreground_until_interrupted():
-    with subprocess.Popen(
-        [sys.executable, "-m", "etl_lib.local_spotify", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as process:
-        try:
-            banner: list[str] = []
-            while not banner or not banner[-1].startswith("Ctrl-C"):
-                line = process.stdout.readline()
-                assert line, "the banner ended before 'Ctrl-C stops the server.'"
-                banner.append(line)
-            process.send_signal(signal.SIGINT)
-            _, errors = process.communicate(timeout=10)
-        finally:
-            if process.poll() is None:
-                process.kill()
+    with foreground_server("etl_lib.local_spotify", "--port", "0") as banner:
+        pass
     assert re.match(r"base_url: +http://127\.0\.0\.1:\d+/v1$", banner[0].strip())
     assert re.match(r"token_url: +http://127\.0\.0\.1:\d+/api/token$", banner[1].strip())
     text = "".join(banner)
@@ -426,7 +410,6 @@ def test_module_runs_in_the_foreground_until_interrupted():
         assert f"playlist:      {playlist_id}" in text
     assert "collaborators local-user" in text
     assert re.search(r"login: +GET http://127\.0\.0\.1:\d+/authorize\?client_id=", text)
-    assert process.returncode == 0, errors
 
 
 # -- Authorization Code with PKCE, refresh tokens, user tokens ------------------------------------

@@ -35,14 +35,12 @@ URLs (``--help`` for the history length, the repository name and the rate limit)
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
 import re
 import sys
 import threading
-import time as wall_time
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -50,7 +48,13 @@ from http import HTTPStatus
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-from etl_lib.local_spotify.loopback import DEFAULT_NOW, LoopbackHandler, LoopbackServer
+from etl_lib.local_spotify.loopback import (
+    LoopbackHandler,
+    LoopbackServer,
+    command_line,
+    serve_in_foreground,
+    utc_moment,
+)
 from etl_lib.local_spotify.simulator import OPEN_SPOTIFY_URL, ChartSimulator, utc_day
 
 DEFAULT_ARCHIVE_REPO = "mackorone/spotify-playlist-archive"
@@ -205,12 +209,6 @@ def simulated_version(simulator: ChartSimulator, playlist_id: str, committed_at:
 
 def _github_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_github_time(value: str) -> datetime:
-    """GitHub's ``since``/``until``: ISO 8601, UTC unless an offset is given."""
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _positive_int(value: str | None, default: int) -> int:
@@ -514,7 +512,7 @@ class LocalArchiveServer(LoopbackServer):
         for name in ("since", "until"):
             if name in query:
                 try:
-                    bounds[name] = _parse_github_time(query[name])
+                    bounds[name] = utc_moment(query[name])
                 except ValueError:
                     message = f"Invalid value for parameter '{name}': {query[name]!r}"
                     return _api_error(422, message, headers)
@@ -588,27 +586,12 @@ class _Handler(LoopbackHandler):
         self._serve("HEAD")
 
 
-def _parse_moment(text: str) -> datetime:
-    try:
-        return _parse_github_time(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m etl_lib.local_spotify.archive_server",
-        description="Serve the simulated playlist archive and its GitHub commit history "
-        "on 127.0.0.1: the API (commits listing) and raw content host share one origin.",
-    )
-    parser.add_argument("--port", type=int, default=8766, help="0 picks a free port")
-    parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument(
-        "--now",
-        type=_parse_moment,
-        default=DEFAULT_NOW,
-        help=f"simulated time, ISO 8601, UTC unless an offset is given "
-        f"(default {DEFAULT_NOW.isoformat()})",
+    parser = command_line(
+        "python -m etl_lib.local_spotify.archive_server",
+        "Serve the simulated playlist archive and its GitHub commit history on 127.0.0.1: "
+        "the API (commits listing) and raw content host share one origin.",
+        port=8766,
     )
     parser.add_argument(
         "--history-days",
@@ -636,35 +619,29 @@ def main(argv: list[str] | None = None) -> int:
         history_days=args.history_days,
     )
     server.rate_limit(args.rate_limit, args.now + RATE_LIMIT_WINDOW)
-    server.start()
-    try:
+
+    def banner() -> list[str]:
         base, repo = server.base_url, server.repo
         first_day = utc_day(args.now) - timedelta(days=args.history_days - 1)
-        # base_url comes first: scripts read the first line.
-        print(f"base_url:      {base}  (the archive, GitHub's API and its raw host)")
-        print(f"repo:          {repo}")
-        print(f"simulated now: {server.clock.isoformat()}")
-        print(
+        return [
+            # base_url comes first: scripts read the first line.
+            f"base_url:      {base}  (the archive, GitHub's API and its raw host)",
+            f"repo:          {repo}",
+            f"simulated now: {server.clock.isoformat()}",
             f"history:       {first_day} to {utc_day(args.now)}, a commit a day around "
-            f"{DAILY_COMMIT_TIME:%H:%M} UTC, some days two"
-        )
-        print(f"rate limit:    {args.rate_limit} API requests an hour")
-        print(f"today's file:  GET {base}/playlists/pretty/<id>.json")
-        print(
+            f"{DAILY_COMMIT_TIME:%H:%M} UTC, some days two",
+            f"rate limit:    {args.rate_limit} API requests an hour",
+            f"today's file:  GET {base}/playlists/pretty/<id>.json",
             f"commits:       GET {base}/repos/{repo}/commits?path=playlists/pretty/<id>.json"
-            "[&since=ISO][&until=ISO][&per_page=N][&page=K]"
-        )
-        print(f"file at sha:   GET {base}/{repo}/<sha>/playlists/pretty/<id>.json")
-        for playlist_id, name in server.simulator.playlists.items():
-            print(f"playlist:      {playlist_id}  {name}")
-        print("Ctrl-C stops the server.", flush=True)
-        while True:
-            wall_time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    return 0
+            "[&since=ISO][&until=ISO][&per_page=N][&page=K]",
+            f"file at sha:   GET {base}/{repo}/<sha>/playlists/pretty/<id>.json",
+            *(
+                f"playlist:      {playlist_id}  {name}"
+                for playlist_id, name in server.simulator.playlists.items()
+            ),
+        ]
+
+    return serve_in_foreground(server, banner)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ A subclass names itself (``_name``, ``_thread_prefix``), passes its request hand
 
 from __future__ import annotations
 
+import argparse
 import threading
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Self
@@ -105,3 +108,53 @@ class LoopbackServer:
         if moment.tzinfo is None:
             raise ValueError(f"the clock needs an aware datetime, got naive {moment!r}")
         self._clock = moment.astimezone(UTC)
+
+
+# -- command line (python -m etl_lib.local_spotify[.archive_server]) ------------------------
+
+
+def utc_moment(text: str) -> datetime:
+    """An ISO 8601 time (a trailing Z included), UTC unless it gives an offset."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _now_argument(text: str) -> datetime:
+    try:
+        return utc_moment(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+
+
+def command_line(
+    prog: str, description: str, *, port: int, epilog: str | None = None
+) -> argparse.ArgumentParser:
+    """The options every local server takes: --port, --seed (the charts) and --now."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog)
+    parser.add_argument("--port", type=int, default=port, help="0 picks a free port")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--now",
+        type=_now_argument,
+        default=DEFAULT_NOW,
+        help="simulated time, ISO 8601, UTC unless an offset is given "
+        f"(default {DEFAULT_NOW.isoformat()})",
+    )
+    return parser
+
+
+def serve_in_foreground(server: LoopbackServer, banner: Callable[[], Iterable[str]]) -> int:
+    """Start ``server``, print its ``banner`` (scripts read its first lines) and serve until
+    Ctrl-C; the server is stopped however this ends."""
+    server.start()
+    try:
+        for line in banner():
+            print(line)
+        print("Ctrl-C stops the server.", flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0

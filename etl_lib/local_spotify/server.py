@@ -29,7 +29,6 @@ Run it in the foreground with ``python -m etl_lib.local_spotify --port 8765``.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import hashlib
@@ -38,16 +37,20 @@ import re
 import secrets
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from http import HTTPStatus
 from typing import Any, NamedTuple, Self
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
-from etl_lib.local_spotify.loopback import DEFAULT_NOW, LoopbackHandler, LoopbackServer
+from etl_lib.local_spotify.loopback import (
+    LoopbackHandler,
+    LoopbackServer,
+    command_line,
+    serve_in_foreground,
+)
 from etl_lib.local_spotify.simulator import LOCAL_USER_ID, OPEN_SPOTIFY_URL, ChartSimulator
 
 DEFAULT_CLIENT_ID = "local-client-id"
@@ -1016,28 +1019,13 @@ class _Handler(LoopbackHandler):
 # -- command line --------------------------------------------------------------------------
 
 
-def _parse_moment(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)  # a bare date or time on the command line is UTC
-    return moment
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m etl_lib.local_spotify",
-        description="Serve simulated Spotify charts on 127.0.0.1 with the Web API's URLs.",
+    parser = command_line(
+        "python -m etl_lib.local_spotify",
+        "Serve simulated Spotify charts on 127.0.0.1 with the Web API's URLs.",
+        port=8765,
         epilog="The same charts in the public archive's format, with the archive's GitHub "
         "commit history: python -m etl_lib.local_spotify.archive_server",
-    )
-    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
-    parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument(
-        "--now",
-        type=_parse_moment,
-        default=DEFAULT_NOW,
-        help=f"simulated time, ISO 8601, UTC unless an offset is given "
-        f"(default {DEFAULT_NOW.isoformat()})",
     )
     parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
     parser.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET)
@@ -1068,24 +1056,25 @@ def main(argv: list[str] | None = None) -> int:
         rotate_refresh_tokens=args.rotate_refresh_tokens,
         entry_fields=args.entry_fields,
     )
-    server.start()
     simulator = server.simulator
-    try:
-        # base_url and token_url come first: scripts read the first two lines.
-        print(f"base_url:      {server.base_url}")
-        print(f"token_url:     {server.token_url}")
-        print(f"authorize_url: {server.authorize_url}")
-        print(f"client_id:     {server.client_id}")
-        print(f"client_secret: {server.client_secret}")
-        print(f"simulated now: {server.clock.isoformat()}")
+
+    def banner() -> list[str]:
+        lines = [
+            # base_url and token_url come first: scripts read the first two lines.
+            f"base_url:      {server.base_url}",
+            f"token_url:     {server.token_url}",
+            f"authorize_url: {server.authorize_url}",
+            f"client_id:     {server.client_id}",
+            f"client_secret: {server.client_secret}",
+            f"simulated now: {server.clock.isoformat()}",
+        ]
         mode = "development (Spotify-owned playlists answer 404)"
-        print(f"app mode:      {'extended quota' if server.extended_quota else mode}")
+        lines.append(f"app mode:      {'extended quota' if server.extended_quota else mode}")
         for playlist_id, name in simulator.playlists.items():
-            owner = simulator.owner(playlist_id)
-            who = f"owner {owner}"
+            who = f"owner {simulator.owner(playlist_id)}"
             if collaborators := simulator.collaborators(playlist_id):
                 who += f", collaborators {', '.join(collaborators)}"
-            print(f"playlist:      {playlist_id}  {name}  ({who})")
+            lines.append(f"playlist:      {playlist_id}  {name}  ({who})")
         login_query = urlencode(
             {
                 "client_id": server.client_id,
@@ -1098,19 +1087,14 @@ def main(argv: list[str] | None = None) -> int:
             safe="<>():/",
             quote_via=quote,
         )
-        print(
+        lines.append(
             f"login:         GET {server.authorize_url}?{login_query}\n"
             f"               approves at once as {server.user_id!r} and redirects with ?code=; "
             f"exchange it at token_url (grant_type=authorization_code, code_verifier=...)"
         )
-        print("Ctrl-C stops the server.", flush=True)
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    return 0
+        return lines
+
+    return serve_in_foreground(server, banner)
 
 
 if __name__ == "__main__":
