@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextvars
 import http.client
+import random
 import socket
 import threading
 import time
@@ -304,3 +305,9 @@ def _decoder(content_encoding: str | None):
     if encoding == "identity":
         return None
     raise requests.ContentDecodingError(f"unsupported Content-Encoding {content_encoding!r}")
+
+
+def backoff_seconds(failures: int) -> float:
+    """The wait before retrying after ``failures`` failures in a row: exponential up to 8 s,
+    with full jitter, so that many runs failing together do not retry in step."""
+    return random.uniform(0, min(8.0, 0.5 * 2**failures))  # noqa: S311

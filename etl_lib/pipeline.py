@@ -841,7 +841,7 @@ def _backfill_history_of(
 
     def save() -> None:
         nonlocal saved
-        outcome.known = len(known.commits)
+        outcome.known = known.count
         if (data := known.dumps()) != saved:
             storage.write_bytes(lake_root, record_key, data)
             saved = data

@@ -24,7 +24,6 @@ and planning functions are pure; ``HistoryClient`` does the HTTP, and
 from __future__ import annotations
 
 import json
-import random
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -181,7 +180,7 @@ def versions_to_fetch(commits: list[Commit], known: KnownCommits) -> list[Commit
     seen: set[str] = set()
     fresh = []
     for commit in reversed(commits):
-        if commit.sha in seen or commit.sha in known.commits:
+        if commit.sha in seen or known.knows(commit.sha):
             continue
         seen.add(commit.sha)
         fresh.append(commit)
@@ -209,9 +208,12 @@ class KnownCommits:
     refused: dict[str, str] = field(default_factory=dict)
     listed: list[Span] = field(default_factory=list)
 
+    def knows(self, sha: str) -> bool:
+        return sha in self.landed or sha in self.refused
+
     @property
-    def commits(self) -> set[str]:
-        return self.landed.keys() | self.refused.keys()
+    def count(self) -> int:
+        return len(self.landed) + len(self.refused)
 
     def mark_listed(self, start: datetime, end: datetime) -> None:
         """Every commit from ``start`` to ``end`` is known (listed, and landed or refused)."""
@@ -380,7 +382,7 @@ class HistoryClient:
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if failures < self.settings.max_retries:
                     failures += 1
-                    self.sleep(_backoff(failures))
+                    self.sleep(bounded_http.backoff_seconds(failures))
                     continue
                 raise ArchiveError(
                     f"cannot read {what} from {url} ({type(exc).__name__}, {failures + 1} "
@@ -388,15 +390,13 @@ class HistoryClient:
                 ) from exc
             status = response.status_code
             if is_rate_limited(status, response.headers):
+                reset = rate_limit_reset(response.headers)
                 raise ArchiveRateLimited(
-                    rate_limit_message(
-                        rate_limit_reset(response.headers), bool(self.settings.archive_token)
-                    ),
-                    rate_limit_reset(response.headers),
+                    rate_limit_message(reset, bool(self.settings.archive_token)), reset
                 )
             if status >= 500 and failures < self.settings.max_retries:
                 failures += 1
-                self.sleep(_backoff(failures))
+                self.sleep(bounded_http.backoff_seconds(failures))
                 continue
             if status in (200, 404):
                 return response
@@ -406,8 +406,3 @@ class HistoryClient:
                 else ": try again later"
             )
             raise ArchiveError(f"the archive answered {status} for {what} ({url}){hint}")
-
-
-def _backoff(failures: int) -> float:
-    # Full jitter, as the Spotify client does: concurrent runs do not retry in step.
-    return random.uniform(0, min(8.0, 0.5 * 2**failures))  # noqa: S311

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -226,7 +225,7 @@ class SpotifyReader:
                     continue
                 if status >= 500 and failures < self.settings.max_retries:
                     failures += 1
-                    self.sleep(_backoff(failures))
+                    self.sleep(bounded_http.backoff_seconds(failures))
                     continue
                 if status == 401 and not refreshed:
                     refreshed = refresh_due = True
@@ -251,7 +250,7 @@ class SpotifyReader:
             except (requests.ConnectionError, requests.Timeout, _ServerFailure) as exc:
                 if failures < self.settings.max_retries:
                     failures += 1
-                    self.sleep(_backoff(failures))
+                    self.sleep(bounded_http.backoff_seconds(failures))
                     continue
                 raise self._unavailable(what, exc, failures + 1) from exc
 
@@ -314,7 +313,7 @@ class SpotifyReader:
                     f"Retry-After: {_shown(header)}) while reading {what}: try again later",
                     until=self.now(),
                 ) from exc
-            wait = _backoff(backoffs + 1)
+            wait = bounded_http.backoff_seconds(backoffs + 1)
         if wait > self.budget.remaining_seconds:
             until = self.now() + timedelta(seconds=wait)
             raise RateLimited(
@@ -432,11 +431,6 @@ def _shown(value: Any, limit: int = 120) -> str:
     """A value from the server for a one-line message: repr, shortened."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _backoff(failures: int) -> float:
-    # Full jitter: spreads retries of many concurrent runs instead of synchronising them.
-    return random.uniform(0, min(8.0, 0.5 * 2**failures))  # noqa: S311
 
 
 def _says_quota_exceeded(exc: spotipy.SpotifyException) -> bool:
