@@ -322,6 +322,12 @@ def test_the_newest_check_wins_across_runs_and_the_heartbeats_of_earlier_version
     assert same_set_older not in read
     assert len([key for key in read if layout.parse_heartbeat_key(key)]) == 2
 
+    # A playlist not asked about costs no reading of its old heartbeats.
+    read.clear()
+    [only_d] = status.lake_status(lake_root, [d], now=at(9)).playlists
+    assert only_d.last_check == checks[d]
+    assert not [key for key in read if f"playlist_id={c}" in key or f"playlist_id={a}" in key]
+
 
 def test_a_corrupt_heartbeat_is_skipped_and_named_not_a_traceback(lake_root, capsys):
     storage.ensure_root(lake_root)

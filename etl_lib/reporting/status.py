@@ -245,6 +245,7 @@ def lake_status(
     checks, unreadable = last_checks(lake_root, wanted)
     for playlist_id, check in checks.items():
         entry(playlist_id).last_check = check
+    # After the checks: a lake without tables yet shows the playlists its last run checked.
     wanted_order = list(dict.fromkeys(playlist_ids)) if playlist_ids else sorted(found)
     return LakeStatus(
         lake=storage.url(lake_root),
@@ -298,6 +299,8 @@ def last_checks(lake_root: str, wanted: set[str]) -> tuple[dict[str, Check], lis
                 break
     for name in folders:
         if (playlist := _PLAYLIST_FOLDER.fullmatch(name)) is None:
+            continue
+        if wanted and playlist[1] not in wanted:  # not shown: not worth its listing
             continue
         newer = checks.get(playlist[1])
         earlier = _earlier_check(lake_root, playlist[1], newer.at if newer else None, unreadable)
