@@ -200,3 +200,20 @@ def foreground_server(*arguments: str) -> Iterator[list[str]]:
             if process.poll() is None:
                 process.kill()
     assert process.returncode == 0, errors
+
+
+@pytest.fixture
+def statements_run(monkeypatch) -> list[tuple[str, list]]:
+    """Every statement ``execute.query_all`` runs in the test (DuckDB's path of a run of
+    reports), with its parameters, in order."""
+    from etl_lib.warehouse import execute
+
+    ran: list[tuple[str, list]] = []
+    query_all = execute.query_all
+
+    def recording(lake_root, statements, **kwargs):
+        ran.extend((statement, list(params)) for statement, params in statements.values())
+        return query_all(lake_root, statements, **kwargs)
+
+    monkeypatch.setattr(execute, "query_all", recording)
+    return ran

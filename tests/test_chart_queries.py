@@ -264,20 +264,13 @@ def test_several_playlists_are_ranked_each_on_its_own(lake):
     ],
 )
 def test_each_report_follows_up_on_its_own_number_one_and_leading_artist(
-    lake, monkeypatch, as_of, days
+    lake, statements_run, monkeypatch, as_of, days
 ):
     """One statement per follow-up for every playlist, binding each id once; each playlist's
     piece is what the lookup of its own id gives, and a playlist with no chart gets the
     lookup's columns without rows."""
-    ran: list[tuple[str, list]] = []
-    query_all = execute.query_all
-
-    def recording(lake_root, statements, **kwargs):
-        ran.extend((statement, list(params)) for statement, params in statements.values())
-        return query_all(lake_root, statements, **kwargs)
-
-    monkeypatch.setattr(execute, "query_all", recording)
     inputs = reports.query_inputs(lake, dict.fromkeys(EVERY_PLAYLIST, as_of), days)
+    ran = statements_run
     monkeypatch.undo()
 
     first_day, last_day = analysis.window_bounds(as_of, days)

@@ -274,27 +274,15 @@ def test_athena_queries_go_together_but_never_more_than_the_bound(monkeypatch):
         }, name
 
 
-def _recording_query_all(monkeypatch) -> list[tuple[str, list]]:
-    """Every statement ``execute.query_all`` runs from here on, with its parameters."""
-    ran: list[tuple[str, list]] = []
-    query_all = execute.query_all
-
-    def recording(lake_root, statements, **kwargs):
-        ran.extend((statement, list(params)) for statement, params in statements.values())
-        return query_all(lake_root, statements, **kwargs)
-
-    monkeypatch.setattr(execute, "query_all", recording)
-    return ran
-
-
-def test_the_reports_of_one_day_run_one_statement_per_query_for_all_playlists(lake, monkeypatch):
+def test_the_reports_of_one_day_run_one_statement_per_query_for_all_playlists(lake, statements_run):
     day_before = (DEMO_LAST_DAY.date() - timedelta(days=1)).isoformat()
     late, *others = DEMO_PLAYLISTS
     wanted = {**dict.fromkeys(others, AS_OF), late: day_before}
     alone = {p: reports.query_inputs(lake, {p: as_of}, DAYS)[p] for p, as_of in wanted.items()}
 
-    ran = _recording_query_all(monkeypatch)
+    statements_run.clear()  # from here on: the run of all of them
     inputs = reports.query_inputs(lake, wanted, DAYS)
+    ran = statements_run
 
     # Each query, and each follow-up, once for the playlists of AS_OF, once for the one of
     # the day before.
