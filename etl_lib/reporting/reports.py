@@ -17,6 +17,7 @@ before it is published, so markup that slipped through an output never runs.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import os
@@ -353,7 +354,13 @@ def query_inputs(
 def _nothing_followed(name: str) -> pd.DataFrame:
     """The follow-up ``name`` of a report whose result has no row to follow (no chart, no
     artist): the lookup's columns, without rows."""
-    return execute.no_rows(sql.shipped("queries")[FOLLOW_UPS[name].lookup])
+    return _no_rows_of(FOLLOW_UPS[name].lookup).copy()
+
+
+@functools.cache
+def _no_rows_of(lookup: str) -> pd.DataFrame:
+    # Once per process: each answer builds an empty catalog of every table and view.
+    return execute.no_rows(sql.shipped("queries")[lookup])
 
 
 # Results that a run of several reports queried beforehand, handed to the report notebook's
