@@ -52,13 +52,11 @@ def client_config(**overrides):
     return Config(**values)
 
 
-def require_boto3() -> None:
+def require_boto3(purpose: str = "Glue and Athena need boto3 and pyathena") -> None:
     try:
         import boto3  # noqa: F401
     except ImportError as exc:
-        raise ConfigError(
-            "Glue and Athena need boto3 and pyathena: pip install 'spotify-charts-lake[aws]'"
-        ) from exc
+        raise ConfigError(f"{purpose}: pip install 'spotify-charts-lake[aws]'") from exc
 
 
 def aws_session(settings: AwsSettings):
@@ -74,10 +72,13 @@ def aws_client(service: str, settings: AwsSettings):
     return aws_session(settings).client(service, config=client_config())
 
 
-def aws_error(exc: BaseException, *, service: str, resource: str) -> EtlError | None:
+def aws_error(
+    exc: BaseException, *, service: str, resource: str, needs: str | None = None
+) -> EtlError | None:
     """A one-line ``EtlError`` for a botocore error a user can fix, else None (a bug).
 
-    ``service`` names the AWS service ("AWS Glue"), ``resource`` what was being touched.
+    ``service`` names the AWS service ("AWS Glue"), ``resource`` what was being touched,
+    ``needs`` what a denied call needs granted, when the operation's name does not say.
     """
     from botocore import exceptions as boto
 
@@ -105,6 +106,10 @@ def aws_error(exc: BaseException, *, service: str, resource: str) -> EtlError | 
         message = _first_line(error.get("Message") or code)
         operation = exc.operation_name
         if code in _ACCESS_DENIED_CODES:
+            if needs:
+                return ConfigError(
+                    f"AWS denied {operation} on {resource}: allow {needs} to the credentials in use"
+                )
             return EtlError(
                 f"AWS denied {operation} on {resource}: grant it to the credentials in use "
                 f"(AWS_PROFILE or AWS_ACCESS_KEY_ID): {message}"

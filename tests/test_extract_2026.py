@@ -614,8 +614,8 @@ def test_access_denied_names_the_parameter_and_the_grant(denied_ssm):
         credentials.load(_parameter_settings())
     assert str(raised.value) == (
         f"AWS denied GetParameter on SSM parameter '{PARAMETER}': allow ssm:GetParameter on it "
-        "to the credentials in use (and kms:Decrypt on its key, if that is not the AWS-managed "
-        "aws/ssm)"
+        "(and kms:Decrypt on its key, if that is not the AWS-managed aws/ssm) to the "
+        "credentials in use"
     )
     stored = Credentials("the-id", refresh_token="old", refresh_token_source="parameter")
     with pytest.raises(ConfigError, match=r"allow ssm:PutParameter on it .*kms:Encrypt"):

@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from etl_lib.aws import aws_error, client_config, require_boto3
 from etl_lib.config import CREDENTIAL_FIELDS as FIELDS
 from etl_lib.config import Credentials, Settings
 from etl_lib.errors import ConfigError, EtlError
@@ -137,21 +138,9 @@ def parameter_document(parameter: dict) -> tuple[dict | None, str | None]:
     return document, None
 
 
-def _require_boto3() -> None:
-    try:
-        import boto3  # noqa: F401
-    except ImportError as exc:
-        raise ConfigError(
-            "reading SPOTIFY_ETL_CREDENTIALS_PARAMETER needs boto3: "
-            "pip install 'spotify-charts-lake[aws]'"
-        ) from exc
-
-
 def _ssm_client(region: str | None):
     """A Parameter Store client; without a region, botocore's NoRegionError (a BotoCoreError)."""
     import boto3
-
-    from etl_lib.aws import client_config
 
     return boto3.client("ssm", region_name=region, config=client_config())
 
@@ -162,7 +151,7 @@ def read_parameter(name: str, *, region: str | None = None) -> Credentials:
     A parameter that is missing, not a SecureString (its value is stored unencrypted) or
     lacks keys is refused with one line naming it and the fix; the values are never shown.
     """
-    _require_boto3()
+    require_boto3("reading SPOTIFY_ETL_CREDENTIALS_PARAMETER needs boto3")
     from botocore.exceptions import BotoCoreError, ClientError
 
     subject = f"SSM parameter {name!r}"
@@ -188,7 +177,7 @@ def write_parameter(name: str, credentials: Credentials, *, region: str | None =
     Each write is a new version (Parameter Store keeps the newest 100), encrypted with the
     account's AWS-managed key aws/ssm: a write without a key id uses it.
     """
-    _require_boto3()
+    require_boto3("reading SPOTIFY_ETL_CREDENTIALS_PARAMETER needs boto3")
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -207,19 +196,8 @@ def write_parameter(name: str, credentials: Credentials, *, region: str | None =
 def _aws_problem(exc: BaseException, subject: str, action: str, kms_action: str) -> EtlError:
     """One line for an AWS error reading or writing the parameter: denied, unreachable or
     without credentials, each with its fix; anything else as AWS said it."""
-    from botocore.exceptions import ClientError
-
-    from etl_lib.aws import aws_error
-
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        if error.get("Code") in ("AccessDenied", "AccessDeniedException"):
-            return ConfigError(
-                f"AWS denied {exc.operation_name} on {subject}: allow {action} on it to the "
-                f"credentials in use (and {kms_action} on its key, if that is not the "
-                "AWS-managed aws/ssm)"
-            )
-    known = aws_error(exc, service="SSM Parameter Store", resource=subject)
+    needs = f"{action} on it (and {kms_action} on its key, if that is not the AWS-managed aws/ssm)"
+    known = aws_error(exc, service="SSM Parameter Store", resource=subject, needs=needs)
     return known if known is not None else ConfigError(f"cannot use {subject}: {exc}")
 
 
