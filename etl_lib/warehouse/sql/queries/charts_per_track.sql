@@ -7,7 +7,7 @@ WITH day_chart AS (
     SELECT playlist_id, chart_rank, track_id, track_name, artists, track_url
     FROM chart
     WHERE dt = ?
-      AND (? = '' OR strpos(concat(',', ?, ','), concat(',', playlist_id, ',')) > 0)
+      AND (? = '' OR contains(split(?, ','), playlist_id))
 ),
 placings AS (
     -- One placing per chart, should a playlist list the track twice.

@@ -7,7 +7,7 @@ WITH charts AS (
     SELECT DISTINCT playlist_id
     FROM chart_entries
     WHERE dt = ?
-      AND (? = '' OR strpos(concat(',', ?, ','), concat(',', playlist_id, ',')) > 0)
+      AND (? = '' OR contains(split(?, ','), playlist_id))
 ),
 placings AS (
     SELECT playlist_id, chart_rank, movement, previous_rank, peak_rank, days_on_chart, first_seen,

@@ -7,7 +7,7 @@ WITH top10 AS (
     SELECT playlist_id, chart_rank, movement, track_name, artists, track_id, track_url
     FROM chart
     WHERE dt = ? AND chart_rank <= 10
-      AND (? = '' OR strpos(concat(',', ?, ','), concat(',', playlist_id, ',')) > 0)
+      AND (? = '' OR contains(split(?, ','), playlist_id))
 )
 SELECT t.playlist_id,
        n.playlist_name,
