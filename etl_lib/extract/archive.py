@@ -476,8 +476,13 @@ def iter_archive_files(path: Path) -> list[Path]:
 # -- network ---------------------------------------------------------------------------------
 
 
+def archive_path(playlist_id: str) -> str:
+    """The file the archive commits for a playlist: ``playlists/pretty/<id>.json``."""
+    return f"playlists/pretty/{layout.check_playlist_id(playlist_id)}.json"
+
+
 def archive_url(base_url: str, playlist_id: str) -> str:
-    return f"{base_url.rstrip('/')}/playlists/pretty/{playlist_id}.json"
+    return f"{base_url.rstrip('/')}/{archive_path(playlist_id)}"
 
 
 def fetch_archive_envelope(

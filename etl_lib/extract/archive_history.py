@@ -38,18 +38,13 @@ from etl_lib import bounded_http
 from etl_lib.config import Settings
 from etl_lib.errors import ArchiveError, ArchiveRateLimited, PlaylistNotFound
 from etl_lib.extract import envelope
-from etl_lib.lake import layout
+from etl_lib.extract.archive import archive_path
 
 PER_PAGE = 100
 # A chart committed daily for 30 years is under 110 pages; more means a server going round.
 MAX_PAGES = 1_000
 UNAUTHENTICATED_LIMIT = 60  # GitHub's requests an hour without a token
 _SHA = re.compile(r"[0-9a-f]{7,64}")
-
-
-def archive_path(playlist_id: str) -> str:
-    """The file the archive commits for a playlist: ``playlists/pretty/<id>.json``."""
-    return f"playlists/pretty/{layout.check_playlist_id(playlist_id)}.json"
 
 
 # -- pure parsing ------------------------------------------------------------------------------
